@@ -1,0 +1,250 @@
+package org.usp4j.gpu.sdpa;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.usp4j.gpu.sdpa.GraphSpec.DataType;
+import org.usp4j.gpu.sdpa.GraphSpec.Matmul;
+import org.usp4j.gpu.sdpa.GraphSpec.Op;
+import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
+import org.usp4j.gpu.sdpa.GraphSpec.PointwiseMode;
+import org.usp4j.gpu.sdpa.GraphSpec.Reduction;
+import org.usp4j.gpu.sdpa.GraphSpec.ReductionOp;
+import org.usp4j.gpu.sdpa.GraphSpec.Reshape;
+import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
+
+/**
+ * The composite SDPA graphs that cuDNN's fused-attention engines recognise on every 9.x release: the
+ * forward (matmul, scale, optional causal mask, softmax with its log-sum-exp stats, matmul) and the
+ * backward (softmax_sum = rowsum(dO * O), P recomputed from the stats, dV, dP, dS, dK, dQ through a
+ * float32 accumulator), in the order and with the data types cudnn-frontend's composite nodes use.
+ *
+ * <p>Logical layouts are cuDNN's [b, h, s, d]; usp4j's tensors are [b, s, h, d], so every io tensor's
+ * strides are given in bshd order and permuted here. K (and V in the backward) enter transposed:
+ * dims [b, h_kv, d, s_kv], a view with swapped strides.
+ */
+public final class SdpaGraphs {
+
+    /** Uids of the tensors the caller binds; virtual tensors start at {@link #FIRST_VIRTUAL_UID}. */
+    public static final long Q = 1, K = 2, V = 3, O = 4, STATS = 5, SCALE = 6, NEG_INF = 7,
+            DO = 8, DQ = 9, DK = 10, DV = 11, SOFTMAX_SUM = 12, DQ_ACCUM = 13, ONE = 14;
+    static final long FIRST_VIRTUAL_UID = 100;
+
+    private SdpaGraphs() {
+    }
+
+    /** Sizes of one attention call: q [b, s_q, h, d], k/v [b, s_kv, h_kv, d]. */
+    public record Shape(long batch, long heads, long kvHeads, long seqQ, long seqKv, long headDim) {
+        public Shape {
+            if (batch < 1 || heads < 1 || kvHeads < 1 || seqQ < 1 || seqKv < 1 || headDim < 1) {
+                throw new IllegalArgumentException("non-positive SDPA size in " + this);
+            }
+            if (heads % kvHeads != 0) {
+                throw new IllegalArgumentException("heads (" + heads + ") must be a multiple of KV heads (" + kvHeads + ")");
+            }
+        }
+    }
+
+    /**
+     * Forward graph. Binds Q, K, V (io type), O (io type), STATS (f32 [b,h,s_q,1], dense), SCALE (f32 by
+     * value) and, when causal, NEG_INF (f32 by value).
+     *
+     * @param bshdStrides strides of q, k, v, o in bshd order (index 0..3 of the array)
+     * @param maskFill    the value masked scores take: -inf on cuDNN >= 9.10, -FLT_MAX before
+     */
+    public static GraphSpec forward(Shape s, DataType io, boolean causal, long[][] bshdStrides, float maskFill) {
+        Builder g = new Builder("sdpa_fwd" + (causal ? "_causal" : ""));
+        long b = s.batch(), h = s.heads(), hk = s.kvHeads(), sq = s.seqQ(), skv = s.seqKv(), d = s.headDim();
+        Tensor q = g.io(Q, "Q", io, dims(b, h, sq, d), bhsd(bshdStrides[0]));
+        Tensor kt = g.io(K, "K^T", io, dims(b, hk, d, skv), transposedBhsd(bshdStrides[1]));
+        Tensor v = g.io(V, "V", io, dims(b, hk, skv, d), bhsd(bshdStrides[2]));
+        Tensor o = g.io(O, "O", io, dims(b, h, sq, d), bhsd(bshdStrides[3]));
+        Tensor stats = g.io(STATS, "Stats", DataType.FLOAT, dims(b, h, sq, 1), dims(h * sq, sq, 1, 1));
+        Tensor scale = g.scalar(SCALE, "attn_scale");
+
+        Tensor scores = g.matmul(q, kt, g.virtual("S", DataType.FLOAT, b, h, sq, skv));
+        Tensor scaled = g.pointwise(PointwiseMode.MUL, scores, scale, g.virtual("S_scaled", DataType.FLOAT, b, h, sq, skv));
+        Tensor masked = causal ? g.causalMask(scaled, maskFill) : scaled;
+        // Softmax with stats: Stats = max + log(sum(exp(s - max))), P = exp(s - max) / sum.
+        Tensor max = g.reduce(ReductionOp.MAX, masked, g.virtual("max", DataType.FLOAT, b, h, sq, 1));
+        Tensor shifted = g.pointwise(PointwiseMode.SUB, masked, max, g.virtual("S_minus_max", DataType.FLOAT, b, h, sq, skv));
+        Tensor exp = g.pointwise(PointwiseMode.EXP, shifted, null, g.virtual("exp", DataType.FLOAT, b, h, sq, skv));
+        Tensor sum = g.reduce(ReductionOp.ADD, exp, g.virtual("sum_exp", DataType.FLOAT, b, h, sq, 1));
+        Tensor logSum = g.pointwise(PointwiseMode.LOG, sum, null, g.virtual("log_sum", DataType.FLOAT, b, h, sq, 1));
+        g.pointwise(PointwiseMode.ADD, max, logSum, stats);
+        // The engines expect the second matmul's A operand in the io type.
+        Tensor p = g.pointwise(PointwiseMode.DIV, exp, sum, g.virtual("P", io, b, h, sq, skv));
+        g.matmul(p, v, o);
+        return g.build();
+    }
+
+    /**
+     * Backward graph. Binds Q, K, V, O, DO (io type), STATS (f32, dense), DQ, DK, DV (io type), SCALE,
+     * ONE (f32 by value), NEG_INF when causal, and two float32 scratch buffers: SOFTMAX_SUM
+     * [b,h,s_q,1] and DQ_ACCUM [b,h,s_q,d], both dense. DQ_ACCUM holds dQ in float32 after execution.
+     *
+     * @param bshdStrides strides of q, k, v, o, dO, dQ, dK, dV in bshd order
+     */
+    public static GraphSpec backward(Shape s, DataType io, boolean causal, long[][] bshdStrides, float maskFill) {
+        Builder g = new Builder("sdpa_bwd" + (causal ? "_causal" : ""));
+        long b = s.batch(), h = s.heads(), hk = s.kvHeads(), sq = s.seqQ(), skv = s.seqKv(), d = s.headDim();
+        boolean gqa = h != hk;
+        Tensor q = g.io(Q, "Q", io, dims(b, h, sq, d), bhsd(bshdStrides[0]));
+        Tensor kt = g.io(K, "K^T", io, dims(b, hk, d, skv), transposedBhsd(bshdStrides[1]));
+        Tensor vt = g.io(V, "V^T", io, dims(b, hk, d, skv), transposedBhsd(bshdStrides[2]));
+        Tensor o = g.io(O, "O", io, dims(b, h, sq, d), bhsd(bshdStrides[3]));
+        Tensor dO = g.io(DO, "dO", io, dims(b, h, sq, d), bhsd(bshdStrides[4]));
+        Tensor dQ = g.io(DQ, "dQ", io, dims(b, h, sq, d), bhsd(bshdStrides[5]));
+        Tensor dK = g.io(DK, "dK", io, dims(b, hk, skv, d), bhsd(bshdStrides[6]));
+        Tensor dV = g.io(DV, "dV", io, dims(b, hk, skv, d), bhsd(bshdStrides[7]));
+        Tensor stats = g.io(STATS, "Stats", DataType.FLOAT, dims(b, h, sq, 1), dims(h * sq, sq, 1, 1));
+        Tensor softmaxSum = g.io(SOFTMAX_SUM, "softmax_sum", DataType.FLOAT, dims(b, h, sq, 1), dims(h * sq, sq, 1, 1));
+        Tensor dQAccum = g.io(DQ_ACCUM, "dQ_accum", DataType.FLOAT, dims(b, h, sq, d), dims(h * sq * d, sq * d, d, 1));
+        Tensor scale = g.scalar(SCALE, "attn_scale");
+        Tensor one = g.scalar(ONE, "one");
+
+        // softmax_sum = rowsum(dO * O): the D of the backward formulas.
+        Tensor dOxO = g.pointwise(PointwiseMode.MUL, dO, o,
+                g.virtualStrided("dO_times_O", DataType.FLOAT, dims(b, h, sq, d), dims(h * sq * d, sq * d, h * d, 1)));
+        Tensor rowSum = g.reduce(ReductionOp.ADD, dOxO, g.virtual("rowsum_dO_O", DataType.FLOAT, b, h, sq, 1));
+        g.pointwise(PointwiseMode.MUL, rowSum, one, softmaxSum);
+
+        // P = exp(scale * Q K^T - Stats), masked like the forward.
+        Tensor scores = g.matmul(q, kt, g.virtual("S", DataType.FLOAT, b, h, sq, skv));
+        Tensor scaled = g.pointwise(PointwiseMode.MUL, scores, scale, g.virtual("S_scaled", DataType.FLOAT, b, h, sq, skv));
+        Tensor centered = g.pointwise(PointwiseMode.SUB, scaled, stats, g.virtual("S_minus_stats", DataType.FLOAT, b, h, sq, skv));
+        Tensor masked = causal ? g.causalMask(centered, maskFill) : centered;
+        Tensor p = g.pointwise(PointwiseMode.EXP, masked, null, g.virtual("P", DataType.FLOAT, b, h, sq, skv));
+
+        // dV = P^T dO (summed over the query heads of each KV head for GQA).
+        Tensor pT = g.reshape(p, g.virtualStrided("P^T", io, dims(b, h, skv, sq), dims(h * sq * skv, sq * skv, 1, skv)));
+        g.matmulMaybeReduced(pT, dO, dV, gqa, "dV_fullhead", io, dims(b, h, skv, d));
+
+        // dS = scale * P * (dO V^T - softmax_sum).
+        Tensor dP = g.matmul(dO, vt, g.virtual("dP", DataType.FLOAT, b, h, sq, skv));
+        Tensor dPminus = g.pointwise(PointwiseMode.SUB, dP, softmaxSum, g.virtual("dP_minus_sum", DataType.FLOAT, b, h, sq, skv));
+        Tensor dPxP = g.pointwise(PointwiseMode.MUL, dPminus, p, g.virtual("dP_times_P", DataType.FLOAT, b, h, sq, skv));
+        Tensor dS = g.pointwise(PointwiseMode.MUL, dPxP, scale, g.virtual("dS", DataType.FLOAT, b, h, sq, skv));
+
+        // dK = dS^T Q.
+        Tensor dST = g.reshape(dS, g.virtualStrided("dS^T", io, dims(b, h, skv, sq), dims(h * sq * skv, sq * skv, 1, skv)));
+        g.matmulMaybeReduced(dST, q, dK, gqa, "dK_fullhead", io, dims(b, h, skv, d));
+
+        // dQ = dS K, accumulated in float32, then converted.
+        long[] kStrides = kt.strides();
+        Tensor k = g.reshape(kt, g.virtualStrided("K", DataType.FLOAT, dims(b, hk, skv, d),
+                dims(kStrides[0], kStrides[1], kStrides[3], kStrides[2])));
+        g.matmul(dS, k, dQAccum);
+        g.pointwise(PointwiseMode.IDENTITY, dQAccum, null, dQ);
+        return g.build();
+    }
+
+    /** [s0, s1, s2, s3] of a bshd tensor as bhsd strides. */
+    static long[] bhsd(long[] bshd) {
+        requireRank4(bshd);
+        return new long[] {bshd[0], bshd[2], bshd[1], bshd[3]};
+    }
+
+    /** A bshd K or V seen as [b, h, d, s]. */
+    static long[] transposedBhsd(long[] bshd) {
+        requireRank4(bshd);
+        return new long[] {bshd[0], bshd[2], bshd[3], bshd[1]};
+    }
+
+    private static void requireRank4(long[] strides) {
+        if (strides.length != 4) {
+            throw new IllegalArgumentException("expected 4 strides, got " + strides.length);
+        }
+        if (strides[3] != 1) {
+            throw new IllegalArgumentException("head_dim must be contiguous (stride 1), got stride " + strides[3]);
+        }
+    }
+
+    static long[] dims(long... values) {
+        return values;
+    }
+
+    /** Accumulates tensors and ops; hands out virtual uids. */
+    private static final class Builder {
+        private final String name;
+        private final List<Tensor> tensors = new ArrayList<>();
+        private final List<Op> ops = new ArrayList<>();
+        private long nextVirtual = FIRST_VIRTUAL_UID;
+
+        Builder(String name) {
+            this.name = name;
+        }
+
+        Tensor io(long uid, String tensorName, DataType type, long[] dims, long[] strides) {
+            return add(new Tensor(uid, tensorName, type, dims, strides, false, false));
+        }
+
+        Tensor scalar(long uid, String tensorName) {
+            return add(new Tensor(uid, tensorName, DataType.FLOAT, dims(1, 1, 1, 1), dims(1, 1, 1, 1), false, true));
+        }
+
+        Tensor virtual(String tensorName, DataType type, long b, long h, long rows, long cols) {
+            return virtualStrided(tensorName, type, dims(b, h, rows, cols), dims(h * rows * cols, rows * cols, cols, 1));
+        }
+
+        Tensor virtualStrided(String tensorName, DataType type, long[] dims, long[] strides) {
+            return add(new Tensor(nextVirtual++, tensorName, type, dims, strides, true, false));
+        }
+
+        Tensor pointwise(PointwiseMode mode, Tensor x, Tensor b, Tensor y) {
+            ops.add(new Pointwise(mode, DataType.FLOAT, null, x, b, null, y));
+            return y;
+        }
+
+        Tensor matmul(Tensor a, Tensor b, Tensor c) {
+            ops.add(new Matmul(a, b, c));
+            return c;
+        }
+
+        Tensor reduce(ReductionOp op, Tensor x, Tensor y) {
+            ops.add(new Reduction(op, x, y));
+            return y;
+        }
+
+        Tensor reshape(Tensor x, Tensor y) {
+            ops.add(new Reshape(x, y));
+            return y;
+        }
+
+        /** c = a @ b, or for GQA a full-head product reduced over each KV head's query heads. */
+        void matmulMaybeReduced(Tensor a, Tensor b, Tensor out, boolean gqa, String fullName, DataType io, long[] fullDims) {
+            if (!gqa) {
+                matmul(a, b, out);
+                return;
+            }
+            long[] f = fullDims;
+            Tensor full = virtualStrided(fullName, io, f, dims(f[1] * f[2] * f[3], f[2] * f[3], f[3], 1));
+            matmul(a, b, full);
+            reduce(ReductionOp.ADD, full, out);
+        }
+
+        /** Top-left causal mask: keep score (row, col) where row >= col, else the fill value. */
+        Tensor causalMask(Tensor scores, float fill) {
+            long[] d = scores.dims();
+            Tensor negInf = add(new Tensor(NEG_INF, "mask_fill(" + fill + ")", DataType.FLOAT, dims(1, 1, 1, 1), dims(1, 1, 1, 1), false, true));
+            Tensor row = virtual("row_index", DataType.INT32, d[0], d[1], d[2], d[3]);
+            Tensor col = virtual("col_index", DataType.INT32, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.FLOAT, 2L, scores, null, null, row));
+            ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.FLOAT, 3L, scores, null, null, col));
+            Tensor keep = virtual("row_ge_col", DataType.BOOLEAN, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(PointwiseMode.CMP_GE, DataType.BOOLEAN, null, row, col, null, keep));
+            Tensor masked = virtual("S_masked", DataType.FLOAT, d[0], d[1], d[2], d[3]);
+            // BINARY_SELECT: y = t ? x : b.
+            ops.add(new Pointwise(PointwiseMode.BINARY_SELECT, DataType.FLOAT, null, scores, negInf, keep, masked));
+            return masked;
+        }
+
+        private Tensor add(Tensor t) {
+            tensors.add(t);
+            return t;
+        }
+
+        GraphSpec build() {
+            return new GraphSpec(name, tensors, ops);
+        }
+    }
+}
