@@ -24,9 +24,10 @@ import org.usp4j.tensor.Tensor;
 /**
  * The core property: distributed outputs, lse and gradients equal single-rank attention
  * ({@link ReferenceAttention} in float64 on the global tensors), and every rank's bytes equal the cost
- * model. Tolerances on the relative Frobenius error: F32 1e-5 (blocks are merged in float32); BF16 and
- * F16 2e-2, against the reference on the same rounded inputs (outputs and gradients are rounded to the
- * 16-bit type, ~4e-3 per element, and the saved 16-bit output enters the backward's D = rowsum(dO * O)).
+ * model. Tolerances on the relative Frobenius error: F32 1e-5 (blocks are merged in float32; measured
+ * at most 1.7e-7); BF16 and F16 1e-2, against the reference on the same rounded inputs (outputs and
+ * gradients are rounded to the 16-bit type and the saved 16-bit output enters the backward's
+ * D = rowsum(dO * O); measured at most 2.8e-3 for BF16, 3.8e-4 for F16).
  */
 class DistributedAttentionTest {
 
@@ -77,7 +78,7 @@ class DistributedAttentionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("matrix")
     void matchesSingleRankAttentionAndTheCostModel(Case c) {
-        double tolerance = c.dtype() == DType.F32 ? 1e-5 : 2e-2;
+        double tolerance = c.dtype() == DType.F32 ? 1e-5 : 1e-2;
         Mesh mesh = new Mesh(c.ulysses(), c.ring());
         AttentionOptions options = new AttentionOptions(c.causal(), c.layout(), c.scale());
         try (Arena arena = Arena.ofConfined();

@@ -104,15 +104,19 @@ class ValidationTest {
         assertThrows(IllegalArgumentException.class, () -> new AttentionOptions(false, SequenceLayout.ZIGZAG, 1e300));
         assertThrows(IllegalArgumentException.class, () -> new AttentionOptions(false, null, null));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new Mesh(2, -1)).getMessage().contains("ring -1"));
-        try (Arena arena = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(new Mesh(2, 1), AttentionOptions.defaults(),
-                     r -> new CpuBackend(new ReferenceAttention()))) {
+        try (Arena arena = Arena.ofConfined()) {
+            InProcessAttention attention = new InProcessAttention(new Mesh(2, 1), AttentionOptions.defaults(),
+                    r -> new CpuBackend(new ReferenceAttention()));
             Tensor q = t(arena, DType.F32, 1, 8, 2, 4);
-            assertThrows(IllegalStateException.class, () -> attention.backward(q, arena));
-            attention.forward(q, q, q, arena);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> attention.backward(t(arena, DType.F32, 1, 8, 2, 8), arena));
-            assertTrue(e.getMessage().contains("dout") && e.getMessage().contains("[1, 8, 2, 4]"), e.getMessage());
+            try {
+                assertThrows(IllegalStateException.class, () -> attention.backward(q, arena));
+                attention.forward(q, q, q, arena);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> attention.backward(t(arena, DType.F32, 1, 8, 2, 8), arena));
+                assertTrue(e.getMessage().contains("dout") && e.getMessage().contains("[1, 8, 2, 4]"), e.getMessage());
+            } finally {
+                attention.close();
+            }
             attention.close();
             assertThrows(IllegalStateException.class, () -> attention.forward(q, q, q, arena));
         }
