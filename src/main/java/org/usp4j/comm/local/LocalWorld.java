@@ -52,6 +52,7 @@ public final class LocalWorld implements AutoCloseable {
     private final long timeoutNanos;
     private final TrafficCounter[] traffic;
     private final LocalCommunicator[] communicators;
+    private final String threadPrefix;
     private final ExecutorService rankThreads;
     private final ExecutorService copyThreads;
     private final AtomicReference<Failure> failure = new AtomicReference<>();
@@ -83,9 +84,9 @@ public final class LocalWorld implements AutoCloseable {
         for (int r = 0; r < size; r++) {
             communicators[r] = new LocalCommunicator(world, r, traffic[r]);
         }
-        int id = WORLDS.incrementAndGet();
-        this.rankThreads = Executors.newFixedThreadPool(size, daemonThreads("usp4j-world" + id + "-rank-"));
-        this.copyThreads = Executors.newCachedThreadPool(daemonThreads("usp4j-world" + id + "-copy-"));
+        this.threadPrefix = "usp4j-world" + WORLDS.incrementAndGet() + "-";
+        this.rankThreads = Executors.newFixedThreadPool(size, daemonThreads(threadPrefix + "worker-"));
+        this.copyThreads = Executors.newCachedThreadPool(daemonThreads(threadPrefix + "copy-"));
     }
 
     public int size() {
@@ -126,6 +127,7 @@ public final class LocalWorld implements AutoCloseable {
         for (int r = 0; r < size; r++) {
             int rank = r;
             futures.add(rankThreads.submit(() -> {
+                Thread.currentThread().setName(threadPrefix + "rank-" + rank);
                 try {
                     return task.run(rank, communicators[rank]);
                 } catch (Throwable t) {

@@ -121,6 +121,29 @@ class LocalCommunicatorTest {
     }
 
     @Test
+    void sendRecvReturnsBeforeThePeerHasPosted() {
+        try (LocalWorld world = new LocalWorld(2, Duration.ofSeconds(10))) {
+            CountDownLatch firstPosted = new CountDownLatch(1);
+            world.run((rank, comm) -> {
+                Tensor out = Tensor.allocate(arena, DType.F32, 4);
+                Tensor in = Tensor.allocate(arena, DType.F32, 4);
+                out.set(rank + 1, 3);
+                if (rank == 0) {
+                    // Had sendRecv waited for rank 1, rank 1 (which waits for this latch) would never post.
+                    Transfer t = comm.sendRecv(List.of(out), 1, List.of(in), 1);
+                    firstPosted.countDown();
+                    t.await();
+                } else {
+                    assertTrue(firstPosted.await(5, TimeUnit.SECONDS), "rank 0 blocked in sendRecv");
+                    comm.sendRecv(List.of(out), 0, List.of(in), 0).await();
+                }
+                assertEquals(2 - rank, in.get(3));
+                return null;
+            });
+        }
+    }
+
+    @Test
     void splitFormsGroupsOrderedByKeyAndSharesTheCounter() {
         int p = 6;
         ConcurrentHashMap<Integer, int[]> seen = new ConcurrentHashMap<>();
