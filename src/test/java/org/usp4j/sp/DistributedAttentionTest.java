@@ -126,6 +126,39 @@ class DistributedAttentionTest {
     }
 
     @Test
+    void stridedGlobalInputsAndADoutOfAnotherDtypeGiveTheSameResults() {
+        Mesh mesh = new Mesh(2, 2);
+        AttentionOptions options = new AttentionOptions(true, SequenceLayout.ZIGZAG, null);
+        try (Arena arena = Arena.ofConfined();
+             InProcessAttention attention = new InProcessAttention(mesh, options, r -> new CpuBackend(new ReferenceAttention()))) {
+            // q, k, v as head slices of wider tensors (strided along the sequence), dout in F32.
+            Tensor wide = random(arena, DType.BF16, 5, 2, 32, 10, 8);
+            Tensor q = wide.slice(2, 0, 4);
+            Tensor k = wide.slice(2, 4, 2);
+            Tensor v = wide.slice(2, 6, 2);
+            Tensor dout32 = random(arena, DType.F32, 6, 2, 32, 4, 8);
+            Tensor dout = Tensor.allocate(arena, DType.BF16, dout32.shape());
+            HostTensors.copy(dout32, dout);
+            Tensor[] packed = new Tensor[3];
+            Tensor[] views = {q, k, v};
+            for (int i = 0; i < 3; i++) {
+                packed[i] = Tensor.allocate(arena, DType.BF16, views[i].shape());
+                HostTensors.copy(views[i], packed[i]);
+            }
+            ForwardResult fromViews = attention.forward(q, k, v, arena);
+            Gradients gradsFromViews = attention.backward(dout32, arena);
+            ForwardResult fromPacked = attention.forward(packed[0], packed[1], packed[2], arena);
+            Gradients gradsFromPacked = attention.backward(dout, arena);
+            assertEquals(0, HostTensors.relativeError(fromViews.out(), fromPacked.out()));
+            assertEquals(0, HostTensors.relativeError(fromViews.lse(), fromPacked.lse()));
+            assertEquals(0, HostTensors.relativeError(gradsFromViews.dq(), gradsFromPacked.dq()));
+            assertEquals(0, HostTensors.relativeError(gradsFromViews.dk(), gradsFromPacked.dk()));
+            assertEquals(0, HostTensors.relativeError(gradsFromViews.dv(), gradsFromPacked.dv()));
+            assertEquals(DType.BF16, gradsFromViews.dq().dtype());
+        }
+    }
+
+    @Test
     void costModelMatchesDesignFormulasOnAWorkedExample() {
         // b=1, S=4096, h=16, h_kv=16, d=64, bf16, U=2, R=2: s_loc = 1024.
         CostModel.RankBytes f = CostModel.forward(1, 4096, 16, 16, 64, DType.BF16, new Mesh(2, 2));
