@@ -1,0 +1,317 @@
+package org.usp4j.comm.local;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.usp4j.comm.Communicator;
+import org.usp4j.comm.TrafficCounter;
+import org.usp4j.comm.TrafficKind;
+import org.usp4j.comm.Transfer;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * One rank's handle on an in-process group (see {@link LocalWorld}). Collectives are synchronous: each
+ * rank publishes its buffer, waits for the others, pulls what it receives, and waits again so nobody
+ * reuses a buffer that a peer is still reading. Point-to-point receives are copied by a background
+ * thread, so the caller computes while the bytes move.
+ *
+ * <p>Accounting: a rank is charged for the bytes its peers receive from it; its copies to itself are
+ * free. All-to-all: (size-1)/size of the send buffer; all-gather: (size-1) times the send buffer;
+ * send/recv: each tensor sent to another rank.
+ */
+public final class LocalCommunicator implements Communicator {
+
+    private final LocalGroup group;
+    private final int rank;
+    private final TrafficCounter traffic;
+    private volatile boolean closed;
+
+    LocalCommunicator(LocalGroup group, int rank, TrafficCounter traffic) {
+        this.group = group;
+        this.rank = rank;
+        this.traffic = traffic;
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int size() {
+        return group.size();
+    }
+
+    /** This rank's rank in the world it was split from (error messages use world ranks). */
+    public int worldRank() {
+        return group.worldRank(rank);
+    }
+
+    @Override
+    public void allToAll(Tensor send, Tensor recv) {
+        requireOpen();
+        requireBuffer("allToAll", "send", send);
+        requireBuffer("allToAll", "recv", recv);
+        if (send.dtype() != recv.dtype() || send.numel() != recv.numel()) {
+            throw new IllegalArgumentException("allToAll needs send and recv of equal dtype and size, got "
+                    + send.describe() + " and " + recv.describe());
+        }
+        int n = size();
+        if (send.numel() % n != 0) {
+            throw new IllegalArgumentException("allToAll: " + send.numel() + " elements do not split into "
+                    + n + " equal blocks");
+        }
+        long block = send.byteSize() / n;
+        group.post(rank, send);
+        group.barrier(rank, "allToAll");
+        try {
+            MemorySegment dst = recv.contiguousSegment();
+            for (int i = 0; i < n; i++) {
+                Tensor peer = requireSameSize("allToAll", send, i);
+                MemorySegment.copy(peer.contiguousSegment(), rank * block, dst, i * block, block);
+            }
+        } finally {
+            group.barrier(rank, "allToAll");
+        }
+        traffic.add(TrafficKind.ALL_TO_ALL, (n - 1) * block);
+    }
+
+    @Override
+    public void allGather(Tensor send, Tensor recv) {
+        requireOpen();
+        requireBuffer("allGather", "send", send);
+        requireBuffer("allGather", "recv", recv);
+        int n = size();
+        if (send.dtype() != recv.dtype() || recv.numel() != send.numel() * n) {
+            throw new IllegalArgumentException("allGather over " + n + " ranks needs recv of " + n
+                    + " x send's elements and the same dtype, got " + send.describe() + " and " + recv.describe());
+        }
+        long block = send.byteSize();
+        group.post(rank, send);
+        group.barrier(rank, "allGather");
+        try {
+            MemorySegment dst = recv.contiguousSegment();
+            for (int i = 0; i < n; i++) {
+                Tensor peer = requireSameSize("allGather", send, i);
+                MemorySegment.copy(peer.contiguousSegment(), 0, dst, i * block, block);
+            }
+        } finally {
+            group.barrier(rank, "allGather");
+        }
+        traffic.add(TrafficKind.ALL_GATHER, (n - 1) * block);
+    }
+
+    @Override
+    public Transfer sendRecv(List<Tensor> sends, int dst, List<Tensor> recvs, int src) {
+        requireOpen();
+        Objects.checkIndex(dst, size());
+        Objects.checkIndex(src, size());
+        List<Tensor> out = List.copyOf(sends);
+        List<Tensor> in = List.copyOf(recvs);
+        out.forEach(t -> requireBuffer("sendRecv", "send", t));
+        in.forEach(t -> requireBuffer("sendRecv", "recv", t));
+        group.world.checkNotAborted(worldRank(), "sendRecv");
+        LocalGroup.Message message = null;
+        if (!out.isEmpty()) {
+            message = new LocalGroup.Message(out, new CountDownLatch(1));
+            group.channel(rank, dst).send(message);
+            if (dst != rank) {
+                traffic.add(TrafficKind.P2P, out.stream().mapToLong(Tensor::byteSize).sum());
+            }
+        }
+        AtomicBoolean abandoned = new AtomicBoolean();
+        Future<?> receive = null;
+        if (!in.isEmpty()) {
+            // Claim the next message from src now, in program order; the copy runs in the background.
+            CompletableFuture<LocalGroup.Message> match = group.channel(src, rank).receive();
+            receive = group.world.copyThreads().submit(() -> {
+                receive(src, match, in, abandoned);
+                return null;
+            });
+        }
+        return new LocalTransfer(message, dst, receive, src, abandoned);
+    }
+
+    @Override
+    public void barrier() {
+        requireOpen();
+        group.barrier(rank, "barrier");
+    }
+
+    @Override
+    public Communicator split(int color, int key) {
+        requireOpen();
+        if (color < 0) {
+            throw new IllegalArgumentException("split color must be non-negative, got " + color);
+        }
+        int n = size();
+        group.post(rank, new int[] {color, key});
+        group.barrier(rank, "split");
+        int[][] all = new int[n][];
+        for (int i = 0; i < n; i++) {
+            all[i] = (int[]) group.slot(i);
+        }
+        group.barrier(rank, "split");
+        List<Integer> members = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            if (all[i][0] == color) {
+                members.add(i);
+            }
+        }
+        members.sort((a, b) -> all[a][1] != all[b][1] ? Integer.compare(all[a][1], all[b][1]) : Integer.compare(a, b));
+        int leader = members.get(0);
+        if (rank == leader) {
+            group.post(rank, new LocalGroup(group.world, members.stream().mapToInt(group::worldRank).toArray()));
+        }
+        group.barrier(rank, "split");
+        LocalGroup sub = (LocalGroup) group.slot(leader);
+        group.barrier(rank, "split");
+        return new LocalCommunicator(sub, members.indexOf(rank), traffic);
+    }
+
+    @Override
+    public TrafficCounter traffic() {
+        return traffic;
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+    }
+
+    @Override
+    public String toString() {
+        return "LocalCommunicator[rank " + rank + " of " + size() + ", world rank " + worldRank() + "]";
+    }
+
+    // Runs on a copy thread: waits for the matching message, copies it, releases the sender.
+    private void receive(int src, CompletableFuture<LocalGroup.Message> match, List<Tensor> into,
+                         AtomicBoolean abandoned) throws InterruptedException, ExecutionException {
+        LocalGroup.Message m = null;
+        while (m == null) {
+            if (abandoned.get()) {
+                return;
+            }
+            group.world.checkNotAborted(worldRank(), "sendRecv");
+            try {
+                m = match.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
+            } catch (TimeoutException e) {
+                // not yet sent: look at the abort flag again
+            }
+        }
+        List<Tensor> from = m.tensors();
+        long[] sent = from.stream().mapToLong(Tensor::byteSize).toArray();
+        long[] expected = into.stream().mapToLong(Tensor::byteSize).toArray();
+        if (!Arrays.equals(sent, expected)) {
+            throw new IllegalArgumentException("sendRecv: rank " + group.worldRank(src) + " sent tensors of "
+                    + Arrays.toString(sent) + " bytes but rank " + worldRank() + " expects " + Arrays.toString(expected));
+        }
+        for (int i = 0; i < from.size(); i++) {
+            MemorySegment.copy(from.get(i).contiguousSegment(), 0, into.get(i).contiguousSegment(), 0, sent[i]);
+        }
+        m.taken().countDown();
+    }
+
+    /** The handle {@link #sendRecv} returns: waits for our receive and for the peer taking our send. */
+    private final class LocalTransfer implements Transfer {
+        private final LocalGroup.Message sent;
+        private final int dst;
+        private final Future<?> receive;
+        private final int src;
+        private final AtomicBoolean abandoned;
+
+        LocalTransfer(LocalGroup.Message sent, int dst, Future<?> receive, int src, AtomicBoolean abandoned) {
+            this.sent = sent;
+            this.dst = dst;
+            this.receive = receive;
+            this.src = src;
+            this.abandoned = abandoned;
+        }
+
+        @Override
+        public void await() {
+            long deadline = System.nanoTime() + group.world.timeoutNanos();
+            try {
+                if (receive != null) {
+                    awaitReceive(deadline);
+                }
+                if (sent != null) {
+                    awaitTaken(deadline);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                abandoned.set(true);
+                throw new LocalCommunicationException("rank " + worldRank() + " interrupted in sendRecv", e);
+            }
+        }
+
+        private void awaitReceive(long deadline) throws InterruptedException {
+            while (true) {
+                try {
+                    receive.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
+                    return;
+                } catch (TimeoutException e) {
+                    group.world.checkNotAborted(worldRank(), "sendRecv");
+                    if (System.nanoTime() - deadline >= 0) {
+                        abandoned.set(true);
+                        throw group.world.timedOut(worldRank(), "sendRecv waiting for rank "
+                                + group.worldRank(src) + " to send");
+                    }
+                } catch (ExecutionException e) {
+                    Throwable cause = e.getCause();
+                    if (cause instanceof RuntimeException re) {
+                        throw re;
+                    }
+                    throw new LocalCommunicationException("rank " + worldRank() + ": receive from rank "
+                            + group.worldRank(src) + " failed", cause);
+                }
+            }
+        }
+
+        private void awaitTaken(long deadline) throws InterruptedException {
+            while (!sent.taken().await(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS)) {
+                group.world.checkNotAborted(worldRank(), "sendRecv");
+                if (System.nanoTime() - deadline >= 0) {
+                    throw group.world.timedOut(worldRank(), "sendRecv waiting for rank "
+                            + group.worldRank(dst) + " to receive");
+                }
+            }
+        }
+    }
+
+    private Tensor requireSameSize(String operation, Tensor mine, int peerRank) {
+        Tensor peer = (Tensor) group.slot(peerRank);
+        if (peer.byteSize() != mine.byteSize() || peer.dtype() != mine.dtype()) {
+            throw new IllegalArgumentException(operation + ": rank " + group.worldRank(peerRank) + " passed "
+                    + peer.describe() + " but rank " + worldRank() + " passed " + mine.describe());
+        }
+        return peer;
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("communicator of rank " + rank + " (world rank " + worldRank()
+                    + ") is closed");
+        }
+    }
+
+    private static void requireBuffer(String operation, String name, Tensor t) {
+        Objects.requireNonNull(t, name);
+        if (!t.isHost()) {
+            throw new IllegalArgumentException(operation + ": " + name + " " + t.describe()
+                    + " is device memory; the in-process communicator moves host tensors");
+        }
+        if (!t.isContiguous()) {
+            throw new IllegalArgumentException(operation + ": " + name + " " + t.describe() + " must be contiguous");
+        }
+    }
+}

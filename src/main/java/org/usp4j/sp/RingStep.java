@@ -1,0 +1,53 @@
+package org.usp4j.sp;
+
+import org.usp4j.kernel.Mask;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * Which local query rows attend to which rows of the visiting K/V block at one ring step, and under
+ * which mask (DESIGN section 4). Forward and backward use the same plan, so they agree by construction.
+ * With ring rank g holding the block of ring rank j:
+ * <ul>
+ *   <li>not causal: every row sees every key;</li>
+ *   <li>j == g (step 0): local order is global order in both layouts, so the whole block is causal;</li>
+ *   <li>contiguous, j &lt; g: the whole block lies before mine, no mask; j &gt; g: it lies after, skip;</li>
+ *   <li>zigzag (my block = chunks g and 2R-1-g, its block = chunks j and 2R-1-j): j &lt; g: both my
+ *       chunks see all of chunk j and none of chunk 2R-1-j, so all rows against the first half; j &gt; g:
+ *       only my second chunk (2R-1-g) comes after both of its chunks, so my second half against all.
+ *       Every zigzag step costs the same half-block of scores.</li>
+ * </ul>
+ */
+record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long keyStart, long keyLength) {
+
+    static RingStep plan(AttentionOptions options, int me, int owner, long blockLength) {
+        RingStep full = new RingStep(false, Mask.NONE, 0, blockLength, 0, blockLength);
+        if (!options.causal()) {
+            return full;
+        }
+        if (owner == me) {
+            return new RingStep(false, Mask.CAUSAL, 0, blockLength, 0, blockLength);
+        }
+        long half = blockLength / 2;
+        return switch (options.layout()) {
+            case CONTIGUOUS -> owner < me ? full : new RingStep(true, Mask.NONE, 0, 0, 0, 0);
+            case ZIGZAG -> owner < me
+                    ? new RingStep(false, Mask.NONE, 0, blockLength, 0, half)
+                    : new RingStep(false, Mask.NONE, half, blockLength - half, 0, blockLength);
+        };
+    }
+
+    /** The attending rows of a [b, s, h, d] tensor shaped like the local queries. */
+    Tensor queries(Tensor bshd) {
+        return bshd.slice(1, queryStart, queryLength);
+    }
+
+    /** The attending rows of a [b, h, s] log-sum-exp. */
+    Tensor queryLse(Tensor bhs) {
+        return bhs.slice(2, queryStart, queryLength);
+    }
+
+    /** The attended rows of a [b, s, h_kv, d] tensor shaped like the K/V block. */
+    Tensor keys(Tensor bshd) {
+        return bshd.slice(1, keyStart, keyLength);
+    }
+}

@@ -1,0 +1,135 @@
+package org.usp4j.sp;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.BiConsumer;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * How a global sequence of length S is dealt to the P = U x R ranks of a {@link Mesh} (DESIGN section 3).
+ * First the sequence is cut into R ring blocks of S/R positions; ring rank g's block is then cut into U
+ * pieces of S/P positions in Ulysses-rank order. After the Ulysses all-to-all, every member of a ring
+ * group therefore holds its whole ring block, and the ring works on blocks.
+ * <ul>
+ *   <li>{@link #CONTIGUOUS}: ring block g is positions [g S/R, (g+1) S/R).</li>
+ *   <li>{@link #ZIGZAG}: the sequence is cut into 2R chunks; ring block g is chunks g and 2R-1-g,
+ *       concatenated. Causal work is then equal on every ring rank. Needs S % (2P) == 0.</li>
+ * </ul>
+ */
+public enum SequenceLayout {
+    CONTIGUOUS,
+    ZIGZAG;
+
+    /** {@code length} consecutive local positions from {@code localStart} are global ones from {@code globalStart}. */
+    public record Run(long localStart, long globalStart, long length) {
+    }
+
+    /** Parses "contiguous" or "zigzag" (any case). */
+    public static SequenceLayout parse(String name) {
+        return switch (name.toLowerCase(Locale.ROOT)) {
+            case "contiguous" -> CONTIGUOUS;
+            case "zigzag" -> ZIGZAG;
+            default -> throw new IllegalArgumentException("unknown sequence layout '" + name
+                    + "' (expected contiguous or zigzag)");
+        };
+    }
+
+    /** Throws if a sequence of {@code seqLen} cannot be dealt over {@code mesh} in this layout. */
+    public void validate(long seqLen, Mesh mesh) {
+        int p = mesh.size();
+        if (seqLen <= 0) {
+            throw new IllegalArgumentException("sequence length must be positive, got " + seqLen);
+        }
+        if (this == CONTIGUOUS && seqLen % p != 0) {
+            throw new IllegalArgumentException("sequence length S = " + seqLen + " is not divisible by P = " + p
+                    + " ranks of mesh " + mesh);
+        }
+        if (this == ZIGZAG && seqLen % (2L * p) != 0) {
+            throw new IllegalArgumentException("zigzag layout needs S % (2P) == 0, got S = " + seqLen + " and 2P = "
+                    + 2L * p + " (mesh " + mesh + ")");
+        }
+    }
+
+    /** S / P: the positions every rank holds. */
+    public long localLength(long seqLen, Mesh mesh) {
+        validate(seqLen, mesh);
+        return seqLen / mesh.size();
+    }
+
+    /** The global positions of {@code rank}'s local positions, as runs in local order. */
+    public List<Run> runs(long seqLen, Mesh mesh, int rank) {
+        long local = localLength(seqLen, mesh);
+        long from = mesh.ulyssesRank(rank) * local; // this rank's piece of its ring block
+        List<Run> runs = new ArrayList<>(2);
+        long blockPos = 0; // position within the ring block's concatenation
+        for (long[] part : ringBlock(seqLen, mesh.ring(), mesh.ringRank(rank))) {
+            long start = Math.max(from, blockPos);
+            long end = Math.min(from + local, blockPos + part[1]);
+            if (start < end) {
+                runs.add(new Run(start - from, part[0] + (start - blockPos), end - start));
+            }
+            blockPos += part[1];
+        }
+        return runs;
+    }
+
+    /** Global position of every local position of {@code rank}. */
+    public long[] globalPositions(long seqLen, Mesh mesh, int rank) {
+        long[] positions = new long[Math.toIntExact(localLength(seqLen, mesh))];
+        for (Run run : runs(seqLen, mesh, rank)) {
+            for (long i = 0; i < run.length(); i++) {
+                positions[(int) (run.localStart() + i)] = run.globalStart() + i;
+            }
+        }
+        return positions;
+    }
+
+    /**
+     * Copies {@code rank}'s positions of {@code global} (sequence along {@code seqDim}) into
+     * {@code local}, one strided copy per run.
+     */
+    public void shard(Tensor global, Tensor local, int seqDim, Mesh mesh, int rank, BiConsumer<Tensor, Tensor> copy) {
+        long seqLen = global.size(seqDim);
+        requireLocal(global, local, seqDim, mesh);
+        for (Run run : runs(seqLen, mesh, rank)) {
+            copy.accept(global.slice(seqDim, run.globalStart(), run.length()),
+                    local.slice(seqDim, run.localStart(), run.length()));
+        }
+    }
+
+    /** The inverse of {@link #shard}: writes {@code rank}'s local positions back into {@code global}. */
+    public void unshard(Tensor local, Tensor global, int seqDim, Mesh mesh, int rank, BiConsumer<Tensor, Tensor> copy) {
+        long seqLen = global.size(seqDim);
+        requireLocal(global, local, seqDim, mesh);
+        for (Run run : runs(seqLen, mesh, rank)) {
+            copy.accept(local.slice(seqDim, run.localStart(), run.length()),
+                    global.slice(seqDim, run.globalStart(), run.length()));
+        }
+    }
+
+    /** Ring rank g's block as (global start, length) parts in block order. */
+    private List<long[]> ringBlock(long seqLen, int ring, int g) {
+        if (this == CONTIGUOUS) {
+            long block = seqLen / ring;
+            return List.of(new long[] {g * block, block});
+        }
+        long chunk = seqLen / (2L * ring);
+        return List.of(new long[] {g * chunk, chunk}, new long[] {(2L * ring - 1 - g) * chunk, chunk});
+    }
+
+    private void requireLocal(Tensor global, Tensor local, int seqDim, Mesh mesh) {
+        if (global.rank() != local.rank() || seqDim < 0 || seqDim >= global.rank()) {
+            throw new IllegalArgumentException("cannot deal " + global.describe() + " to " + local.describe()
+                    + " along dimension " + seqDim);
+        }
+        long expected = localLength(global.size(seqDim), mesh);
+        for (int i = 0; i < global.rank(); i++) {
+            long want = i == seqDim ? expected : global.size(i);
+            if (local.size(i) != want) {
+                throw new IllegalArgumentException("local tensor " + local.describe() + " does not fit a 1/"
+                        + mesh.size() + " share of " + global.describe() + " along dimension " + seqDim);
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+package org.usp4j.sp;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.usp4j.comm.local.LocalCommunicationException;
+import org.usp4j.cpu.CpuBackend;
+import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.Mask;
+import org.usp4j.kernel.ReferenceAttention;
+import org.usp4j.tensor.DType;
+import org.usp4j.tensor.HostTensors;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * The core property: distributed outputs, lse and gradients equal single-rank attention
+ * ({@link ReferenceAttention} in float64 on the global tensors), and every rank's bytes equal the cost
+ * model. Tolerances on the relative Frobenius error: F32 1e-5 (blocks are merged in float32; measured
+ * at most 1.7e-7); BF16 and F16 1e-2, against the reference on the same rounded inputs (outputs and
+ * gradients are rounded to the 16-bit type and the saved 16-bit output enters the backward's
+ * D = rowsum(dO * O); measured at most 2.8e-3 for BF16, 3.8e-4 for F16).
+ */
+class DistributedAttentionTest {
+
+    record Case(int ulysses, int ring, boolean causal, SequenceLayout layout, int batch, int seq, int heads,
+                int kvHeads, int headDim, DType dtype, Double scale) {
+        @Override
+        public String toString() {
+            return ulysses + "x" + ring + (causal ? " causal " : " full ") + layout.name().toLowerCase()
+                    + " b" + batch + " S" + seq + " h" + heads + "/" + kvHeads + " d" + headDim + " " + dtype
+                    + (scale == null ? "" : " scale " + scale);
+        }
+    }
+
+    private static final int[][] MESHES = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {1, 4}, {4, 1}, {2, 3}, {3, 2}, {1, 8}, {8, 1}};
+    private static final int[] HEAD_DIMS = {8, 12, 40, 24};
+
+    /**
+     * Every mesh with every (causal, layout) pair; head grouping (MHA, GQA, MQA), dtype, head_dim and batch
+     * rotate across cases so that each value meets many meshes without the full cross product.
+     */
+    static Stream<Case> matrix() {
+        List<Case> cases = new ArrayList<>();
+        int i = 0;
+        for (int[] m : MESHES) {
+            int u = m[0];
+            int p = m[0] * m[1];
+            int h = u == 3 ? 6 : (u >= 4 ? 8 : 4);
+            for (int combo = 0; combo < 4; combo++, i++) {
+                boolean causal = combo < 2;
+                SequenceLayout layout = combo % 2 == 0 ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS;
+                int[] kvChoices = {h, u == 3 ? 3 : h / 2, 1}; // MHA, GQA (replicated when h_kv < U), MQA
+                int hkv = kvChoices[i % 3];
+                DType dtype = (i / 2) % 2 == 0 ? DType.F32 : DType.BF16;
+                int d = HEAD_DIMS[i % HEAD_DIMS.length];
+                int seq = 2 * p * Math.max(1, (i % 2 == 0 ? 32 : 48) / (2 * p));
+                int batch = i % 3 == 1 ? 2 : 1;
+                Double scale = i % 5 == 3 ? 0.3 : null;
+                cases.add(new Case(m[0], m[1], causal, layout, batch, seq, h, hkv, d, dtype, scale));
+            }
+        }
+        // Replication at the widest Ulysses degrees, and F16.
+        cases.add(new Case(8, 1, true, SequenceLayout.ZIGZAG, 1, 32, 8, 2, 12, DType.F32, null));
+        cases.add(new Case(4, 2, true, SequenceLayout.ZIGZAG, 2, 32, 8, 2, 20, DType.BF16, null));
+        cases.add(new Case(2, 2, false, SequenceLayout.CONTIGUOUS, 1, 32, 4, 1, 16, DType.F16, 0.5));
+        return cases.stream();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("matrix")
+    void matchesSingleRankAttentionAndTheCostModel(Case c) {
+        double tolerance = c.dtype() == DType.F32 ? 1e-5 : 1e-2;
+        Mesh mesh = new Mesh(c.ulysses(), c.ring());
+        AttentionOptions options = new AttentionOptions(c.causal(), c.layout(), c.scale());
+        try (Arena arena = Arena.ofConfined();
+             InProcessAttention attention = new InProcessAttention(mesh, options,
+                     r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(30))) {
+            Tensor q = random(arena, c.dtype(), 1, c.batch(), c.seq(), c.heads(), c.headDim());
+            Tensor k = random(arena, c.dtype(), 2, c.batch(), c.seq(), c.kvHeads(), c.headDim());
+            Tensor v = random(arena, c.dtype(), 3, c.batch(), c.seq(), c.kvHeads(), c.headDim());
+            Tensor dout = random(arena, c.dtype(), 4, c.batch(), c.seq(), c.heads(), c.headDim());
+
+            ForwardResult got = attention.forward(q, k, v, arena);
+            Gradients grads = attention.backward(dout, arena);
+
+            // The oracle: float64 attention over the whole sequence, on the same (rounded) values.
+            Tensor qf = toF32(arena, q), kf = toF32(arena, k), vf = toF32(arena, v), df = toF32(arena, dout);
+            Tensor out = Tensor.allocate(arena, DType.F32, q.shape());
+            Tensor lse = Tensor.allocate(arena, DType.F32, c.batch(), c.heads(), c.seq());
+            Mask mask = c.causal() ? Mask.CAUSAL : Mask.NONE;
+            float scale = options.scale(c.headDim());
+            ReferenceAttention ref = new ReferenceAttention();
+            ref.forward(qf, kf, vf, mask, scale, out, lse);
+            Tensor dq = Tensor.allocate(arena, DType.F32, q.shape());
+            Tensor dk = Tensor.allocate(arena, DType.F32, k.shape());
+            Tensor dv = Tensor.allocate(arena, DType.F32, v.shape());
+            ref.backward(qf, kf, vf, out, df, lse, mask, scale, dq, dk, dv, false);
+
+            assertEquals(c.dtype(), got.out().dtype());
+            assertEquals(DType.F32, got.lse().dtype());
+            assertClose("out", got.out(), out, tolerance);
+            assertClose("lse", got.lse(), lse, c.dtype() == DType.F32 ? 1e-6 : 1e-5);
+            assertClose("dq", grads.dq(), dq, tolerance);
+            assertClose("dk", grads.dk(), dk, tolerance);
+            assertClose("dv", grads.dv(), dv, tolerance);
+
+            CostModel.RankBytes fwd = CostModel.forward(c.batch(), c.seq(), c.heads(), c.kvHeads(), c.headDim(),
+                    c.dtype(), mesh);
+            CostModel.RankBytes bwd = CostModel.backward(c.batch(), c.seq(), c.heads(), c.kvHeads(), c.headDim(),
+                    c.dtype(), mesh);
+            for (int r = 0; r < mesh.size(); r++) {
+                assertEquals(fwd.asMap(), attention.forwardTraffic().get(r), "forward bytes of rank " + r);
+                assertEquals(bwd.asMap(), attention.backwardTraffic().get(r), "backward bytes of rank " + r);
+                assertEquals(fwd.plus(bwd).total(), attention.traffic().get(r).totalBytesSent());
+            }
+        }
+    }
+
+    @Test
+    void stridedGlobalInputsAndADoutOfAnotherDtypeGiveTheSameResults() {
+        Mesh mesh = new Mesh(2, 2);
+        AttentionOptions options = new AttentionOptions(true, SequenceLayout.ZIGZAG, null);
+        try (Arena arena = Arena.ofConfined();
+             InProcessAttention attention = new InProcessAttention(mesh, options, r -> new CpuBackend(new ReferenceAttention()))) {
+            // q, k, v as head slices of wider tensors (strided along the sequence), dout in F32.
+            Tensor wide = random(arena, DType.BF16, 5, 2, 32, 10, 8);
+            Tensor q = wide.slice(2, 0, 4);
+            Tensor k = wide.slice(2, 4, 2);
+            Tensor v = wide.slice(2, 6, 2);
+            Tensor dout32 = random(arena, DType.F32, 6, 2, 32, 4, 8);
+            Tensor dout = Tensor.allocate(arena, DType.BF16, dout32.shape());
+            HostTensors.copy(dout32, dout);
+            Tensor[] packed = new Tensor[3];
+            Tensor[] views = {q, k, v};
+            for (int i = 0; i < 3; i++) {
+                packed[i] = Tensor.allocate(arena, DType.BF16, views[i].shape());
+                HostTensors.copy(views[i], packed[i]);
+            }
+            ForwardResult fromViews = attention.forward(q, k, v, arena);
+            Gradients gradsFromViews = attention.backward(dout32, arena);
+            ForwardResult fromPacked = attention.forward(packed[0], packed[1], packed[2], arena);
+            Gradients gradsFromPacked = attention.backward(dout, arena);
+            assertEquals(0, HostTensors.relativeError(fromViews.out(), fromPacked.out()));
+            assertEquals(0, HostTensors.relativeError(fromViews.lse(), fromPacked.lse()));
+            assertEquals(0, HostTensors.relativeError(gradsFromViews.dq(), gradsFromPacked.dq()));
+            assertEquals(0, HostTensors.relativeError(gradsFromViews.dk(), gradsFromPacked.dk()));
+            assertEquals(0, HostTensors.relativeError(gradsFromViews.dv(), gradsFromPacked.dv()));
+            assertEquals(DType.BF16, gradsFromViews.dq().dtype());
+        }
+    }
+
+    @Test
+    void costModelMatchesDesignFormulasOnAWorkedExample() {
+        // b=1, S=4096, h=16, h_kv=16, d=64, bf16, U=2, R=2: s_loc = 1024.
+        CostModel.RankBytes f = CostModel.forward(1, 4096, 16, 16, 64, DType.BF16, new Mesh(2, 2));
+        assertEquals(1L * 1024 * 64 * 2 * (2 * 16 + 2 * 16) / 2, f.allToAll()); // (U-1)/U b s_loc d e (2h + 2h_kv)
+        assertEquals(2L * 1 * 1024 * 16 * 64 * 2, f.p2p());                   // 2 b s_loc h_kv d e
+        assertEquals(0, f.allGather());
+        CostModel.RankBytes b = CostModel.backward(1, 4096, 16, 16, 64, DType.BF16, new Mesh(2, 2));
+        assertEquals(f.allToAll(), b.allToAll());
+        assertEquals(f.p2p() + 2L * 2 * 1024 * 16 * 64 * 4, b.p2p());
+        // MQA with U = 4: the exchange carries U replicated KV heads.
+        CostModel.RankBytes mqa = CostModel.forward(1, 64, 8, 1, 8, DType.F32, new Mesh(4, 1));
+        assertEquals(3L * 16 * 8 * 4 * (2 * 2 + 2 * 1), mqa.allToAll());
+        assertThrows(IllegalArgumentException.class, () -> CostModel.forward(1, 30, 8, 1, 8, DType.F32, new Mesh(4, 1)));
+    }
+
+    @Test
+    void aRankWhoseKernelFailsFailsTheCallWithoutHanging() {
+        AttentionKernel broken = withForwardHook(() -> {
+            throw new IllegalStateException("kernel failure on this rank");
+        });
+        Mesh mesh = new Mesh(2, 2);
+        try (Arena arena = Arena.ofConfined();
+             InProcessAttention attention = new InProcessAttention(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null),
+                     r -> new CpuBackend(r == 3 ? broken : new ReferenceAttention()), Duration.ofSeconds(20))) {
+            Tensor q = random(arena, DType.F32, 1, 1, 16, 4, 8);
+            long start = System.nanoTime();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> attention.forward(q, q, q, arena));
+            assertEquals("kernel failure on this rank", e.getMessage());
+            assertTrue((System.nanoTime() - start) / 1e9 < 10, "the other ranks must be released by the abort");
+            IllegalStateException after = assertThrows(IllegalStateException.class, () -> attention.forward(q, q, q, arena));
+            assertTrue(after.getMessage().contains("aborted by rank 3"), after.getMessage());
+        }
+    }
+
+    @Test
+    void aRankThatStallsIsNamedAfterTheTimeout() {
+        AttentionKernel slow = withForwardHook(() -> {
+            try {
+                Thread.sleep(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try (Arena arena = Arena.ofConfined();
+             // Ulysses: the output all-to-all cannot complete without rank 1. (A ring would not wait: the
+             // stalled rank posts its K/V before computing and the background copy delivers it.)
+             InProcessAttention attention = new InProcessAttention(new Mesh(2, 1), AttentionOptions.defaults(),
+                     r -> new CpuBackend(r == 1 ? slow : new ReferenceAttention()), Duration.ofMillis(300))) {
+            Tensor q = random(arena, DType.F32, 1, 1, 8, 2, 4);
+            long start = System.nanoTime();
+            LocalCommunicationException e = assertThrows(LocalCommunicationException.class,
+                    () -> attention.forward(q, q, q, arena));
+            assertTrue(e.getMessage().contains("rank 0 timed out") && e.getMessage().contains("rank(s) [1]"),
+                    e.getMessage());
+            assertTrue((System.nanoTime() - start) / 1e9 < 1.9, "must fail after the 0.3 s timeout, not the stall");
+        }
+    }
+
+    /** The reference kernel with {@code hook} run before every forward block. */
+    private static AttentionKernel withForwardHook(Runnable hook) {
+        ReferenceAttention ref = new ReferenceAttention();
+        return new AttentionKernel() {
+            @Override
+            public void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
+                hook.run();
+                ref.forward(q, k, v, mask, scale, out, lse);
+            }
+
+            @Override
+            public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
+                                 float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
+                ref.backward(q, k, v, out, dout, lse, mask, scale, dq, dk, dv, accumulate);
+            }
+        };
+    }
+
+    static Tensor random(Arena arena, DType dtype, long seed, long... shape) {
+        Tensor t = Tensor.allocate(arena, dtype, shape);
+        HostTensors.fillNormal(t, seed);
+        return t;
+    }
+
+    private static Tensor toF32(Arena arena, Tensor t) {
+        Tensor f = Tensor.allocate(arena, DType.F32, t.shape());
+        HostTensors.copy(t, f);
+        return f;
+    }
+
+    private static void assertClose(String name, Tensor actual, Tensor expected, double tolerance) {
+        double error = HostTensors.relativeError(actual, expected);
+        assertTrue(error <= tolerance, name + ": relative Frobenius error " + error + " > " + tolerance);
+    }
+}
