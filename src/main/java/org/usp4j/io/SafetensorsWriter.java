@@ -6,18 +6,12 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ThreadLocalRandom;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
 
@@ -76,34 +70,14 @@ public final class SafetensorsWriter {
         });
         byte[] header = SafetensorsHeader.encode(entries, metadata);
 
-        Path target = file.toAbsolutePath();
-        if (Files.isDirectory(target)) {
-            throw new IOException(file + " is a directory");
-        }
-        Path temp = target.resolveSibling("." + target.getFileName() + "."
-                + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong()) + ".tmp");
-        boolean moved = false;
-        try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ByteBuffer length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
-                writeFully(channel, length);
-                writeFully(channel, ByteBuffer.wrap(header));
-                for (Tensor t : order) {
-                    writeTensor(channel, t);
-                }
-                channel.force(true);
+        AtomicFiles.write(file, channel -> {
+            ByteBuffer length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
+            AtomicFiles.writeFully(channel, length);
+            AtomicFiles.writeFully(channel, ByteBuffer.wrap(header));
+            for (Tensor t : order) {
+                writeTensor(channel, t);
             }
-            try {
-                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            moved = true;
-        } finally {
-            if (!moved) {
-                Files.deleteIfExists(temp);
-            }
-        }
+        });
     }
 
     private static void writeTensor(FileChannel channel, Tensor t) throws IOException {
@@ -156,13 +130,7 @@ public final class SafetensorsWriter {
 
     private static void writeSegment(FileChannel channel, MemorySegment segment) throws IOException {
         for (long at = 0; at < segment.byteSize(); at += MAX_WRITE_BYTES) {
-            writeFully(channel, segment.asSlice(at, Math.min(MAX_WRITE_BYTES, segment.byteSize() - at)).asByteBuffer());
-        }
-    }
-
-    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            channel.write(buffer);
+            AtomicFiles.writeFully(channel, segment.asSlice(at, Math.min(MAX_WRITE_BYTES, segment.byteSize() - at)).asByteBuffer());
         }
     }
 }
