@@ -17,7 +17,12 @@ import picocli.CommandLine.Spec;
  * (a stack trace follows only with {@code --debug}); {@code --help} and {@code --version} everywhere;
  * results on stdout, logs and progress on stderr.
  *
- * <p>New commands join by being listed in {@code subcommands} below.
+ * <p>New commands join by being listed in {@code subcommands} below. A command is a picocli
+ * {@code Callable<Integer>} with {@code mixinStandardHelpOptions} and {@link VersionProvider}; it throws
+ * picocli's {@code ParameterException} for option values out of range (exit 2), {@link CommandFailure} for
+ * bad input (exit 1, its message is the error line), and lets other exceptions through (exit 1, one line);
+ * it prints results to {@code spec.commandLine().getOut()} and progress through {@link StatusLine}, which
+ * stays silent unless stderr is a terminal.
  */
 @Command(name = "usp4j",
         mixinStandardHelpOptions = true,
