@@ -19,6 +19,7 @@ import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -72,7 +73,7 @@ public final class SafetensorsHeader {
         }
         if (root == null || !root.isObject()) {
             throw new SafetensorsFormatException("header must be a JSON object, got "
-                    + (root == null ? "nothing" : root.getNodeType().toString().toLowerCase(java.util.Locale.ROOT)));
+                    + (root == null ? "nothing" : root.getNodeType().toString().toLowerCase(Locale.ROOT)));
         }
         List<TensorEntry> entries = new ArrayList<>();
         Map<String, String> metadata = new LinkedHashMap<>();
@@ -238,7 +239,7 @@ public final class SafetensorsHeader {
     }
 
     private static String kind(JsonNode node) {
-        return node.getNodeType().toString().toLowerCase(java.util.Locale.ROOT) + " " + oneLine(node.toString());
+        return node.getNodeType().toString().toLowerCase(Locale.ROOT) + " " + oneLine(node.toString());
     }
 
     /** Keeps messages to one short line: a header may hold anything. */
