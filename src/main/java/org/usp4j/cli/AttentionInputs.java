@@ -1,0 +1,98 @@
+package org.usp4j.cli;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.usp4j.io.SafetensorsFile;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.tensor.DType;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * The tensors the {@code attention} command reads, checked: q [b, s, h, d], k and v [b, s, h_kv, d]
+ * and, for the backward, do [b, s, h, d]; no empty dimension; one dtype for all (F32, BF16 or F16).
+ * Mixed dtypes are refused rather than silently converted, so the output dtype is never a guess.
+ */
+record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShapes shapes, DType dtype) {
+
+    static final String Q = "q";
+    static final String K = "k";
+    static final String V = "v";
+    static final String DO = "do";
+
+    /** Reads and checks the inputs; {@code dout} is null unless {@code backward}. */
+    static AttentionInputs read(SafetensorsFile file, boolean backward) {
+        List<String> needed = new ArrayList<>(List.of(Q, K, V));
+        if (backward) {
+            needed.add(DO);
+        }
+        List<String> missing = needed.stream().filter(n -> !file.contains(n)).toList();
+        if (!missing.isEmpty()) {
+            throw new CommandFailure(file.path() + " has no tensor" + (missing.size() > 1 ? "s " : " ")
+                    + String.join(", ", missing.stream().map(n -> "'" + n + "'").toList())
+                    + (missing.contains(DO) ? " (--backward needs do)" : "")
+                    + "; it has " + (file.names().isEmpty() ? "none" : String.join(", ", file.names())));
+        }
+        Tensor q = file.tensor(Q);
+        Tensor k = file.tensor(K);
+        Tensor v = file.tensor(V);
+        Tensor dout = backward ? file.tensor(DO) : null;
+        for (String name : needed) {
+            Tensor t = file.tensor(name);
+            if (t.rank() != 4) {
+                throw new CommandFailure(name + " must have rank 4 [b, s, h, d], got shape " + Arrays.toString(t.shape()));
+            }
+            if (t.numel() == 0) {
+                throw new CommandFailure(name + " has an empty dimension: shape " + Arrays.toString(t.shape()));
+            }
+            if (t.dtype() != q.dtype()) {
+                throw new CommandFailure("q is " + q.dtype() + " but " + name + " is " + t.dtype()
+                        + ": q, k, v" + (backward ? " and do" : "") + " must share one dtype");
+            }
+        }
+        AttentionShapes shapes;
+        try {
+            shapes = AttentionShapes.of(q, k, v);
+        } catch (IllegalArgumentException e) {
+            throw new CommandFailure(e.getMessage(), e);
+        }
+        if (shapes.seqKv() != shapes.seqQ()) {
+            throw new CommandFailure("q has sequence length " + shapes.seqQ() + " but k and v have " + shapes.seqKv()
+                    + ": sequence-parallel self-attention needs them equal");
+        }
+        if (dout != null && !dout.sameShape(q)) {
+            throw new CommandFailure("do has shape " + Arrays.toString(dout.shape()) + ", expected the shape of q "
+                    + Arrays.toString(q.shape()));
+        }
+        return new AttentionInputs(q, k, v, dout, shapes, q.dtype());
+    }
+
+    /** Checks that the mesh U x R and the layout can deal these tensors (DESIGN section 3). */
+    void checkMesh(int ulysses, int ring, LayoutOption layout) {
+        long p = (long) ulysses * ring;
+        long s = shapes.seqQ();
+        String mesh = "--ulysses " + ulysses + " --ring " + ring;
+        if (s % p != 0) {
+            throw new CommandFailure("sequence length " + s + " is not divisible by U*R = " + p + " (" + mesh + ")");
+        }
+        if (layout == LayoutOption.ZIGZAG && s % (2 * p) != 0) {
+            throw new CommandFailure("the zigzag layout needs the sequence length (" + s
+                    + ") divisible by 2*U*R = " + 2 * p + " (" + mesh + ")");
+        }
+        long h = shapes.heads();
+        long hkv = shapes.kvHeads();
+        if (h % ulysses != 0) {
+            throw new CommandFailure("query heads (" + h + ") are not divisible by --ulysses " + ulysses);
+        }
+        if (hkv % ulysses != 0 && ulysses % hkv != 0) {
+            throw new CommandFailure("KV heads (" + hkv + ") and --ulysses " + ulysses
+                    + " do not fit: one must divide the other");
+        }
+    }
+
+    /** "b=1 s=4096 h=16 h_kv=16 d=64 BF16". */
+    String describe() {
+        return "b=" + shapes.batch() + " s=" + shapes.seqQ() + " h=" + shapes.heads() + " h_kv=" + shapes.kvHeads()
+                + " d=" + shapes.headDim() + " " + dtype;
+    }
+}

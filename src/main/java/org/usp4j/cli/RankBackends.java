@@ -1,0 +1,51 @@
+package org.usp4j.cli;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.usp4j.backend.Backend;
+import org.usp4j.cpu.CpuAttentionKernel;
+import org.usp4j.cpu.CpuBackend;
+import org.usp4j.kernel.AttentionKernel;
+
+/**
+ * Makes one {@link Backend} per simulated rank for a {@code --backend} choice and closes every one it
+ * made. CPU ranks share one kernel, and with it one thread pool, so P ranks never oversubscribe the cores.
+ */
+final class RankBackends implements AutoCloseable {
+
+    private final BackendKind kind;
+    private final AttentionKernel cpuKernel;
+    private final List<Backend> opened = new ArrayList<>();
+
+    private RankBackends(BackendKind kind, AttentionKernel cpuKernel) {
+        this.kind = kind;
+        this.cpuKernel = cpuKernel;
+    }
+
+    /** Checks that {@code kind} can run here; throws a {@link CommandFailure} (exit 1) saying why not. */
+    static RankBackends open(BackendKind kind) {
+        return switch (kind) {
+            case CPU -> new RankBackends(kind, new CpuAttentionKernel());
+            case CUDA -> throw new CommandFailure("backend cuda is not available: this build of usp4j has no "
+                    + "CUDA backend yet (use --backend cpu)");
+        };
+    }
+
+    /** A new backend for {@code rank}; closed by {@link #close}. */
+    synchronized Backend forRank(int rank) {
+        Backend b = switch (kind) {
+            case CPU -> new CpuBackend(cpuKernel);
+            case CUDA -> throw new IllegalStateException("unreachable: cuda was refused in open()");
+        };
+        opened.add(b);
+        return b;
+    }
+
+    @Override
+    public synchronized void close() {
+        for (Backend b : opened) {
+            b.close();
+        }
+        opened.clear();
+    }
+}

@@ -1,0 +1,46 @@
+package org.usp4j.cli;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.usp4j.comm.TrafficCounter;
+import org.usp4j.comm.TrafficKind;
+import org.usp4j.io.AtomicFiles;
+
+/**
+ * The {@code --report} file: {@code {"ranks":[{"rank":0,"bytes_sent":{"all_to_all":N,"p2p":N,
+ * "all_gather":N}}, ...]}}, one entry per rank in rank order.
+ */
+record TrafficReport(List<RankTraffic> ranks) {
+
+    private static final ObjectMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+
+    record RankTraffic(int rank, @JsonProperty("bytes_sent") Map<String, Long> bytesSent) {
+    }
+
+    static TrafficReport of(List<TrafficCounter> perRank) {
+        List<RankTraffic> ranks = new ArrayList<>();
+        for (int r = 0; r < perRank.size(); r++) {
+            Map<String, Long> bytes = new LinkedHashMap<>();
+            for (TrafficKind kind : TrafficKind.values()) {
+                bytes.put(kind.jsonName(), perRank.get(r).bytesSent(kind));
+            }
+            ranks.add(new RankTraffic(r, bytes));
+        }
+        return new TrafficReport(List.copyOf(ranks));
+    }
+
+    void write(Path file) throws IOException {
+        byte[] json = JSON.writeValueAsBytes(this);
+        byte[] withNewline = java.util.Arrays.copyOf(json, json.length + 1);
+        withNewline[json.length] = '\n';
+        AtomicFiles.write(file, withNewline);
+    }
+}
