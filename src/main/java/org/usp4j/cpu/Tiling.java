@@ -1,0 +1,55 @@
+package org.usp4j.cpu;
+
+/**
+ * Tile sizes of the CPU kernel. Query tiles are the vector-lane dimension of every product, so they are
+ * multiples of {@link TileGemm#BLOCK_COLS}; key tiles are the register-block row dimension, multiples
+ * of {@link TileGemm#BLOCK_ROWS}. The passes shrink the query tile of a call (never below one block)
+ * when the call is too small to give every thread several work items.
+ *
+ * @param forwardRows  query rows per forward work item
+ * @param forwardKeys  keys per forward step (one online-softmax update)
+ * @param backwardRows query rows per backward step
+ * @param backwardKeys keys per backward work item (its dK, dV rows)
+ */
+record Tiling(int forwardRows, int forwardKeys, int backwardRows, int backwardKeys) {
+
+    /**
+     * Sizes measured on an AVX2 core (32 KB L1, 512 KB L2): a forward item's buffers (Q^T, O^T, the
+     * score tile, K and V) and a backward step's stay within L2 at head_dim 128.
+     */
+    static final Tiling DEFAULT = new Tiling(8 * TileGemm.BLOCK_COLS, 64, 4 * TileGemm.BLOCK_COLS, 128);
+
+    Tiling {
+        requireMultiple("forwardRows", forwardRows, TileGemm.BLOCK_COLS);
+        requireMultiple("backwardRows", backwardRows, TileGemm.BLOCK_COLS);
+        requireMultiple("forwardKeys", forwardKeys, TileGemm.BLOCK_ROWS);
+        requireMultiple("backwardKeys", backwardKeys, TileGemm.BLOCK_ROWS);
+    }
+
+    private static void requireMultiple(String name, int value, int unit) {
+        if (value <= 0 || value % unit != 0) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be a positive multiple of " + unit);
+        }
+    }
+
+    static int roundUp(int value, int unit) {
+        return (value + unit - 1) / unit * unit;
+    }
+
+    /**
+     * The largest multiple of {@code unit}, at most {@code max} and at least {@code unit}, that cuts
+     * {@code length} into at least {@code wanted / parallelSlices} pieces, so that
+     * {@code parallelSlices * pieces >= wanted} where possible.
+     */
+    static int shrinkForParallelism(int max, int unit, int length, long parallelSlices, int wanted) {
+        int size = Math.min(max, roundUp(Math.max(length, 1), unit));
+        while (size > unit && parallelSlices * ceilDiv(length, size) < wanted) {
+            size -= unit;
+        }
+        return size;
+    }
+
+    static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+}
