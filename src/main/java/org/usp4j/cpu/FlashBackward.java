@@ -255,7 +255,7 @@ final class FlashBackward {
             FloatVector dlt = FloatVector.fromArray(SPECIES, rowDelta, iv);
             IntVector rowIndex = LANE_INDEX.add(q0 + iv);
             for (int j = 0, at = iv; j < rows; j++, at += lanes) {
-                FloatVector p = VectorExp2.exp2(FloatVector.fromArray(SPECIES, probs, at).sub(l));
+                FloatVector p = VectorExp2.exp2Unbounded(FloatVector.fromArray(SPECIES, probs, at).sub(l));
                 if (j >= nk) {
                     p = FloatVector.zero(SPECIES);
                 } else if (diagonal) {

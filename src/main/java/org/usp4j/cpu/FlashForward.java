@@ -123,7 +123,7 @@ final class FlashForward {
             // S^T[j][i] = sum_x K[j][x] Q^T[x][i]
             TileGemm.multiply(kTile, 0, rowStride, 1, qT, 0, lanes, scores, 0, lanes, nkBlock, lanes, d, false);
             boolean diagonal = causal && k0 + nk - 1 > q0;
-            softmaxUpdate(scores, nk, lanes, q0, k0, diagonal, rowMax, rowSum, outT);
+            softmaxUpdate(scores, nk, lanes, q0, k0, diagonal, rowMax, rowSum, s.softmax, outT, outTRows);
             // O^T[x][i] += sum_j V[j][x] P^T[j][i]
             TileGemm.multiply(vTile, 0, 1, rowStride, scores, 0, lanes, outT, 0, lanes, outTRows, lanes, nk, true);
         }
@@ -148,51 +148,111 @@ final class FlashForward {
      * One online-softmax step over a score tile S^T [nk][lanes] (base-2 units), turned into P^T in place:
      * m' = max(m, max_j s_j); alpha = 2^(m - m'); l = alpha l + sum_j 2^(s_j - m'); O^T *= alpha.
      * Rows that have seen only hidden keys keep m = -inf; subtracting 0 instead keeps them NaN-free.
+     *
+     * <p>Each pass is its own small method that sweeps the tile row by row and keeps per-lane state
+     * in arrays, not in loop-carried vector variables: C2 then knows every vector's exact class and
+     * compiles each operation to instructions. (Loop-carried vectors and large methods made it fall
+     * back to allocating Java code, 3-10x slower.) The state arrays stay in L1.
      */
-    private void softmaxUpdate(float[] scores, int nk, int lanes, int q0, int k0, boolean diagonal,
-                               float[] rowMax, float[] rowSum, float[] outT) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
-            FloatVector mOld = FloatVector.fromArray(SPECIES, rowMax, iv);
-            FloatVector m = mOld;
-            if (diagonal) {
-                IntVector rowIndex = LANE_INDEX.add(q0 + iv);
-                for (int j = 0, at = iv; j < nk; j++, at += lanes) {
-                    VectorMask<Float> hidden = rowIndex.lt(k0 + j).cast(SPECIES);
-                    FloatVector sv = FloatVector.fromArray(SPECIES, scores, at).blend(Float.NEGATIVE_INFINITY, hidden);
-                    sv.intoArray(scores, at);
-                    m = m.max(sv);
-                }
-            } else {
-                for (int j = 0, at = iv; j < nk; j++, at += lanes) {
-                    m = m.max(FloatVector.fromArray(SPECIES, scores, at));
-                }
-            }
-            FloatVector shift = m.blend(0f, m.eq(Float.NEGATIVE_INFINITY));
-            FloatVector alpha = VectorExp2.exp2(mOld.sub(shift));
-            FloatVector sum0 = FloatVector.zero(SPECIES);
-            FloatVector sum1 = sum0;
-            int j = 0;
-            int at = iv;
-            for (; j + 1 < nk; j += 2, at += 2 * lanes) {
-                FloatVector p0 = VectorExp2.exp2(FloatVector.fromArray(SPECIES, scores, at).sub(shift));
-                FloatVector p1 = VectorExp2.exp2(FloatVector.fromArray(SPECIES, scores, at + lanes).sub(shift));
-                p0.intoArray(scores, at);
-                p1.intoArray(scores, at + lanes);
-                sum0 = sum0.add(p0);
-                sum1 = sum1.add(p1);
-            }
-            if (j < nk) {
-                FloatVector p0 = VectorExp2.exp2(FloatVector.fromArray(SPECIES, scores, at).sub(shift));
-                p0.intoArray(scores, at);
-                sum0 = sum0.add(p0);
-            }
-            FloatVector l = FloatVector.fromArray(SPECIES, rowSum, iv);
-            l.fma(alpha, sum0.add(sum1)).intoArray(rowSum, iv);
-            m.intoArray(rowMax, iv);
-            for (int x = 0, o = iv; x < outTRows; x++, o += lanes) {
-                FloatVector.fromArray(SPECIES, outT, o).mul(alpha).intoArray(outT, o);
+    static void softmaxUpdate(float[] scores, int nk, int lanes, int q0, int k0, boolean diagonal,
+                              float[] rowMax, float[] rowSum, SoftmaxState state, float[] outT, int outTRows) {
+        if (diagonal) {
+            hideLaterKeys(scores, nk, lanes, q0, k0);
+        }
+        float[] newMax = state.newMax;
+        System.arraycopy(rowMax, 0, newMax, 0, lanes);
+        for (int j = 0; j < nk; j++) {
+            columnMax(scores, j * lanes, newMax, lanes);
+        }
+        rescaleFactors(rowMax, newMax, state.shift, state.alpha, lanes);
+        java.util.Arrays.fill(state.sum, 0, lanes, 0f);
+        for (int j = 0; j < nk; j++) {
+            exponentiateRow(scores, j * lanes, state.shift, state.sum, lanes);
+        }
+        addScaled(rowSum, state.alpha, state.sum, lanes);
+        for (int x = 0; x < outTRows; x++) {
+            scaleRow(outT, x * lanes, state.alpha, lanes);
+        }
+    }
+
+    /** Per-lane buffers of one softmax step. */
+    static final class SoftmaxState {
+        float[] newMax = new float[0];
+        float[] shift = new float[0];
+        float[] alpha = new float[0];
+        float[] sum = new float[0];
+
+        void ensure(int lanes) {
+            if (newMax.length < lanes) {
+                newMax = new float[lanes];
+                shift = new float[lanes];
+                alpha = new float[lanes];
+                sum = new float[lanes];
             }
         }
+    }
+
+    /** Top-left causal mask: S^T[j][i] = -inf where key k0 + j comes after row q0 + i. */
+    private static void hideLaterKeys(float[] scores, int nk, int lanes, int q0, int k0) {
+        for (int j = 0; j < nk; j++) {
+            int firstHidden = Math.max(0, k0 + j - q0 - 1 + 1); // rows i < k0 + j - q0 are hidden
+            for (int iv = 0; iv < lanes && iv < firstHidden; iv += LANES) {
+                IntVector rowIndex = LANE_INDEX.add(q0 + iv);
+                VectorMask<Float> hidden = rowIndex.lt(k0 + j).cast(SPECIES);
+                int at = j * lanes + iv;
+                FloatVector.fromArray(SPECIES, scores, at).blend(Float.NEGATIVE_INFINITY, hidden).intoArray(scores, at);
+            }
+        }
+    }
+
+    private static void columnMax(float[] scores, int at, float[] max, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            greater(FloatVector.fromArray(SPECIES, max, iv), FloatVector.fromArray(SPECIES, scores, at + iv))
+                    .intoArray(max, iv);
+        }
+    }
+
+    /** shift = m' (0 where m' = -inf), alpha = 2^(m - shift), m = m'. */
+    private static void rescaleFactors(float[] rowMax, float[] newMax, float[] shift, float[] alpha, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            FloatVector m = FloatVector.fromArray(SPECIES, newMax, iv);
+            FloatVector sh = m.blend(0f, m.eq(Float.NEGATIVE_INFINITY));
+            sh.intoArray(shift, iv);
+            VectorExp2.exp2(FloatVector.fromArray(SPECIES, rowMax, iv).sub(sh)).intoArray(alpha, iv);
+            m.intoArray(rowMax, iv);
+        }
+    }
+
+    private static void exponentiateRow(float[] scores, int at, float[] shift, float[] sum, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            FloatVector p = VectorExp2.exp2(FloatVector.fromArray(SPECIES, scores, at + iv)
+                    .sub(FloatVector.fromArray(SPECIES, shift, iv)));
+            p.intoArray(scores, at + iv);
+            p.add(FloatVector.fromArray(SPECIES, sum, iv)).intoArray(sum, iv);
+        }
+    }
+
+    /** l = alpha l + sum. */
+    private static void addScaled(float[] rowSum, float[] alpha, float[] sum, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            FloatVector.fromArray(SPECIES, rowSum, iv).fma(FloatVector.fromArray(SPECIES, alpha, iv),
+                    FloatVector.fromArray(SPECIES, sum, iv)).intoArray(rowSum, iv);
+        }
+    }
+
+    private static void scaleRow(float[] values, int at, float[] factor, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            FloatVector.fromArray(SPECIES, values, at + iv).mul(FloatVector.fromArray(SPECIES, factor, iv))
+                    .intoArray(values, at + iv);
+        }
+    }
+
+    /**
+     * Lane-wise max by compare and blend: two instructions, where FloatVector.max (Java's NaN and signed
+     * zero rules) takes five on x86. Scores are never NaN for finite inputs.
+     */
+    private static FloatVector greater(FloatVector a, FloatVector b) {
+        return a.blend(b, a.lt(b));
     }
 
     /** One thread's tile buffers, grown on demand (O(tile), never O(sequence)). */
@@ -204,6 +264,7 @@ final class FlashForward {
         float[] outT = new float[0];    // [outTRows][lanes]
         float[] rowMax = new float[0];
         float[] rowSum = new float[0];
+        final SoftmaxState softmax = new SoftmaxState();
         float[] row = new float[0];
         float[] rowAccumulate = new float[0];
         short[] shorts = new short[0];
@@ -217,6 +278,7 @@ final class FlashForward {
             outT = atLeast(outT, outTRows * lanes);
             rowMax = atLeast(rowMax, lanes);
             rowSum = atLeast(rowSum, lanes);
+            softmax.ensure(lanes);
             row = atLeast(row, rowStride);
             rowAccumulate = atLeast(rowAccumulate, rowStride);
             if (shorts.length < rowStride) {

@@ -3,6 +3,12 @@ package org.usp4j.cpu;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -19,6 +25,11 @@ final class TensorRows {
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort SHORT_LE =
             ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private static final int LANES = TileGemm.LANES;
+    private static final VectorSpecies<Integer> INT_SPECIES = TileGemm.SPECIES.withLanes(int.class);
+    private static final VectorSpecies<Short> SHORT_SPECIES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(LANES * Short.SIZE));
 
     private final MemorySegment segment;
     private final DType dtype;
@@ -56,17 +67,33 @@ final class TensorRows {
                     }
                 }
             }
-            case BF16 -> {
-                MemorySegment.copy(segment, SHORT_LE, at, shorts, 0, d);
-                for (int x = 0; x < d; x++) {
-                    dst[off + x] = Float.intBitsToFloat(shorts[x] << 16) * scale;
-                }
-            }
+            case BF16 -> readBf16(at, dst, off, scale, shorts);
             case F16 -> {
                 MemorySegment.copy(segment, SHORT_LE, at, shorts, 0, d);
                 for (int x = 0; x < d; x++) {
                     dst[off + x] = Float.float16ToFloat(shorts[x]) * scale;
                 }
+            }
+        }
+    }
+
+    /**
+     * bfloat16 is the top half of a float32: widen the shorts to ints (the sign-extended high bits are
+     * shifted out) and shift them up by 16, a vector at a time.
+     */
+    private void readBf16(long at, float[] dst, int off, float scale, short[] shorts) {
+        int d = headDim;
+        int x = 0;
+        for (; x + LANES <= d; x += LANES) {
+            ShortVector bits = ShortVector.fromMemorySegment(SHORT_SPECIES, segment, at + 2L * x, ByteOrder.LITTLE_ENDIAN);
+            FloatVector values = ((IntVector) bits.convertShape(VectorOperators.S2I, INT_SPECIES, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            values.mul(scale).intoArray(dst, off + x);
+        }
+        if (x < d) {
+            MemorySegment.copy(segment, SHORT_LE, at + 2L * x, shorts, 0, d - x);
+            for (int i = 0; x < d; x++, i++) {
+                dst[off + x] = Float.intBitsToFloat(shorts[i] << 16) * scale;
             }
         }
     }

@@ -13,6 +13,10 @@ import jdk.incubator.vector.VectorSpecies;
  * core busy (measured about 90% of the FMA peak on this code's tile shapes). Column tails of 2 or 1
  * vectors use narrower blocks. Callers pad: {@code rows} is a multiple of 4 and {@code cols} a
  * multiple of {@link #LANES}.
+ *
+ * <p>Accumulation starts the registers from C rather than adding C at the end: fewer vector operations
+ * in the block method keep it under C2's inlining node budget (past it, the last vector operations
+ * are not inlined and fall back to allocating Java code).
  */
 final class TileGemm {
 
@@ -64,10 +68,14 @@ final class TileGemm {
     private static void block4x3(float[] a, int ai, int ars, int acs, float[] b, int bi, int ldb,
                                  float[] c, int ci, int ldc, int depth, boolean accumulate) {
         final int l = LANES;
-        FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00, c02 = c00;
-        FloatVector c10 = c00, c11 = c00, c12 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00;
-        FloatVector c30 = c00, c31 = c00, c32 = c00;
+        FloatVector c00 = initial(c, ci, accumulate), c01 = initial(c, ci + l, accumulate);
+        FloatVector c02 = initial(c, ci + 2 * l, accumulate);
+        FloatVector c10 = initial(c, ci + ldc, accumulate), c11 = initial(c, ci + ldc + l, accumulate);
+        FloatVector c12 = initial(c, ci + ldc + 2 * l, accumulate);
+        FloatVector c20 = initial(c, ci + 2 * ldc, accumulate), c21 = initial(c, ci + 2 * ldc + l, accumulate);
+        FloatVector c22 = initial(c, ci + 2 * ldc + 2 * l, accumulate);
+        FloatVector c30 = initial(c, ci + 3 * ldc, accumulate), c31 = initial(c, ci + 3 * ldc + l, accumulate);
+        FloatVector c32 = initial(c, ci + 3 * ldc + 2 * l, accumulate);
         for (int r = 0; r < depth; r++) {
             FloatVector b0 = FloatVector.fromArray(SPECIES, b, bi);
             FloatVector b1 = FloatVector.fromArray(SPECIES, b, bi + l);
@@ -91,30 +99,30 @@ final class TileGemm {
             ai += acs;
             bi += ldb;
         }
-        store(c, ci, c00, accumulate);
-        store(c, ci + l, c01, accumulate);
-        store(c, ci + 2 * l, c02, accumulate);
+        c00.intoArray(c, ci);
+        c01.intoArray(c, ci + l);
+        c02.intoArray(c, ci + 2 * l);
         ci += ldc;
-        store(c, ci, c10, accumulate);
-        store(c, ci + l, c11, accumulate);
-        store(c, ci + 2 * l, c12, accumulate);
+        c10.intoArray(c, ci);
+        c11.intoArray(c, ci + l);
+        c12.intoArray(c, ci + 2 * l);
         ci += ldc;
-        store(c, ci, c20, accumulate);
-        store(c, ci + l, c21, accumulate);
-        store(c, ci + 2 * l, c22, accumulate);
+        c20.intoArray(c, ci);
+        c21.intoArray(c, ci + l);
+        c22.intoArray(c, ci + 2 * l);
         ci += ldc;
-        store(c, ci, c30, accumulate);
-        store(c, ci + l, c31, accumulate);
-        store(c, ci + 2 * l, c32, accumulate);
+        c30.intoArray(c, ci);
+        c31.intoArray(c, ci + l);
+        c32.intoArray(c, ci + 2 * l);
     }
 
     private static void block4x2(float[] a, int ai, int ars, int acs, float[] b, int bi, int ldb,
                                  float[] c, int ci, int ldc, int depth, boolean accumulate) {
         final int l = LANES;
-        FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00;
-        FloatVector c10 = c00, c11 = c00;
-        FloatVector c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00;
+        FloatVector c00 = initial(c, ci, accumulate), c01 = initial(c, ci + l, accumulate);
+        FloatVector c10 = initial(c, ci + ldc, accumulate), c11 = initial(c, ci + ldc + l, accumulate);
+        FloatVector c20 = initial(c, ci + 2 * ldc, accumulate), c21 = initial(c, ci + 2 * ldc + l, accumulate);
+        FloatVector c30 = initial(c, ci + 3 * ldc, accumulate), c31 = initial(c, ci + 3 * ldc + l, accumulate);
         for (int r = 0; r < depth; r++) {
             FloatVector b0 = FloatVector.fromArray(SPECIES, b, bi);
             FloatVector b1 = FloatVector.fromArray(SPECIES, b, bi + l);
@@ -133,22 +141,23 @@ final class TileGemm {
             ai += acs;
             bi += ldb;
         }
-        store(c, ci, c00, accumulate);
-        store(c, ci + l, c01, accumulate);
+        c00.intoArray(c, ci);
+        c01.intoArray(c, ci + l);
         ci += ldc;
-        store(c, ci, c10, accumulate);
-        store(c, ci + l, c11, accumulate);
+        c10.intoArray(c, ci);
+        c11.intoArray(c, ci + l);
         ci += ldc;
-        store(c, ci, c20, accumulate);
-        store(c, ci + l, c21, accumulate);
+        c20.intoArray(c, ci);
+        c21.intoArray(c, ci + l);
         ci += ldc;
-        store(c, ci, c30, accumulate);
-        store(c, ci + l, c31, accumulate);
+        c30.intoArray(c, ci);
+        c31.intoArray(c, ci + l);
     }
 
     private static void block4x1(float[] a, int ai, int ars, int acs, float[] b, int bi, int ldb,
                                  float[] c, int ci, int ldc, int depth, boolean accumulate) {
-        FloatVector c0 = FloatVector.zero(SPECIES), c1 = c0, c2 = c0, c3 = c0;
+        FloatVector c0 = initial(c, ci, accumulate), c1 = initial(c, ci + ldc, accumulate);
+        FloatVector c2 = initial(c, ci + 2 * ldc, accumulate), c3 = initial(c, ci + 3 * ldc, accumulate);
         for (int r = 0; r < depth; r++) {
             FloatVector b0 = FloatVector.fromArray(SPECIES, b, bi);
             c0 = FloatVector.broadcast(SPECIES, a[ai]).fma(b0, c0);
@@ -158,16 +167,14 @@ final class TileGemm {
             ai += acs;
             bi += ldb;
         }
-        store(c, ci, c0, accumulate);
-        store(c, ci + ldc, c1, accumulate);
-        store(c, ci + 2 * ldc, c2, accumulate);
-        store(c, ci + 3 * ldc, c3, accumulate);
+        c0.intoArray(c, ci);
+        c1.intoArray(c, ci + ldc);
+        c2.intoArray(c, ci + 2 * ldc);
+        c3.intoArray(c, ci + 3 * ldc);
     }
 
-    private static void store(float[] c, int ci, FloatVector v, boolean accumulate) {
-        if (accumulate) {
-            v = v.add(FloatVector.fromArray(SPECIES, c, ci));
-        }
-        v.intoArray(c, ci);
+    /** The accumulator's start: C's current value to add to, or zero. */
+    private static FloatVector initial(float[] c, int ci, boolean accumulate) {
+        return accumulate ? FloatVector.fromArray(SPECIES, c, ci) : FloatVector.zero(SPECIES);
     }
 }

@@ -10,7 +10,10 @@ import jdk.incubator.vector.VectorSpecies;
  * pre-scaled by log2(e)), so exp2 is all it needs: x = n + f with n = round(x) and |f| <= 1/2, then
  * 2^x = 2^f * 2^n, where 2^f is a degree-5 polynomial (coefficients from a least-squares fit of the
  * relative error on [-1/2, 1/2], at most 2.3e-7 relative error in float32) and 2^n is added to the
- * exponent bits. Inputs below -125 (masked scores are -inf) give exactly 0; inputs are clamped at 127.
+ * exponent bits. Inputs below -125 (masked scores are -inf) give exactly 0.
+ *
+ * <p>No clamping with max/min: Java's float max and min (NaN and signed-zero rules) cost several
+ * instructions per vector on x86, so out-of-range inputs are replaced by a blend at the end instead.
  */
 final class VectorExp2 {
 
@@ -28,11 +31,11 @@ final class VectorExp2 {
     private VectorExp2() {
     }
 
+    /** 2^x for x <= 127 (the softmax's x = s - max <= 0); below -125 the result is 0. */
     static FloatVector exp2(FloatVector x) {
-        FloatVector xc = x.max(-126f).min(127f);
-        FloatVector t = xc.add(ROUNDING_MAGIC);
+        FloatVector t = x.add(ROUNDING_MAGIC);
         FloatVector n = t.sub(ROUNDING_MAGIC);
-        FloatVector f = xc.sub(n);
+        FloatVector f = x.sub(n);
         FloatVector p = f.fma(C5, C4);
         p = p.fma(f, FloatVector.broadcast(SPECIES, C3));
         p = p.fma(f, FloatVector.broadcast(SPECIES, C2));
@@ -44,8 +47,8 @@ final class VectorExp2 {
         return result.blend(0f, x.lt(-125f));
     }
 
-    /** Scalar 2^x with the same special cases, for row bookkeeping outside the vector loops. */
-    static float exp2(float x) {
-        return x < -125f ? 0f : (float) Math.pow(2, Math.min(x, 127f));
+    /** 2^x for any x: as {@link #exp2(FloatVector)}, and +inf above 127 (where the float range ends). */
+    static FloatVector exp2Unbounded(FloatVector x) {
+        return exp2(x).blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, 127f));
     }
 }
