@@ -9,15 +9,16 @@ import org.apache.logging.log4j.Logger;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
  * Flash-style attention on the CPU: blockwise, multi-threaded, vectorised with the JDK's Vector API,
  * arithmetic in float32 whatever the storage dtype (F32, BF16, F16). It never materialises an
  * s_q x s_kv matrix: each thread keeps a few tiles (a query block of up to 192 rows, a key tile of 64
- * to 128 keys) and per-row running statistics. The backward additionally keeps one float32 dQ
- * accumulator per query head (the size of dq), because dQ sums over key chunks that different threads
- * own.
+ * to 128 keys) and per-row running statistics. dQ sums over key chunks that different threads own,
+ * so the backward adds dQ tiles into dq under a per-head lock; when dq is not float32 it first sums
+ * them in a float32 buffer the size of dq.
  *
  * <p>Work runs on a {@link ForkJoinPool}: by default one shared pool with a thread per available
  * processor, shared by every kernel instance (and so by the in-process ranks that each call it), so
@@ -104,12 +105,13 @@ public final class CpuAttentionKernel implements AttentionKernel {
         ForkJoinPool runner = poolFor(q, k, v, out, dout, lse, dq, dk, dv);
         FlashBackward pass = new FlashBackward(dims, new TensorRows(q), new TensorRows(k), new TensorRows(v),
                 new TensorRows(out), new TensorRows(dout), new LseTensor(lse), new TensorRows(dq),
-                new TensorRows(dk), new TensorRows(dv), accumulate, mask == Mask.CAUSAL, scale, tiling,
-                parallelism(runner));
+                dq.dtype() == DType.F32, new TensorRows(dk), new TensorRows(dv), accumulate, mask == Mask.CAUSAL,
+                scale, tiling, parallelism(runner));
         WorkItems.run(runner, pass.statisticsItems(), pass::runStatistics);
-        pass.allocateAccumulators();
         WorkItems.run(runner, pass.gradientItems(), pass::runGradients);
-        WorkItems.run(runner, pass.dqItems(), pass::writeDq);
+        if (pass.needsDqPass()) {
+            WorkItems.run(runner, pass.dqItems(), pass::writeDq);
+        }
     }
 
     /**

@@ -5,28 +5,27 @@ import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The backward pass of one call, in three parallel phases.
  * <ol>
- * <li>Row statistics: D = rowsum(dout * out) and lse in base 2, per (b, h, query row).</li>
+ * <li>Row statistics: D = rowsum(dout * out) and lse in base 2, per (b, h, query row); dq is zeroed
+ * here when it is written directly and not accumulated into.</li>
  * <li>Gradients, in work items of (key chunk, batch, KV head). An item owns dK and dV of its keys and
  * loops over the query heads that share its KV head and the query tiles that can see its keys,
- * recomputing P = 2^(S - lse) from the stored lse; dQ contributions go into a float32 accumulator per
- * query head, added tile by tile under that head's lock.</li>
- * <li>dq: the accumulators written out (converted, or added with {@code accumulate}).</li>
+ * recomputing P = 2^(S - lse) from the stored lse. dQ tiles are added under the query head's lock,
+ * straight into dq when it is float32, else into a float32 accumulator per head.</li>
+ * <li>dq from the accumulators (only when dq is not float32).</li>
  * </ol>
- * Query rows are the vector lanes, as in {@link FlashForward}: with Q' = scale log2(e) Q,
- * S^T = K Q'^T, dP^T = V dO^T, dS^T = P^T * (dP^T - D), then dV += P^T dO, dK += ln 2 dS^T Q',
- * dQ^T += scale K^T dS^T.
+ *
+ * <p>Layout: keys are the vector lanes. No running max is needed here (lse is known), so each score
+ * row is exponentiated on its own, and the item packs K^T and V^T once for all its query tiles, which
+ * are then read as they are: with Q' = scale log2(e) Q, S = Q' K^T and dP = dO V^T are [rows][keys],
+ * P = 2^(S - lse), dS = P * (dP - D), then dV^T += dO^T P, dK^T += ln 2 Q'^T dS (both [d][keys], kept
+ * for the whole item) and dQ = scale dS K.
  */
 final class FlashBackward {
 
-    private static final VectorSpecies<Integer> INT_SPECIES = SPECIES.withLanes(int.class);
-    private static final IntVector LANE_INDEX = IntVector.zero(INT_SPECIES).addIndex(1);
     private static final float LOG2_E = (float) (1 / Math.log(2));
     private static final float LN_2 = (float) Math.log(2);
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -48,8 +47,8 @@ final class FlashBackward {
     private final int kvHeads;
     private final int group;
     private final int headDim;
-    private final int rowStride;
-    private final int dqTRows;
+    private final int rowStride;   // head_dim padded to whole vectors
+    private final int gradRows;    // head_dim padded to a register block: the rows of dK^T, dV^T
     private final boolean causal;
     private final float scale;
     private final float qScale;
@@ -62,11 +61,12 @@ final class FlashBackward {
     // Phase 1 results, indexed ((b * heads + h) * seqQ + i).
     private final float[] delta;
     private final float[] lse2;
-    // dQ accumulators, one [seqQ][headDim] array per (b, h); each is its own lock.
+    // One lock per (b, h) for dq rows; with a non-F32 dq also its [seqQ][headDim] float32 accumulator.
+    private final Object[] dqLocks;
     private final float[][] dqAccumulators;
 
     FlashBackward(AttentionDims dims, TensorRows q, TensorRows k, TensorRows v, TensorRows out, TensorRows dout,
-                  LseTensor lse, TensorRows dq, TensorRows dk, TensorRows dv, boolean accumulate,
+                  LseTensor lse, TensorRows dq, boolean dqIsF32, TensorRows dk, TensorRows dv, boolean accumulate,
                   boolean causal, float scale, Tiling tiling, int parallelism) {
         this.q = q;
         this.k = k;
@@ -86,12 +86,12 @@ final class FlashBackward {
         this.group = dims.groupSize();
         this.headDim = dims.headDim();
         this.rowStride = Tiling.roundUp(headDim, LANES);
-        this.dqTRows = Tiling.roundUp(headDim, TileGemm.BLOCK_ROWS);
+        this.gradRows = Tiling.roundUp(headDim, TileGemm.BLOCK_ROWS);
         this.causal = causal;
         this.scale = scale;
         this.qScale = scale * LOG2_E;
-        this.tileRows = Math.min(tiling.backwardRows(), Tiling.roundUp(Math.max(seqQ, 1), TileGemm.BLOCK_COLS));
-        this.chunkKeys = Tiling.shrinkForParallelism(tiling.backwardKeys(), TileGemm.BLOCK_ROWS, seqKv,
+        this.tileRows = Math.min(tiling.backwardRows(), Tiling.roundUp(Math.max(seqQ, 1), TileGemm.BLOCK_ROWS));
+        this.chunkKeys = Tiling.shrinkForParallelism(tiling.backwardKeys(), TileGemm.BLOCK_COLS, seqKv,
                 (long) batch * kvHeads, 4 * parallelism);
         this.chunks = Tiling.ceilDiv(seqKv, chunkKeys);
         this.statBlock = 256;
@@ -99,7 +99,16 @@ final class FlashBackward {
         int rows = batch * heads * seqQ;
         this.delta = new float[rows];
         this.lse2 = new float[rows];
-        this.dqAccumulators = new float[batch * heads][];
+        this.dqLocks = new Object[batch * heads];
+        for (int i = 0; i < dqLocks.length; i++) {
+            dqLocks[i] = new Object();
+        }
+        this.dqAccumulators = dqIsF32 ? null : new float[batch * heads][];
+    }
+
+    /** Whether dq is accumulated in float32 arrays and needs phase 3. */
+    boolean needsDqPass() {
+        return dqAccumulators != null;
     }
 
     // ---- phase 1: row statistics -------------------------------------------------------------
@@ -116,25 +125,25 @@ final class FlashBackward {
         int last = Math.min(seqQ, first + statBlock);
         Scratch s = SCRATCH.get();
         s.ensureRows(rowStride);
+        if (first == 0 && dqAccumulators != null) {
+            dqAccumulators[bh] = new float[seqQ * headDim];
+        }
         for (int i = first; i < last; i++) {
             out.read(b, i, h, s.row, 0, 1f, s.shorts);
-            dout.read(b, i, h, s.rowAccumulate, 0, 1f, s.shorts);
+            dout.read(b, i, h, s.row2, 0, 1f, s.shorts);
             float sum = 0;
             for (int x = 0; x < headDim; x++) {
-                sum += s.row[x] * s.rowAccumulate[x];
+                sum += s.row[x] * s.row2[x];
             }
             int at = bh * seqQ + i;
             delta[at] = sum;
             float l = lse.get(b, h, i);
             // A row that saw no key (lse = -inf) gets P = 2^(S - inf) = 0: no gradient, no NaN.
             lse2[at] = l == Float.NEGATIVE_INFINITY ? Float.POSITIVE_INFINITY : l * LOG2_E;
-        }
-    }
-
-    /** Allocates the dQ accumulators (zeroed); called once between phase 1 and 2. */
-    void allocateAccumulators() {
-        for (int i = 0; i < dqAccumulators.length; i++) {
-            dqAccumulators[i] = new float[seqQ * headDim];
+            if (dqAccumulators == null && !accumulate) {
+                Arrays.fill(s.row, 0, headDim, 0f);
+                dq.write(b, i, h, s.row, 0, false, s.shorts);
+            }
         }
     }
 
@@ -154,118 +163,134 @@ final class FlashBackward {
     private void runChunk(int b, int kvHead, int k0, Scratch s) {
         int d = headDim;
         int nk = Math.min(chunkKeys, seqKv - k0);
-        int nkBlock = Tiling.roundUp(nk, TileGemm.BLOCK_ROWS);
-        s.ensure(tileRows, nkBlock, rowStride, dqTRows);
-        float[] kTile = s.kTile;
-        float[] vTile = s.vTile;
-        float[] dkAcc = s.dkAcc;
-        float[] dvAcc = s.dvAcc;
+        int lanes = Tiling.roundUp(nk, TileGemm.BLOCK_COLS); // key count padded to whole micro-kernel blocks
+        s.ensure(tileRows, lanes, rowStride, gradRows);
+        float[] kRows = s.kRows;
+        float[] kT = s.kT;
+        float[] vT = s.vT;
+        float[] row = s.row;
         for (int j = 0; j < nk; j++) {
-            k.read(b, k0 + j, kvHead, kTile, j * rowStride, 1f, s.shorts);
-            v.read(b, k0 + j, kvHead, vTile, j * rowStride, 1f, s.shorts);
-            Arrays.fill(kTile, j * rowStride + d, j * rowStride + dqTRows, 0f);
+            k.read(b, k0 + j, kvHead, kRows, j * rowStride, 1f, s.shorts);
+            v.read(b, k0 + j, kvHead, row, 0, 1f, s.shorts);
+            for (int x = 0; x < d; x++) {
+                kT[x * lanes + j] = kRows[j * rowStride + x];
+                vT[x * lanes + j] = row[x];
+            }
         }
-        Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
-        Arrays.fill(vTile, nk * rowStride, nkBlock * rowStride, 0f);
-        Arrays.fill(dkAcc, 0, nkBlock * rowStride, 0f);
-        Arrays.fill(dvAcc, 0, nkBlock * rowStride, 0f);
+        for (int j = 0; j < nk; j++) {
+            Arrays.fill(kRows, j * rowStride + d, (j + 1) * rowStride, 0f);
+        }
+        for (int x = 0; x < d; x++) { // padded keys: zero columns, so their scores are finite
+            Arrays.fill(kT, x * lanes + nk, (x + 1) * lanes, 0f);
+            Arrays.fill(vT, x * lanes + nk, (x + 1) * lanes, 0f);
+        }
+        Arrays.fill(s.dkT, 0, gradRows * lanes, 0f);
+        Arrays.fill(s.dvT, 0, gradRows * lanes, 0f);
 
         // Top-left causal: rows before k0 see none of these keys.
         int firstRow = causal ? Math.min(k0, seqQ) : 0;
-        int firstTile = firstRow / tileRows;
         for (int hh = 0; hh < group; hh++) {
             int h = kvHead * group + hh;
-            for (int q0 = firstTile * tileRows; q0 < seqQ; q0 += tileRows) {
-                queryTile(b, h, q0, k0, nk, nkBlock, s);
+            for (int q0 = firstRow; q0 < seqQ; q0 += tileRows) {
+                queryTile(b, h, q0, k0, nk, lanes, s);
             }
         }
 
+        float[] dkT = s.dkT;
+        float[] dvT = s.dvT;
         for (int j = 0; j < nk; j++) {
-            int at = j * rowStride;
             for (int x = 0; x < d; x++) {
-                dkAcc[at + x] *= LN_2;
+                row[x] = dkT[x * lanes + j] * LN_2;
+                s.row2[x] = dvT[x * lanes + j];
             }
-            dk.write(b, k0 + j, kvHead, dkAcc, at, accumulate, s.shorts, s.rowAccumulate);
-            dv.write(b, k0 + j, kvHead, dvAcc, at, accumulate, s.shorts, s.rowAccumulate);
+            dk.write(b, k0 + j, kvHead, row, 0, accumulate, s.shorts);
+            dv.write(b, k0 + j, kvHead, s.row2, 0, accumulate, s.shorts);
         }
     }
 
-    private void queryTile(int b, int h, int q0, int k0, int nk, int nkBlock, Scratch s) {
+    private void queryTile(int b, int h, int q0, int k0, int nk, int lanes, Scratch s) {
         int d = headDim;
         int nq = Math.min(tileRows, seqQ - q0);
-        int lanes = Tiling.roundUp(nq, TileGemm.BLOCK_COLS);
+        int nqBlock = Tiling.roundUp(nq, TileGemm.BLOCK_ROWS);
         float[] qRows = s.qRows;
-        float[] qT = s.qT;
         float[] doRows = s.doRows;
-        float[] doT = s.doT;
         for (int i = 0; i < nq; i++) {
-            int at = i * rowStride;
-            q.read(b, q0 + i, h, qRows, at, qScale, s.shorts);
-            dout.read(b, q0 + i, h, doRows, at, 1f, s.shorts);
-            for (int x = 0; x < d; x++) {
-                qT[x * lanes + i] = qRows[at + x];
-                doT[x * lanes + i] = doRows[at + x];
-            }
+            q.read(b, q0 + i, h, qRows, i * rowStride, qScale, s.shorts);
+            dout.read(b, q0 + i, h, doRows, i * rowStride, 1f, s.shorts);
         }
-        for (int x = 0; x < d; x++) {
-            Arrays.fill(qT, x * lanes + nq, (x + 1) * lanes, 0f);
-            Arrays.fill(doT, x * lanes + nq, (x + 1) * lanes, 0f);
-        }
-        int stats = (b * heads + h) * seqQ + q0;
-        float[] rowLse = s.rowLse;
-        float[] rowDelta = s.rowDelta;
-        System.arraycopy(lse2, stats, rowLse, 0, nq);
-        System.arraycopy(delta, stats, rowDelta, 0, nq);
-        Arrays.fill(rowLse, nq, lanes, Float.POSITIVE_INFINITY); // padded rows: P = 0
-        Arrays.fill(rowDelta, nq, lanes, 0f);
+        Arrays.fill(qRows, nq * rowStride, nqBlock * rowStride, 0f);
+        Arrays.fill(doRows, nq * rowStride, nqBlock * rowStride, 0f);
 
         float[] probs = s.probs;
         float[] dScores = s.dScores;
-        // S^T = K Q'^T and dP^T = V dO^T, both [keys][lanes]
-        TileGemm.multiply(s.kTile, 0, rowStride, 1, qT, 0, lanes, probs, 0, lanes, nkBlock, lanes, d, false);
-        TileGemm.multiply(s.vTile, 0, rowStride, 1, doT, 0, lanes, dScores, 0, lanes, nkBlock, lanes, d, false);
-        boolean diagonal = causal && k0 + nk - 1 > q0;
-        softmaxGradient(probs, dScores, nkBlock, lanes, q0, k0, nk, diagonal, rowLse, rowDelta);
-        // dV[j][x] += sum_i P^T[j][i] dO[i][x];  dK[j][x] += sum_i dS^T[j][i] Q'[i][x]
-        TileGemm.multiply(probs, 0, lanes, 1, doRows, 0, rowStride, s.dvAcc, 0, rowStride, nkBlock, rowStride, nq, true);
-        TileGemm.multiply(dScores, 0, lanes, 1, qRows, 0, rowStride, s.dkAcc, 0, rowStride, nkBlock, rowStride, nq, true);
-        // dQ^T[x][i] = sum_j K[j][x] dS^T[j][i]
-        float[] dqT = s.dqT;
-        TileGemm.multiply(s.kTile, 0, 1, rowStride, dScores, 0, lanes, dqT, 0, lanes, dqTRows, lanes, nk, false);
+        // S = Q' K^T and dP = dO V^T, both [rows][keys]
+        TileGemm.multiply(qRows, 0, rowStride, 1, s.kT, 0, lanes, probs, 0, lanes, nqBlock, lanes, d, false);
+        TileGemm.multiply(doRows, 0, rowStride, 1, s.vT, 0, lanes, dScores, 0, lanes, nqBlock, lanes, d, false);
+        int stats = (b * heads + h) * seqQ + q0;
+        for (int i = 0; i < nqBlock; i++) {
+            // Keys past s_kv's padding, and under a causal mask keys after row q0 + i, get P = dS = 0.
+            int visible = i >= nq ? 0 : causal ? Math.max(0, Math.min(nk, q0 + i - k0 + 1)) : nk;
+            float rowLse = i < nq ? lse2[stats + i] : 0f;
+            float rowDelta = i < nq ? delta[stats + i] : 0f;
+            softmaxGradientRow(probs, dScores, i * lanes, lanes, visible, rowLse, rowDelta);
+        }
+        // dV^T[x][j] += sum_i dO[i][x] P[i][j];  dK^T[x][j] += sum_i Q'[i][x] dS[i][j]
+        TileGemm.multiply(doRows, 0, 1, rowStride, probs, 0, lanes, s.dvT, 0, lanes, gradRows, lanes, nq, true);
+        TileGemm.multiply(qRows, 0, 1, rowStride, dScores, 0, lanes, s.dkT, 0, lanes, gradRows, lanes, nq, true);
+        // dQ[i][x] = sum_j dS[i][j] K[j][x]
+        float[] dqTile = s.dqTile;
+        TileGemm.multiply(dScores, 0, lanes, 1, s.kRows, 0, rowStride, dqTile, 0, rowStride, nqBlock, rowStride, nk,
+                false);
+        addDq(b, h, q0, nq, dqTile, s);
+    }
 
-        float[] acc = dqAccumulators[b * heads + h];
-        synchronized (acc) {
-            for (int i = 0; i < nq; i++) {
-                int at = (q0 + i) * d;
-                for (int x = 0; x < d; x++) {
-                    acc[at + x] += scale * dqT[x * lanes + i];
+    /**
+     * One row of P = 2^(S - lse) (in place of S) and dS = P * (dP - D) (in place of dP) over the first
+     * {@code visible} keys; the rest of the row's lanes get 0.
+     */
+    private static void softmaxGradientRow(float[] probs, float[] dScores, int at, int lanes, int visible,
+                                           float rowLse, float rowDelta) {
+        int j = 0;
+        for (; j < visible; j += LANES) {
+            FloatVector p = VectorExp2.exp2Unbounded(FloatVector.fromArray(SPECIES, probs, at + j).sub(rowLse));
+            if (j + LANES > visible) {
+                p = p.blend(0f, SPECIES.indexInRange(j, visible).not());
+            }
+            p.intoArray(probs, at + j);
+            p.mul(FloatVector.fromArray(SPECIES, dScores, at + j).sub(rowDelta)).intoArray(dScores, at + j);
+        }
+        Arrays.fill(probs, at + j, at + lanes, 0f);
+        Arrays.fill(dScores, at + j, at + lanes, 0f);
+    }
+
+    /** dq rows q0 .. q0 + nq += scale * dqTile, under the head's lock. */
+    private void addDq(int b, int h, int q0, int nq, float[] dqTile, Scratch s) {
+        int d = headDim;
+        int bh = b * heads + h;
+        for (int i = 0; i < nq; i++) {
+            scaleRow(dqTile, i * rowStride, scale, rowStride);
+        }
+        synchronized (dqLocks[bh]) {
+            if (dqAccumulators == null) {
+                for (int i = 0; i < nq; i++) {
+                    dq.write(b, q0 + i, h, dqTile, i * rowStride, true, s.shorts);
+                }
+            } else {
+                float[] acc = dqAccumulators[bh];
+                for (int i = 0; i < nq; i++) {
+                    int at = (q0 + i) * d;
+                    int from = i * rowStride;
+                    for (int x = 0; x < d; x++) {
+                        acc[at + x] += dqTile[from + x];
+                    }
                 }
             }
         }
     }
 
-    /**
-     * P^T = 2^(S^T - lse) in place of the scores and dS^T = P^T * (dP^T - D) in place of dP^T, for
-     * [rows][lanes] tiles; hidden (causal) and padded keys get P = dS = 0.
-     */
-    private static void softmaxGradient(float[] probs, float[] dScores, int rows, int lanes, int q0, int k0, int nk,
-                                        boolean diagonal, float[] rowLse, float[] rowDelta) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
-            FloatVector l = FloatVector.fromArray(SPECIES, rowLse, iv);
-            FloatVector dlt = FloatVector.fromArray(SPECIES, rowDelta, iv);
-            IntVector rowIndex = LANE_INDEX.add(q0 + iv);
-            for (int j = 0, at = iv; j < rows; j++, at += lanes) {
-                FloatVector p = VectorExp2.exp2Unbounded(FloatVector.fromArray(SPECIES, probs, at).sub(l));
-                if (j >= nk) {
-                    p = FloatVector.zero(SPECIES);
-                } else if (diagonal) {
-                    VectorMask<Float> hidden = rowIndex.lt(k0 + j).cast(SPECIES);
-                    p = p.blend(0f, hidden);
-                }
-                FloatVector ds = p.mul(FloatVector.fromArray(SPECIES, dScores, at).sub(dlt));
-                p.intoArray(probs, at);
-                ds.intoArray(dScores, at);
-            }
+    private static void scaleRow(float[] values, int at, float factor, int length) {
+        for (int x = 0; x < length; x += LANES) {
+            FloatVector.fromArray(SPECIES, values, at + x).mul(factor).intoArray(values, at + x);
         }
     }
 
@@ -285,49 +310,46 @@ final class FlashBackward {
         s.ensureRows(rowStride);
         float[] acc = dqAccumulators[bh];
         for (int i = first; i < last; i++) {
-            dq.write(b, i, h, acc, i * headDim, accumulate, s.shorts, s.rowAccumulate);
+            dq.write(b, i, h, acc, i * headDim, accumulate, s.shorts);
         }
     }
 
     /** One thread's tile buffers, grown on demand (O(tile), never O(sequence)). */
     private static final class Scratch {
-        float[] kTile = new float[0];    // [keys][rowStride]
-        float[] vTile = new float[0];
-        float[] dkAcc = new float[0];
-        float[] dvAcc = new float[0];
-        float[] qRows = new float[0];    // [lanes][rowStride], scaled by scale log2 e
-        float[] doRows = new float[0];
-        float[] qT = new float[0];       // [d][lanes]
-        float[] doT = new float[0];
-        float[] probs = new float[0];    // S^T then P^T: [keys][lanes]
-        float[] dScores = new float[0];  // dP^T then dS^T: [keys][lanes]
-        float[] dqT = new float[0];      // [dqTRows][lanes]
-        float[] rowLse = new float[0];
-        float[] rowDelta = new float[0];
+        float[] kRows = new float[0];    // [keys][rowStride]
+        float[] kT = new float[0];       // [d][lanes]
+        float[] vT = new float[0];       // [d][lanes]
+        float[] dkT = new float[0];      // [gradRows][lanes], scaled by 1 / ln 2 until written
+        float[] dvT = new float[0];      // [gradRows][lanes]
+        float[] qRows = new float[0];    // [rows][rowStride], scaled by scale log2 e
+        float[] doRows = new float[0];   // [rows][rowStride]
+        float[] probs = new float[0];    // S then P: [rows][lanes]
+        float[] dScores = new float[0];  // dP then dS: [rows][lanes]
+        float[] dqTile = new float[0];   // [rows][rowStride]
         float[] row = new float[0];
-        float[] rowAccumulate = new float[0];
+        float[] row2 = new float[0];
+        float[] row3 = new float[0];
         short[] shorts = new short[0];
 
-        void ensure(int lanes, int keys, int rowStride, int dqTRows) {
-            kTile = atLeast(kTile, keys * rowStride);
-            vTile = atLeast(vTile, keys * rowStride);
-            dkAcc = atLeast(dkAcc, keys * rowStride);
-            dvAcc = atLeast(dvAcc, keys * rowStride);
-            qRows = atLeast(qRows, lanes * rowStride);
-            doRows = atLeast(doRows, lanes * rowStride);
-            qT = atLeast(qT, rowStride * lanes);
-            doT = atLeast(doT, rowStride * lanes);
-            probs = atLeast(probs, keys * lanes);
-            dScores = atLeast(dScores, keys * lanes);
-            dqT = atLeast(dqT, dqTRows * lanes);
-            rowLse = atLeast(rowLse, lanes);
-            rowDelta = atLeast(rowDelta, lanes);
+        void ensure(int rows, int lanes, int rowStride, int gradRows) {
+            int rowBlock = Tiling.roundUp(rows, TileGemm.BLOCK_ROWS);
+            kRows = atLeast(kRows, lanes * rowStride);
+            kT = atLeast(kT, rowStride * lanes);
+            vT = atLeast(vT, rowStride * lanes);
+            dkT = atLeast(dkT, gradRows * lanes);
+            dvT = atLeast(dvT, gradRows * lanes);
+            qRows = atLeast(qRows, rowBlock * rowStride);
+            doRows = atLeast(doRows, rowBlock * rowStride);
+            probs = atLeast(probs, rowBlock * lanes);
+            dScores = atLeast(dScores, rowBlock * lanes);
+            dqTile = atLeast(dqTile, rowBlock * rowStride);
             ensureRows(rowStride);
         }
 
         void ensureRows(int rowStride) {
             row = atLeast(row, rowStride);
-            rowAccumulate = atLeast(rowAccumulate, rowStride);
+            row2 = atLeast(row2, rowStride);
+            row3 = atLeast(row3, rowStride);
             if (shorts.length < rowStride) {
                 shorts = new short[rowStride];
             }

@@ -140,7 +140,7 @@ final class FlashForward {
                 }
                 lse.set(b, h, q0 + i, (float) (rowMax[i] * LN_2 + Math.log(sum)));
             }
-            out.write(b, q0 + i, h, row, 0, false, shorts, s.rowAccumulate);
+            out.write(b, q0 + i, h, row, 0, false, shorts);
         }
     }
 

@@ -1,10 +1,11 @@
 package org.usp4j.cpu;
 
 /**
- * Tile sizes of the CPU kernel. Query tiles are the vector-lane dimension of every product, so they are
- * multiples of {@link TileGemm#BLOCK_COLS}; key tiles are the register-block row dimension, multiples
- * of {@link TileGemm#BLOCK_ROWS}. The passes shrink the query tile of a call (never below one block)
- * when the call is too small to give every thread several work items.
+ * Tile sizes of the CPU kernel. The dimension that runs along the vector lanes of a pass's products
+ * (query rows in the forward, keys in the backward) comes in multiples of
+ * {@link TileGemm#BLOCK_COLS}; the other is a register-block row dimension, a multiple of
+ * {@link TileGemm#BLOCK_ROWS}. The passes shrink the lane tile of a call (never below one block) when
+ * the call is too small to give every thread several work items.
  *
  * @param forwardRows  query rows per forward work item
  * @param forwardKeys  keys per forward step (one online-softmax update)
@@ -17,13 +18,13 @@ record Tiling(int forwardRows, int forwardKeys, int backwardRows, int backwardKe
      * Sizes measured on an AVX2 core (32 KB L1, 512 KB L2): a forward item's buffers (Q^T, O^T, the
      * score tile, K and V) and a backward step's stay within L2 at head_dim 128.
      */
-    static final Tiling DEFAULT = new Tiling(8 * TileGemm.BLOCK_COLS, 64, 4 * TileGemm.BLOCK_COLS, 128);
+    static final Tiling DEFAULT = new Tiling(8 * TileGemm.BLOCK_COLS, 128, 64, 6 * TileGemm.BLOCK_COLS);
 
     Tiling {
         requireMultiple("forwardRows", forwardRows, TileGemm.BLOCK_COLS);
-        requireMultiple("backwardRows", backwardRows, TileGemm.BLOCK_COLS);
+        requireMultiple("backwardKeys", backwardKeys, TileGemm.BLOCK_COLS);
         requireMultiple("forwardKeys", forwardKeys, TileGemm.BLOCK_ROWS);
-        requireMultiple("backwardKeys", backwardKeys, TileGemm.BLOCK_ROWS);
+        requireMultiple("backwardRows", backwardRows, TileGemm.BLOCK_ROWS);
     }
 
     private static void requireMultiple(String name, int value, int unit) {

@@ -21,8 +21,8 @@ import org.usp4j.tensor.Tensor;
 
 /**
  * The CPU kernel against the float64 {@link ReferenceAttention} on random inputs. Most cases run with
- * tiny tiles (24 query rows, 8 keys) so that small shapes still cross many tiles, tile tails, causal
- * diagonals and several threads; a few run the default tiles.
+ * tiny tiles (forward 24 query rows x 8 keys, backward 8 x 24) so that small shapes still cross many
+ * tiles, tile tails, causal diagonals and several threads; a few run the default tiles.
  *
  * <p>Tolerances are relative Frobenius errors against the reference run on the very same (already
  * rounded) inputs: float32 results 1e-5 (seen: up to 1.6e-6; the softmax exp2 is accurate to 2.3e-7
@@ -33,7 +33,7 @@ import org.usp4j.tensor.Tensor;
 class CpuAttentionKernelTest {
 
     private static final long BASE_SEED = Long.getLong("usp4j.test.seed", System.nanoTime());
-    private static final Tiling SMALL_TILES = new Tiling(TileGemm.BLOCK_COLS, 8, TileGemm.BLOCK_COLS, 8);
+    private static final Tiling SMALL_TILES = new Tiling(TileGemm.BLOCK_COLS, 8, 8, TileGemm.BLOCK_COLS);
 
     private static ForkJoinPool threePool;
     private static CpuAttentionKernel smallTiles;
