@@ -156,10 +156,28 @@ final class TensorRows {
     }
 
     private void readF16(long at, float[] dst, int off, float scale, short[] shorts) {
-        MemorySegment.copy(segment, SHORT_LE, at, shorts, 0, headDim);
-        for (int x = 0; x < headDim; x++) {
-            dst[off + x] = Float.float16ToFloat(shorts[x]) * scale;
+        int x = 0;
+        for (; x < vectorEnd; x += LANES) {
+            f16Vector(at + 2L * x).mul(scale).intoArray(dst, off + x);
         }
+        for (; x < headDim; x++) {
+            dst[off + x] = Float.float16ToFloat(segment.get(SHORT_LE, at + 2L * x)) * scale;
+        }
+    }
+
+    /**
+     * IEEE half to float without a lookup: the 15 magnitude bits shifted into float position (exponent
+     * bias 15 instead of 127) are the right float times 2^-112, subnormals included, so one multiply by
+     * 2^112 rescales them; an all-ones exponent (inf, NaN) is set to the float's all-ones instead.
+     */
+    private FloatVector f16Vector(long byteAt) {
+        IntVector half = ((IntVector) ShortVector.fromMemorySegment(SHORT_SPECIES, segment, byteAt, LE)
+                .convertShape(VectorOperators.S2I, INT_SPECIES, 0));
+        IntVector magnitude = half.and(0x7FFF).lanewise(VectorOperators.LSHL, 13);
+        IntVector scaled = magnitude.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+        IntVector special = magnitude.or(0x7F800000);
+        IntVector bits = scaled.blend(special, half.and(0x7C00).eq(0x7C00));
+        return bits.or(half.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
 
     private void writeF16(long at, float[] src, int off, boolean accumulate, short[] shorts) {
