@@ -195,8 +195,8 @@ final class FlashForward {
     /** Top-left causal mask: S^T[j][i] = -inf where key k0 + j comes after row q0 + i. */
     private static void hideLaterKeys(float[] scores, int nk, int lanes, int q0, int k0) {
         for (int j = 0; j < nk; j++) {
-            int firstHidden = Math.max(0, k0 + j - q0 - 1 + 1); // rows i < k0 + j - q0 are hidden
-            for (int iv = 0; iv < lanes && iv < firstHidden; iv += LANES) {
+            int hiddenRows = k0 + j - q0; // rows i < hiddenRows come before key k0 + j
+            for (int iv = 0; iv < lanes && iv < hiddenRows; iv += LANES) {
                 IntVector rowIndex = LANE_INDEX.add(q0 + iv);
                 VectorMask<Float> hidden = rowIndex.lt(k0 + j).cast(SPECIES);
                 int at = j * lanes + iv;
