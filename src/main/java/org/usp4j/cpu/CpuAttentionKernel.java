@@ -138,6 +138,10 @@ public final class CpuAttentionKernel implements AttentionKernel {
             throw new IllegalArgumentException("the CPU attention kernel needs host tensors, but " + name + " is "
                     + t.describe());
         }
+        if (!t.segment().isAccessibleBy(Thread.currentThread())) {
+            throw new IllegalArgumentException(name + " " + t.describe()
+                    + " lives in an arena confined to another thread than the caller " + Thread.currentThread().getName());
+        }
     }
 
     private static void requireHostRows(String name, Tensor t) {
