@@ -15,18 +15,24 @@ import org.usp4j.tensor.Tensor;
 /**
  * Flash-style attention on the CPU: blockwise, multi-threaded, vectorised with the JDK's Vector API,
  * arithmetic in float32 whatever the storage dtype (F32, BF16, F16). It never materialises an
- * s_q x s_kv matrix: each thread keeps a few tiles (a query block of up to 192 rows, a key tile of 64
- * to 128 keys) and per-row running statistics. dQ sums over key chunks that different threads own,
- * so the backward adds dQ tiles into dq under a per-head lock; when dq is not float32 it first sums
- * them in a float32 buffer the size of dq.
+ * s_q x s_kv matrix: a forward work item holds a block of up to 192 query rows and streams 128-key
+ * tiles past it with per-row running max and sum; a backward item owns up to 192 keys (their dK, dV)
+ * and streams 64-row query tiles past them, recomputing P from lse. Per-thread scratch is a few such
+ * tiles (about 0.4 MB at head_dim 64). dQ sums over key chunks that different threads own, so the
+ * backward adds dQ tiles into dq under a per-head lock; when dq is not float32 it first sums them in
+ * a float32 buffer the size of dq. See {@code FlashForward} and {@code FlashBackward}.
  *
  * <p>Work runs on a {@link ForkJoinPool}: by default one shared pool with a thread per available
  * processor, shared by every kernel instance (and so by the in-process ranks that each call it), so
  * concurrent calls queue up instead of oversubscribing the cores. Calls are thread-safe. All tensors
  * must be in host memory with head_dim contiguous; other strides are free. Memory of a confined arena
- * can only be touched by its owner thread, so a call with such a tensor runs on the calling thread
- * alone; use shared (or global, automatic) arenas for parallel speed. The backward's dq sums
- * arrive in a thread-dependent order, so results can differ in the last bits from run to run.
+ * can only be touched by its owner thread, so a call with such a tensor (made from that thread) runs
+ * on the calling thread alone; use shared (or global, automatic) arenas for parallel speed. The
+ * backward's dq sums arrive in a thread-dependent order, so results can differ in the last bits from
+ * run to run.
+ *
+ * <p>Measured on 2 AMD EPYC (Zen 3, AVX2) cores at s = 4096, h = 16, d = 64: the forward runs at
+ * about 0.6-0.7 of the machine's FMA peak ({@link FmaPeak}), the backward about 0.6.
  */
 public final class CpuAttentionKernel implements AttentionKernel {
 

@@ -120,12 +120,17 @@ final class FlashForward {
                 java.util.Arrays.fill(vTile, j * rowStride + d, j * rowStride + outTRows, 0f);
             }
             java.util.Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
-            // S^T[j][i] = sum_x K[j][x] Q^T[x][i]
-            TileGemm.multiply(kTile, 0, rowStride, 1, qT, 0, lanes, scores, 0, lanes, nkBlock, lanes, d, false);
             boolean diagonal = causal && k0 + nk - 1 > q0;
+            // On the diagonal, skip the keys that come after every row of a column block (band = q0 - k0):
+            // their scores are masked to -inf anyway and their P is 0.
+            int band = diagonal ? q0 - k0 : TileGemm.NO_BAND;
+            // S^T[j][i] = sum_x K[j][x] Q^T[x][i]
+            TileGemm.multiplyBand(kTile, 0, rowStride, 1, qT, 0, lanes, scores, 0, lanes, nkBlock, lanes, d, false,
+                    band, TileGemm.NO_BAND);
             softmaxUpdate(scores, nk, lanes, q0, k0, diagonal, rowMax, rowSum, s.softmax, outT, outTRows);
             // O^T[x][i] += sum_j V[j][x] P^T[j][i]
-            TileGemm.multiply(vTile, 0, 1, rowStride, scores, 0, lanes, outT, 0, lanes, outTRows, lanes, nk, true);
+            TileGemm.multiplyBand(vTile, 0, 1, rowStride, scores, 0, lanes, outT, 0, lanes, outTRows, lanes, nk, true,
+                    TileGemm.NO_BAND, band);
         }
 
         for (int i = 0; i < nq; i++) {

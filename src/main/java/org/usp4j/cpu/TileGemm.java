@@ -29,6 +29,9 @@ final class TileGemm {
     private TileGemm() {
     }
 
+    /** A band offset that limits nothing. */
+    static final int NO_BAND = Integer.MAX_VALUE / 4;
+
     /**
      * C = A B, or C += A B with {@code accumulate}.
      *
@@ -43,26 +46,53 @@ final class TileGemm {
                          float[] b, int bOff, int ldb,
                          float[] c, int cOff, int ldc,
                          int rows, int cols, int depth, boolean accumulate) {
+        multiplyBand(a, aOff, aRowStride, aDepthStride, b, bOff, ldb, c, cOff, ldc, rows, cols, depth, accumulate,
+                NO_BAND, NO_BAND);
+    }
+
+    /**
+     * {@link #multiply} restricted to a causal band: the column block [col, col + w) only computes rows
+     * i < rowBand + col + w and sums over r < depthBand + col + w. Rows it does not compute keep
+     * whatever C held. With keys as rows (S^T) or as depth (O^T += V^T P^T) and query rows as columns,
+     * rowBand = depthBand = q0 - k0 skips exactly the keys that come after every row of the block.
+     */
+    static void multiplyBand(float[] a, int aOff, int aRowStride, int aDepthStride,
+                             float[] b, int bOff, int ldb,
+                             float[] c, int cOff, int ldc,
+                             int rows, int cols, int depth, boolean accumulate, int rowBand, int depthBand) {
         int col = 0;
         for (; col + BLOCK_COLS <= cols; col += BLOCK_COLS) {
-            for (int i = 0; i < rows; i += BLOCK_ROWS) {
+            int end = col + BLOCK_COLS;
+            int bandRows = bandRows(rows, rowBand + end);
+            int bandDepth = Math.max(0, Math.min(depth, depthBand + end));
+            for (int i = 0; i < bandRows; i += BLOCK_ROWS) {
                 block4x3(a, aOff + i * aRowStride, aRowStride, aDepthStride, b, bOff + col, ldb,
-                        c, cOff + i * ldc + col, ldc, depth, accumulate);
+                        c, cOff + i * ldc + col, ldc, bandDepth, accumulate);
             }
         }
         if (cols - col >= 2 * LANES) {
-            for (int i = 0; i < rows; i += BLOCK_ROWS) {
+            int end = col + 2 * LANES;
+            int bandRows = bandRows(rows, rowBand + end);
+            int bandDepth = Math.max(0, Math.min(depth, depthBand + end));
+            for (int i = 0; i < bandRows; i += BLOCK_ROWS) {
                 block4x2(a, aOff + i * aRowStride, aRowStride, aDepthStride, b, bOff + col, ldb,
-                        c, cOff + i * ldc + col, ldc, depth, accumulate);
+                        c, cOff + i * ldc + col, ldc, bandDepth, accumulate);
             }
             col += 2 * LANES;
         }
         if (cols - col >= LANES) {
-            for (int i = 0; i < rows; i += BLOCK_ROWS) {
+            int end = col + LANES;
+            int bandRows = bandRows(rows, rowBand + end);
+            int bandDepth = Math.max(0, Math.min(depth, depthBand + end));
+            for (int i = 0; i < bandRows; i += BLOCK_ROWS) {
                 block4x1(a, aOff + i * aRowStride, aRowStride, aDepthStride, b, bOff + col, ldb,
-                        c, cOff + i * ldc + col, ldc, depth, accumulate);
+                        c, cOff + i * ldc + col, ldc, bandDepth, accumulate);
             }
         }
+    }
+
+    private static int bandRows(int rows, int limit) {
+        return Math.min(rows, Math.max(0, limit + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS);
     }
 
     private static void block4x3(float[] a, int ai, int ars, int acs, float[] b, int bi, int ldb,

@@ -110,6 +110,7 @@ class CpuAttentionKernelTest {
         cases.add(new Case(1, 13, 41, 2, 2, 16, Mask.CAUSAL, DType.F32));    // top-left causal, s_q < s_kv
         cases.add(new Case(1, 41, 13, 2, 2, 16, Mask.CAUSAL, DType.F32));    // rows past s_kv see every key
         cases.add(new Case(1, 20, 20, 2, 2, 8, Mask.NONE, DType.F32).withScale(2.5f));
+        cases.add(new Case(1, 9, 9, 2, 1, 0, Mask.CAUSAL, DType.F32).withScale(1f)); // head_dim 0: lse = ln(keys seen)
         return cases.stream();
     }
 

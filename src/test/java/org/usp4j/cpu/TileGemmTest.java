@@ -28,6 +28,45 @@ class TileGemmTest {
         }
     }
 
+    @Test
+    void bandSkipsExactlyTheRowsAndDepthPastEachColumnBlock() {
+        SplittableRandom random = new SplittableRandom(SEED + 1);
+        int lanes = TileGemm.LANES;
+        int rows = 16;
+        int cols = 5 * lanes; // a full block and a 2-vector tail
+        int depth = 20;
+        for (int band : new int[] {-30, -8, -3, 0, 5, 1000}) {
+            float[] a = randomArray(random, rows * depth);
+            float[] b = randomArray(random, depth * cols);
+            float[] rowBanded = randomArray(random, rows * cols);
+            float[] depthBanded = randomArray(random, rows * cols);
+            float[] before = rowBanded.clone();
+            TileGemm.multiplyBand(a, 0, depth, 1, b, 0, cols, rowBanded, 0, cols, rows, cols, depth, false,
+                    band, TileGemm.NO_BAND);
+            TileGemm.multiplyBand(a, 0, depth, 1, b, 0, cols, depthBanded, 0, cols, rows, cols, depth, false,
+                    TileGemm.NO_BAND, band);
+            for (int col = 0; col < cols; col++) {
+                int blockEnd = col < TileGemm.BLOCK_COLS ? TileGemm.BLOCK_COLS : cols;
+                int rowLimit = Math.min(rows, Math.max(0, band + blockEnd + 3) / 4 * 4);
+                int depthLimit = Math.max(0, Math.min(depth, band + blockEnd));
+                for (int i = 0; i < rows; i++) {
+                    double full = 0;
+                    double partial = 0;
+                    for (int r = 0; r < depth; r++) {
+                        double term = (double) a[i * depth + r] * b[r * cols + col];
+                        full += term;
+                        partial += r < depthLimit ? term : 0;
+                    }
+                    float rowExpected = i < rowLimit ? (float) full : before[i * cols + col];
+                    assertEquals(rowExpected, rowBanded[i * cols + col], 1e-4, "row band " + band + " C[" + i
+                            + "][" + col + "]");
+                    assertEquals(partial, depthBanded[i * cols + col], 1e-4, "depth band " + band + " C[" + i
+                            + "][" + col + "]");
+                }
+            }
+        }
+    }
+
     private static void check(SplittableRandom random, int rows, int cols, int depth, boolean transposedA,
                               boolean accumulate) {
         // A(i, r) read through strides, from an array with a margin so offsets are exercised too.
