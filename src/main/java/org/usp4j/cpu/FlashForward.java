@@ -3,6 +3,7 @@ package org.usp4j.cpu;
 import static org.usp4j.cpu.TileGemm.LANES;
 import static org.usp4j.cpu.TileGemm.SPECIES;
 
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
@@ -103,11 +104,11 @@ final class FlashForward {
             }
         }
         for (int x = 0; x < d; x++) {
-            java.util.Arrays.fill(qT, x * lanes + nq, (x + 1) * lanes, 0f);
+            Arrays.fill(qT, x * lanes + nq, (x + 1) * lanes, 0f);
         }
-        java.util.Arrays.fill(rowMax, 0, lanes, Float.NEGATIVE_INFINITY);
-        java.util.Arrays.fill(rowSum, 0, lanes, 0f);
-        java.util.Arrays.fill(outT, 0, outTRows * lanes, 0f);
+        Arrays.fill(rowMax, 0, lanes, Float.NEGATIVE_INFINITY);
+        Arrays.fill(rowSum, 0, lanes, 0f);
+        Arrays.fill(outT, 0, outTRows * lanes, 0f);
 
         // Top-left causal: row i sees keys j <= i, so keys at or past q0 + nq are hidden from the block.
         int kvEnd = causal ? Math.min(seqKv, q0 + nq) : seqKv;
@@ -117,9 +118,9 @@ final class FlashForward {
             for (int j = 0; j < nk; j++) {
                 k.read(b, k0 + j, kvHead, kTile, j * rowStride, 1f, shorts);
                 v.read(b, k0 + j, kvHead, vTile, j * rowStride, 1f, shorts);
-                java.util.Arrays.fill(vTile, j * rowStride + d, j * rowStride + outTRows, 0f);
+                Arrays.fill(vTile, j * rowStride + d, j * rowStride + outTRows, 0f);
             }
-            java.util.Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
+            Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
             boolean diagonal = causal && k0 + nk - 1 > q0;
             // On the diagonal, skip the keys that come after every row of a column block (band = q0 - k0):
             // their scores are masked to -inf anyway and their P is 0.
@@ -136,7 +137,7 @@ final class FlashForward {
         for (int i = 0; i < nq; i++) {
             float sum = rowSum[i];
             if (sum == 0f) { // the row saw no key
-                java.util.Arrays.fill(row, 0, d, 0f);
+                Arrays.fill(row, 0, d, 0f);
                 lse.set(b, h, q0 + i, Float.NEGATIVE_INFINITY);
             } else {
                 float inv = 1f / sum;
@@ -170,7 +171,7 @@ final class FlashForward {
             columnMax(scores, j * lanes, newMax, lanes);
         }
         rescaleFactors(rowMax, newMax, state.shift, state.alpha, lanes);
-        java.util.Arrays.fill(state.sum, 0, lanes, 0f);
+        Arrays.fill(state.sum, 0, lanes, 0f);
         for (int j = 0; j < nk; j++) {
             exponentiateRow(scores, j * lanes, state.shift, state.sum, lanes);
         }
@@ -254,7 +255,8 @@ final class FlashForward {
 
     /**
      * Lane-wise max by compare and blend: two instructions, where FloatVector.max (Java's NaN and signed
-     * zero rules) takes five on x86. Scores are never NaN for finite inputs.
+     * zero rules) takes five on x86. A NaN score may be dropped from the max, but exp2 turns it into a
+     * NaN probability, so the row's sum, lse and output still come out NaN.
      */
     private static FloatVector greater(FloatVector a, FloatVector b) {
         return a.blend(b, a.lt(b));

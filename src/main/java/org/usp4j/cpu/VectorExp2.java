@@ -10,7 +10,9 @@ import jdk.incubator.vector.VectorSpecies;
  * pre-scaled by log2(e)), so exp2 is all it needs: x = n + f with n = round(x) and |f| <= 1/2, then
  * 2^x = 2^f * 2^n, where 2^f is a degree-5 polynomial (coefficients from a least-squares fit of the
  * relative error on [-1/2, 1/2], at most 2.3e-7 relative error in float32) and 2^n is added to the
- * exponent bits. Inputs below -125 (masked scores are -inf) give exactly 0.
+ * exponent bits. Inputs below -125 (masked scores are -inf) give exactly 0. A NaN input gives NaN
+ * when its low payload bits are clear (Float.NaN and the NaN that float arithmetic produces): they
+ * are what would be shifted into the exponent.
  *
  * <p>No clamping with max/min: Java's float max and min (NaN and signed-zero rules) cost several
  * instructions per vector on x86, so out-of-range inputs are replaced by a blend at the end instead.

@@ -207,6 +207,31 @@ class CpuAttentionKernelTest {
         }
     }
 
+    @Test
+    void aNanInOneQueryRowPoisonsThatRowOnly() {
+        try (Arena arena = Arena.ofShared()) {
+            Tensor q = Tensor.allocate(arena, DType.F32, 1, 30, 2, 16);
+            Tensor k = Tensor.allocate(arena, DType.F32, 1, 30, 2, 16);
+            Tensor v = Tensor.allocate(arena, DType.F32, 1, 30, 2, 16);
+            HostTensors.fillNormal(q, BASE_SEED + 3);
+            HostTensors.fillNormal(k, BASE_SEED + 4);
+            HostTensors.fillNormal(v, BASE_SEED + 5);
+            q.set(Float.NaN, 0, 7, 1, 3);
+            Tensor out = Tensor.allocate(arena, DType.F32, 1, 30, 2, 16);
+            Tensor lse = Tensor.allocate(arena, DType.F32, 1, 2, 30);
+            smallTiles.forward(q, k, v, Mask.NONE, 0.25f, out, lse);
+            for (int s = 0; s < 30; s++) {
+                for (int h = 0; h < 2; h++) {
+                    boolean poisoned = s == 7 && h == 1;
+                    assertEquals(poisoned, Float.isNaN(lse.get(0, h, s)), "lse at s=" + s + " h=" + h);
+                    for (int x = 0; x < 16; x++) {
+                        assertEquals(poisoned, Float.isNaN(out.get(0, s, h, x)), "out at s=" + s + " h=" + h);
+                    }
+                }
+            }
+        }
+    }
+
     // ---- helpers ----------------------------------------------------------------------------
 
     /** The tensors of one case, filled with fresh random values. */

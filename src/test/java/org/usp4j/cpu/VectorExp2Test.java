@@ -39,6 +39,8 @@ class VectorExp2Test {
         assertEquals(0f, exp2(Float.NEGATIVE_INFINITY)); // masked scores
         assertEquals(0f, exp2(-125.5f));
         assertEquals(0f, exp2(-1e30f));
+        assertTrue(Float.isNaN(exp2(Float.NaN)));
+        assertTrue(Float.isNaN(exp2(Float.intBitsToFloat(0xFFC00000)))); // x86's default NaN
         assertEquals(Float.POSITIVE_INFINITY,
                 VectorExp2.exp2Unbounded(FloatVector.broadcast(TileGemm.SPECIES, 200f)).lane(0));
         assertEquals((float) Math.pow(2, 100.25), VectorExp2.exp2Unbounded(
