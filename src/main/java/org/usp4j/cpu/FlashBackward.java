@@ -217,6 +217,10 @@ final class FlashBackward {
         for (int i = 0; i < nq; i++) {
             q.read(b, q0 + i, h, qRows, i * rowStride, qScale, s.shorts);
             dout.read(b, q0 + i, h, doRows, i * rowStride, 1f, s.shorts);
+            if (d < rowStride) { // the padding columns feed the unused rows d.. of dK^T, dV^T: keep them 0
+                Arrays.fill(qRows, i * rowStride + d, (i + 1) * rowStride, 0f);
+                Arrays.fill(doRows, i * rowStride + d, (i + 1) * rowStride, 0f);
+            }
         }
         Arrays.fill(qRows, nq * rowStride, nqBlock * rowStride, 0f);
         Arrays.fill(doRows, nq * rowStride, nqBlock * rowStride, 0f);
