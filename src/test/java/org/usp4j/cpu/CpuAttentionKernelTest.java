@@ -208,6 +208,46 @@ class CpuAttentionKernelTest {
     }
 
     @Test
+    void concurrentCallersShareThePoolCorrectly() throws Exception {
+        // Ranks as threads: several callers at once on one kernel, from plain threads and from tasks of
+        // the kernel's own pool (which then help run the items instead of blocking a worker).
+        List<Case> work = List.of(
+                new Case(1, 40, 40, 4, 2, 24, Mask.CAUSAL, DType.F32),
+                new Case(2, 33, 33, 2, 1, 40, Mask.NONE, DType.BF16),
+                new Case(1, 50, 50, 2, 2, 16, Mask.CAUSAL, DType.BF16),
+                new Case(1, 29, 47, 2, 2, 32, Mask.NONE, DType.F32));
+        List<Thread> threads = new ArrayList<>();
+        List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        for (Case c : work) {
+            threads.add(new Thread(() -> {
+                try {
+                    checkForward(smallTiles, c);
+                    checkBackward(smallTiles, c, true);
+                } catch (Throwable e) {
+                    failures.add(e);
+                }
+            }));
+        }
+        threads.forEach(Thread::start);
+        List<java.util.concurrent.Future<?>> inPool = new ArrayList<>();
+        for (Case c : work) {
+            inPool.add(threePool.submit(() -> {
+                checkForward(smallTiles, c);
+                checkBackward(smallTiles, c, false);
+            }));
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        for (var f : inPool) {
+            f.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        }
+        if (!failures.isEmpty()) {
+            throw new AssertionError(failures.size() + " caller(s) failed", failures.get(0));
+        }
+    }
+
+    @Test
     void aNanInOneQueryRowPoisonsThatRowOnly() {
         try (Arena arena = Arena.ofShared()) {
             Tensor q = Tensor.allocate(arena, DType.F32, 1, 30, 2, 16);
