@@ -225,32 +225,36 @@ final class FlashBackward {
         Arrays.fill(qRows, nq * rowStride, nqBlock * rowStride, 0f);
         Arrays.fill(doRows, nq * rowStride, nqBlock * rowStride, 0f);
 
+        // Under a causal mask (where q0 >= k0) no row of this tile sees a key at or past q0 + nq: the
+        // products below stop at the last key block any row sees (keyLanes) and leave the rest alone.
+        int keyEnd = causal ? Math.min(nk, q0 + nq - k0) : nk;
+        int keyLanes = Tiling.roundUp(keyEnd, TileGemm.BLOCK_COLS);
         float[] probs = s.probs;
         float[] dScores = s.dScores;
         // S = Q' K^T and dP = dO V^T, both [rows][keys]
-        TileGemm.multiply(qRows, 0, rowStride, 1, s.kT, 0, lanes, probs, 0, lanes, nqBlock, lanes, d, false);
-        TileGemm.multiply(doRows, 0, rowStride, 1, s.vT, 0, lanes, dScores, 0, lanes, nqBlock, lanes, d, false);
+        TileGemm.multiply(qRows, 0, rowStride, 1, s.kT, 0, lanes, probs, 0, lanes, nqBlock, keyLanes, d, false);
+        TileGemm.multiply(doRows, 0, rowStride, 1, s.vT, 0, lanes, dScores, 0, lanes, nqBlock, keyLanes, d, false);
         int stats = (b * heads + h) * seqQ + q0;
         for (int i = 0; i < nqBlock; i++) {
             // Keys past s_kv's padding, and under a causal mask keys after row q0 + i, get P = dS = 0.
             int visible = i >= nq ? 0 : causal ? Math.max(0, Math.min(nk, q0 + i - k0 + 1)) : nk;
             float rowLse = i < nq ? lse2[stats + i] : 0f;
             float rowDelta = i < nq ? delta[stats + i] : 0f;
-            softmaxGradientRow(probs, dScores, i * lanes, lanes, visible, rowLse, rowDelta);
+            softmaxGradientRow(probs, dScores, i * lanes, keyLanes, visible, rowLse, rowDelta);
         }
         // dV^T[x][j] += sum_i dO[i][x] P[i][j];  dK^T[x][j] += sum_i Q'[i][x] dS[i][j]
-        TileGemm.multiply(doRows, 0, 1, rowStride, probs, 0, lanes, s.dvT, 0, lanes, gradRows, lanes, nq, true);
-        TileGemm.multiply(qRows, 0, 1, rowStride, dScores, 0, lanes, s.dkT, 0, lanes, gradRows, lanes, nq, true);
+        TileGemm.multiply(doRows, 0, 1, rowStride, probs, 0, lanes, s.dvT, 0, lanes, gradRows, keyLanes, nq, true);
+        TileGemm.multiply(qRows, 0, 1, rowStride, dScores, 0, lanes, s.dkT, 0, lanes, gradRows, keyLanes, nq, true);
         // dQ[i][x] = sum_j dS[i][j] K[j][x]
         float[] dqTile = s.dqTile;
-        TileGemm.multiply(dScores, 0, lanes, 1, s.kRows, 0, rowStride, dqTile, 0, rowStride, nqBlock, rowStride, nk,
-                false);
+        TileGemm.multiply(dScores, 0, lanes, 1, s.kRows, 0, rowStride, dqTile, 0, rowStride, nqBlock, rowStride,
+                keyEnd, false);
         addDq(b, h, q0, nq, dqTile, s);
     }
 
     /**
      * One row of P = 2^(S - lse) (in place of S) and dS = P * (dP - D) (in place of dP) over the first
-     * {@code visible} keys; the rest of the row's lanes get 0.
+     * {@code visible} keys; the rest of the row's first {@code lanes} lanes get 0.
      */
     private static void softmaxGradientRow(float[] probs, float[] dScores, int at, int lanes, int visible,
                                            float rowLse, float rowDelta) {
