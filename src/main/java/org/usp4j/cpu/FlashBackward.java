@@ -258,17 +258,15 @@ final class FlashBackward {
      */
     private static void softmaxGradientRow(float[] probs, float[] dScores, int at, int lanes, int visible,
                                            float rowLse, float rowDelta) {
-        int j = 0;
-        for (; j < visible; j += LANES) {
+        // Whole vectors up to the visible edge, then plain fills from the edge on: a masked blend here
+        // would be the one vector operation that only causal calls run, slow until C2 compiles it.
+        for (int j = 0; j < visible; j += LANES) {
             FloatVector p = VectorExp2.exp2Unbounded(FloatVector.fromArray(SPECIES, probs, at + j).sub(rowLse));
-            if (j + LANES > visible) {
-                p = p.blend(0f, SPECIES.indexInRange(j, visible).not());
-            }
             p.intoArray(probs, at + j);
             p.mul(FloatVector.fromArray(SPECIES, dScores, at + j).sub(rowDelta)).intoArray(dScores, at + j);
         }
-        Arrays.fill(probs, at + j, at + lanes, 0f);
-        Arrays.fill(dScores, at + j, at + lanes, 0f);
+        Arrays.fill(probs, at + visible, at + lanes, 0f);
+        Arrays.fill(dScores, at + visible, at + lanes, 0f);
     }
 
     /** dq rows q0 .. q0 + nq += scale * dqTile, under the head's lock. */

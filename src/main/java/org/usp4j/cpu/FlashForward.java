@@ -5,9 +5,6 @@ import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The forward pass of one call, cut into work items of (query-row block, batch, head). An item streams
@@ -22,8 +19,6 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class FlashForward {
 
-    private static final VectorSpecies<Integer> INT_SPECIES = SPECIES.withLanes(int.class);
-    private static final IntVector LANE_INDEX = IntVector.zero(INT_SPECIES).addIndex(1);
     private static final float LOG2_E = (float) (1 / Math.log(2));
     private static final double LN_2 = Math.log(2);
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -198,16 +193,16 @@ final class FlashForward {
         }
     }
 
-    /** Top-left causal mask: S^T[j][i] = -inf where key k0 + j comes after row q0 + i. */
+    /**
+     * Top-left causal mask: S^T[j][i] = -inf where key k0 + j comes after row q0 + i, i.e. for the
+     * leading rows i < k0 + j - q0 of each key's score row: one fill per key. (Plain fills rather than
+     * vector blends also keep this rarely run path fast before the JIT has compiled it: Vector API code
+     * is slow until C2 compiles it.)
+     */
     private static void hideLaterKeys(float[] scores, int nk, int lanes, int q0, int k0) {
         for (int j = 0; j < nk; j++) {
-            int hiddenRows = k0 + j - q0; // rows i < hiddenRows come before key k0 + j
-            for (int iv = 0; iv < lanes && iv < hiddenRows; iv += LANES) {
-                IntVector rowIndex = LANE_INDEX.add(q0 + iv);
-                VectorMask<Float> hidden = rowIndex.lt(k0 + j).cast(SPECIES);
-                int at = j * lanes + iv;
-                FloatVector.fromArray(SPECIES, scores, at).blend(Float.NEGATIVE_INFINITY, hidden).intoArray(scores, at);
-            }
+            int hiddenRows = Math.max(0, Math.min(lanes, k0 + j - q0));
+            Arrays.fill(scores, j * lanes, j * lanes + hiddenRows, Float.NEGATIVE_INFINITY);
         }
     }
 
@@ -218,14 +213,18 @@ final class FlashForward {
         }
     }
 
-    /** shift = m' (0 where m' = -inf), alpha = 2^(m - shift), m = m'. */
+    /**
+     * shift = m' (0 where m' = -inf), alpha = 2^(m - shift), m = m'. Scalar on purpose: it runs once per
+     * tile, too rarely for C2 to compile it early, and Vector API code left to C1 allocates a box per
+     * operation; scalar code is fast at every tier and this is a few hundred lanes per tile.
+     */
     private static void rescaleFactors(float[] rowMax, float[] newMax, float[] shift, float[] alpha, int lanes) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
-            FloatVector m = FloatVector.fromArray(SPECIES, newMax, iv);
-            FloatVector sh = m.blend(0f, m.eq(Float.NEGATIVE_INFINITY));
-            sh.intoArray(shift, iv);
-            VectorExp2.exp2(FloatVector.fromArray(SPECIES, rowMax, iv).sub(sh)).intoArray(alpha, iv);
-            m.intoArray(rowMax, iv);
+        for (int i = 0; i < lanes; i++) {
+            float m = newMax[i];
+            float sh = m == Float.NEGATIVE_INFINITY ? 0f : m;
+            shift[i] = sh;
+            alpha[i] = (float) Math.exp((rowMax[i] - sh) * LN_2);
+            rowMax[i] = m;
         }
     }
 
@@ -238,11 +237,10 @@ final class FlashForward {
         }
     }
 
-    /** l = alpha l + sum. */
+    /** l = alpha l + sum; scalar for the same reason as {@link #rescaleFactors}. */
     private static void addScaled(float[] rowSum, float[] alpha, float[] sum, int lanes) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
-            FloatVector.fromArray(SPECIES, rowSum, iv).fma(FloatVector.fromArray(SPECIES, alpha, iv),
-                    FloatVector.fromArray(SPECIES, sum, iv)).intoArray(rowSum, iv);
+        for (int i = 0; i < lanes; i++) {
+            rowSum[i] = rowSum[i] * alpha[i] + sum[i];
         }
     }
 
