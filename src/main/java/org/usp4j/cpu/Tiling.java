@@ -15,8 +15,10 @@ package org.usp4j.cpu;
 record Tiling(int forwardRows, int forwardKeys, int backwardRows, int backwardKeys) {
 
     /**
-     * Sizes measured on an AVX2 core (32 KB L1, 512 KB L2): a forward item's buffers (Q^T, O^T, the
-     * score tile, K and V) and a backward step's stay within L2 at head_dim 128.
+     * Sizes chosen by sweeps on an AVX2 core (32 KB L1, 512 KB L2): a forward item's buffers (Q^T, O^T,
+     * the score tile, K and V: about 0.4 MB) stay within L2 up to head_dim 128, a backward item's (K,
+     * K^T, V^T, dK^T, dV^T for 192 keys and a 64-row query tile) up to head_dim 64; larger tiles
+     * measured no faster, smaller ones slower.
      */
     static final Tiling DEFAULT = new Tiling(8 * TileGemm.BLOCK_COLS, 128, 64, 6 * TileGemm.BLOCK_COLS);
 
