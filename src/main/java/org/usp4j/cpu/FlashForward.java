@@ -1,0 +1,298 @@
+package org.usp4j.cpu;
+
+import static org.usp4j.cpu.TileGemm.LANES;
+import static org.usp4j.cpu.TileGemm.SPECIES;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+
+/**
+ * The forward pass of one call, cut into work items of (query-row block, batch, head). An item streams
+ * the key/value tiles past its query block with the online softmax: per query row a running max m and
+ * sum l in base 2, and an unnormalised output that is rescaled by 2^(m_old - m_new) whenever the max
+ * grows. At the end out = O / l and lse = ln 2 * m + ln l.
+ *
+ * <p>Layout: query rows are the vector lanes of every tile. Q is packed transposed ([d][rows], scaled
+ * by scale * log2 e), so S^T = K Q^T is [keys][rows] and the softmax runs down the columns, row
+ * statistics staying in vectors with no horizontal reductions; the output is kept as O^T [d][rows] and
+ * updated by O^T += V^T P^T. K and V tiles are copied as they are ([keys][d]).
+ */
+final class FlashForward {
+
+    private static final float LOG2_E = (float) (1 / Math.log(2));
+    private static final double LN_2 = Math.log(2);
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private final TensorRows q;
+    private final TensorRows k;
+    private final TensorRows v;
+    private final TensorRows out;
+    private final LseTensor lse;
+    private final int batch;
+    private final int seqQ;
+    private final int seqKv;
+    private final int heads;
+    private final int group;
+    private final int headDim;
+    private final int rowStride;   // head_dim padded to whole vectors: the row length of packed K, V
+    private final int outTRows;    // head_dim padded to a register block: the rows of O^T
+    private final boolean causal;
+    private final float qScale;
+    private final int blockRows;
+    private final int keyTile;
+    private final int rowBlocks;
+
+    FlashForward(AttentionDims dims, TensorRows q, TensorRows k, TensorRows v, TensorRows out, LseTensor lse,
+                 boolean causal, float scale, Tiling tiling, int parallelism) {
+        this.q = q;
+        this.k = k;
+        this.v = v;
+        this.out = out;
+        this.lse = lse;
+        this.batch = dims.batch();
+        this.seqQ = dims.seqQ();
+        this.seqKv = dims.seqKv();
+        this.heads = dims.heads();
+        this.group = dims.heads() / dims.kvHeads();
+        this.headDim = dims.headDim();
+        this.rowStride = Tiling.roundUp(headDim, LANES);
+        this.outTRows = Tiling.roundUp(headDim, TileGemm.BLOCK_ROWS);
+        this.causal = causal;
+        this.qScale = scale * LOG2_E;
+        this.blockRows = Tiling.shrinkForParallelism(tiling.forwardRows(), TileGemm.BLOCK_COLS, seqQ,
+                (long) batch * heads, 4 * parallelism);
+        this.keyTile = tiling.forwardKeys();
+        this.rowBlocks = Tiling.ceilDiv(seqQ, blockRows);
+    }
+
+    int items() {
+        return batch * heads * rowBlocks;
+    }
+
+    /** Runs items in descending row-block order: under a causal mask the last blocks are the longest. */
+    void run(int item) {
+        int bh = item % (batch * heads);
+        int block = rowBlocks - 1 - item / (batch * heads);
+        run(bh / heads, bh % heads, block * blockRows, SCRATCH.get());
+    }
+
+    private void run(int b, int h, int q0, Scratch s) {
+        int kvHead = h / group;
+        int d = headDim;
+        int nq = Math.min(blockRows, seqQ - q0);
+        int lanes = Tiling.roundUp(nq, TileGemm.BLOCK_COLS); // row count padded to whole micro-kernel blocks
+        s.ensure(lanes, keyTile, rowStride, outTRows);
+        float[] qT = s.qT;
+        float[] kTile = s.kTile;
+        float[] vTile = s.vTile;
+        float[] scores = s.scores;
+        float[] outT = s.outT;
+        float[] rowMax = s.rowMax;
+        float[] rowSum = s.rowSum;
+        float[] row = s.row;
+        short[] shorts = s.shorts;
+
+        for (int i = 0; i < nq; i++) {
+            q.read(b, q0 + i, h, row, 0, qScale, shorts);
+            for (int x = 0; x < d; x++) {
+                qT[x * lanes + i] = row[x];
+            }
+        }
+        for (int x = 0; x < d; x++) {
+            Arrays.fill(qT, x * lanes + nq, (x + 1) * lanes, 0f);
+        }
+        Arrays.fill(rowMax, 0, lanes, Float.NEGATIVE_INFINITY);
+        Arrays.fill(rowSum, 0, lanes, 0f);
+        Arrays.fill(outT, 0, outTRows * lanes, 0f);
+
+        // Top-left causal: row i sees keys j <= i, so keys at or past q0 + nq are hidden from the block.
+        int kvEnd = causal ? Math.min(seqKv, q0 + nq) : seqKv;
+        for (int k0 = 0; k0 < kvEnd; k0 += keyTile) {
+            int nk = Math.min(keyTile, kvEnd - k0);
+            int nkBlock = Tiling.roundUp(nk, TileGemm.BLOCK_ROWS);
+            for (int j = 0; j < nk; j++) {
+                k.read(b, k0 + j, kvHead, kTile, j * rowStride, 1f, shorts);
+                v.read(b, k0 + j, kvHead, vTile, j * rowStride, 1f, shorts);
+                Arrays.fill(vTile, j * rowStride + d, j * rowStride + outTRows, 0f);
+            }
+            Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
+            boolean diagonal = causal && k0 + nk - 1 > q0;
+            // On the diagonal, skip the keys that come after every row of a column block (band = q0 - k0):
+            // their scores are masked to -inf anyway and their P is 0.
+            int band = diagonal ? q0 - k0 : TileGemm.NO_BAND;
+            // S^T[j][i] = sum_x K[j][x] Q^T[x][i]
+            TileGemm.multiplyBand(kTile, 0, rowStride, 1, qT, 0, lanes, scores, 0, lanes, nkBlock, lanes, d, false,
+                    band, TileGemm.NO_BAND);
+            softmaxUpdate(scores, nk, lanes, q0, k0, diagonal, rowMax, rowSum, s.softmax, outT, outTRows);
+            // O^T[x][i] += sum_j V[j][x] P^T[j][i]
+            TileGemm.multiplyBand(vTile, 0, 1, rowStride, scores, 0, lanes, outT, 0, lanes, outTRows, lanes, nk, true,
+                    TileGemm.NO_BAND, band);
+        }
+
+        for (int i = 0; i < nq; i++) {
+            float sum = rowSum[i];
+            if (sum == 0f) { // the row saw no key
+                Arrays.fill(row, 0, d, 0f);
+                lse.set(b, h, q0 + i, Float.NEGATIVE_INFINITY);
+            } else {
+                float inv = 1f / sum;
+                for (int x = 0; x < d; x++) {
+                    row[x] = outT[x * lanes + i] * inv;
+                }
+                lse.set(b, h, q0 + i, (float) (rowMax[i] * LN_2 + Math.log(sum)));
+            }
+            out.write(b, q0 + i, h, row, 0, false, shorts);
+        }
+    }
+
+    /**
+     * One online-softmax step over a score tile S^T [nk][lanes] (base-2 units), turned into P^T in place:
+     * m' = max(m, max_j s_j); alpha = 2^(m - m'); l = alpha l + sum_j 2^(s_j - m'); O^T *= alpha.
+     * Rows that have seen only hidden keys keep m = -inf; subtracting 0 instead keeps them NaN-free.
+     *
+     * <p>Each pass is its own small method that sweeps the tile row by row and keeps per-lane state
+     * in arrays, not in loop-carried vector variables: C2 then knows every vector's exact class and
+     * compiles each operation to instructions. (Loop-carried vectors and large methods made it fall
+     * back to allocating Java code, 3-10x slower.) The state arrays stay in L1.
+     */
+    static void softmaxUpdate(float[] scores, int nk, int lanes, int q0, int k0, boolean diagonal,
+                              float[] rowMax, float[] rowSum, SoftmaxState state, float[] outT, int outTRows) {
+        if (diagonal) {
+            hideLaterKeys(scores, nk, lanes, q0, k0);
+        }
+        float[] newMax = state.newMax;
+        System.arraycopy(rowMax, 0, newMax, 0, lanes);
+        for (int j = 0; j < nk; j++) {
+            columnMax(scores, j * lanes, newMax, lanes);
+        }
+        rescaleFactors(rowMax, newMax, state.shift, state.alpha, lanes);
+        Arrays.fill(state.sum, 0, lanes, 0f);
+        for (int j = 0; j < nk; j++) {
+            exponentiateRow(scores, j * lanes, state.shift, state.sum, lanes);
+        }
+        addScaled(rowSum, state.alpha, state.sum, lanes);
+        for (int x = 0; x < outTRows; x++) {
+            scaleRow(outT, x * lanes, state.alpha, lanes);
+        }
+    }
+
+    /** Per-lane buffers of one softmax step. */
+    static final class SoftmaxState {
+        float[] newMax = new float[0];
+        float[] shift = new float[0];
+        float[] alpha = new float[0];
+        float[] sum = new float[0];
+
+        void ensure(int lanes) {
+            if (newMax.length < lanes) {
+                newMax = new float[lanes];
+                shift = new float[lanes];
+                alpha = new float[lanes];
+                sum = new float[lanes];
+            }
+        }
+    }
+
+    /**
+     * Top-left causal mask: S^T[j][i] = -inf where key k0 + j comes after row q0 + i, i.e. for the
+     * leading rows i < k0 + j - q0 of each key's score row: one fill per key. (Plain fills rather than
+     * vector blends also keep this rarely run path fast before the JIT has compiled it: Vector API code
+     * is slow until C2 compiles it.)
+     */
+    private static void hideLaterKeys(float[] scores, int nk, int lanes, int q0, int k0) {
+        for (int j = 0; j < nk; j++) {
+            int hiddenRows = Math.max(0, Math.min(lanes, k0 + j - q0));
+            Arrays.fill(scores, j * lanes, j * lanes + hiddenRows, Float.NEGATIVE_INFINITY);
+        }
+    }
+
+    private static void columnMax(float[] scores, int at, float[] max, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            greater(FloatVector.fromArray(SPECIES, max, iv), FloatVector.fromArray(SPECIES, scores, at + iv))
+                    .intoArray(max, iv);
+        }
+    }
+
+    /**
+     * shift = m' (0 where m' = -inf), alpha = 2^(m - shift), m = m'. Scalar on purpose: it runs once per
+     * tile, too rarely for C2 to compile it early, and Vector API code left to C1 allocates a box per
+     * operation; scalar code is fast at every tier and this is a few hundred lanes per tile.
+     */
+    private static void rescaleFactors(float[] rowMax, float[] newMax, float[] shift, float[] alpha, int lanes) {
+        for (int i = 0; i < lanes; i++) {
+            float m = newMax[i];
+            float sh = m == Float.NEGATIVE_INFINITY ? 0f : m;
+            shift[i] = sh;
+            alpha[i] = (float) Math.exp((rowMax[i] - sh) * LN_2);
+            rowMax[i] = m;
+        }
+    }
+
+    private static void exponentiateRow(float[] scores, int at, float[] shift, float[] sum, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            FloatVector p = VectorExp2.exp2(FloatVector.fromArray(SPECIES, scores, at + iv)
+                    .sub(FloatVector.fromArray(SPECIES, shift, iv)));
+            p.intoArray(scores, at + iv);
+            p.add(FloatVector.fromArray(SPECIES, sum, iv)).intoArray(sum, iv);
+        }
+    }
+
+    /** l = alpha l + sum; scalar for the same reason as {@link #rescaleFactors}. */
+    private static void addScaled(float[] rowSum, float[] alpha, float[] sum, int lanes) {
+        for (int i = 0; i < lanes; i++) {
+            rowSum[i] = rowSum[i] * alpha[i] + sum[i];
+        }
+    }
+
+    private static void scaleRow(float[] values, int at, float[] factor, int lanes) {
+        for (int iv = 0; iv < lanes; iv += LANES) {
+            FloatVector.fromArray(SPECIES, values, at + iv).mul(FloatVector.fromArray(SPECIES, factor, iv))
+                    .intoArray(values, at + iv);
+        }
+    }
+
+    /**
+     * Lane-wise max by compare and blend: two instructions, where FloatVector.max (Java's NaN and signed
+     * zero rules) takes five on x86. A NaN score may be dropped from the max, but exp2 turns it into a
+     * NaN probability, so the row's sum, lse and output still come out NaN.
+     */
+    private static FloatVector greater(FloatVector a, FloatVector b) {
+        return a.blend(b, a.lt(b));
+    }
+
+    /** One thread's tile buffers, grown on demand (O(tile), never O(sequence)). */
+    private static final class Scratch {
+        float[] qT = new float[0];      // [d][lanes]
+        float[] kTile = new float[0];   // [keys][rowStride]
+        float[] vTile = new float[0];   // [keys][rowStride]
+        float[] scores = new float[0];  // S^T, then P^T: [keys][lanes]
+        float[] outT = new float[0];    // [outTRows][lanes]
+        float[] rowMax = new float[0];
+        float[] rowSum = new float[0];
+        final SoftmaxState softmax = new SoftmaxState();
+        float[] row = new float[0];
+        float[] rowAccumulate = new float[0];
+        short[] shorts = new short[0];
+
+        void ensure(int lanes, int keys, int rowStride, int outTRows) {
+            int keyBlock = Tiling.roundUp(keys, TileGemm.BLOCK_ROWS);
+            qT = atLeast(qT, rowStride * lanes);
+            kTile = atLeast(kTile, keyBlock * rowStride);
+            vTile = atLeast(vTile, keyBlock * rowStride);
+            scores = atLeast(scores, keyBlock * lanes);
+            outT = atLeast(outT, outTRows * lanes);
+            rowMax = atLeast(rowMax, lanes);
+            rowSum = atLeast(rowSum, lanes);
+            softmax.ensure(lanes);
+            row = atLeast(row, rowStride);
+            rowAccumulate = atLeast(rowAccumulate, rowStride);
+            if (shorts.length < rowStride) {
+                shorts = new short[rowStride];
+            }
+        }
+
+        private static float[] atLeast(float[] buffer, int length) {
+            return buffer.length >= length ? buffer : new float[length];
+        }
+    }
+}
