@@ -176,6 +176,15 @@ public class CudnnApi {
     public static int CUDNN_STATUS_BAD_PARAM() {
         return CUDNN_STATUS_BAD_PARAM;
     }
+    private static final int CUDNN_STATUS_INVALID_VALUE = (int)2001L;
+    /**
+     * {@snippet lang=c :
+     * enum cudnnStatus_t.CUDNN_STATUS_INVALID_VALUE = 2001
+     * }
+     */
+    public static int CUDNN_STATUS_INVALID_VALUE() {
+        return CUDNN_STATUS_INVALID_VALUE;
+    }
     private static final int CUDNN_STATUS_BAD_PARAM_NULL_POINTER = (int)2002L;
     /**
      * {@snippet lang=c :
