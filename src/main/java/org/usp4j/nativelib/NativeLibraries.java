@@ -3,6 +3,7 @@ package org.usp4j.nativelib;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.SymbolLookup;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -93,6 +94,12 @@ public final class NativeLibraries {
                 continue;
             }
             for (Path file : files) {
+                List<String> absent = library.requiredSiblings().stream()
+                        .filter(sibling -> !Files.isRegularFile(file.resolveSibling(sibling))).toList();
+                if (!absent.isEmpty()) {
+                    tried.add(location.description() + ": " + file + " lacks " + String.join(", ", absent) + " beside it");
+                    continue;
+                }
                 LibraryVersion version;
                 try {
                     version = probe(library, file);

@@ -20,7 +20,7 @@ import java.util.Optional;
 public enum NativeLibrary {
 
     /** The CUDA runtime. The bindings' struct layouts come from the CUDA 13 headers, hence 13.x only. */
-    CUDA_RUNTIME("cudart", "CUDA runtime", "libcudart.so.13", null,
+    CUDA_RUNTIME("cudart", "CUDA runtime", "libcudart.so.13", null, List.of(),
             List.of("nvidia/cuda_runtime/lib", "nvidia/cu13/lib"),
             LibraryVersion.of(13, 0, 0), LibraryVersion.of(14, 0, 0), Map.of()) {
         @Override
@@ -31,7 +31,7 @@ public enum NativeLibrary {
     },
 
     /** NCCL 2; 2.18 brings ncclCommSplit, which the mesh needs. */
-    NCCL("nccl", "NCCL", "libnccl.so.2", null,
+    NCCL("nccl", "NCCL", "libnccl.so.2", null, List.of(),
             List.of("nvidia/nccl/lib", "nvidia/cu13/lib"),
             LibraryVersion.of(2, 18, 0), LibraryVersion.of(3, 0, 0),
             Map.of("ncclMemAlloc", LibraryVersion.of(2, 19, 0),
@@ -51,9 +51,11 @@ public enum NativeLibrary {
 
     /**
      * cuDNN 9 (backend API). libcudnn.so.9 is a small shim that loads its sibling sub-libraries
-     * (libcudnn_graph, _engines_*, _heuristic, ...) from its own directory.
+     * (libcudnn_graph, _engines_*, _heuristic, ...) from its own directory. Even cudnnGetVersion
+     * needs libcudnn_graph, and the shim aborts the process when it cannot load it, so a file
+     * without that sibling is never probed.
      */
-    CUDNN("cudnn", "cuDNN", "libcudnn.so.9", "libcudnn",
+    CUDNN("cudnn", "cuDNN", "libcudnn.so.9", "libcudnn", List.of("libcudnn_graph.so.9"),
             List.of("nvidia/cudnn/lib", "nvidia/cu13/lib"),
             LibraryVersion.of(9, 0, 0), LibraryVersion.of(10, 0, 0), Map.of()) {
         @Override
@@ -70,17 +72,20 @@ public enum NativeLibrary {
     private final String displayName;
     private final String fileName;
     private final String companionPrefix;
+    private final List<String> requiredSiblings;
     private final List<String> pythonLibDirs;
     private final LibraryVersion minimumVersion;
     private final LibraryVersion versionLimit;
     private final Map<String, LibraryVersion> laterFunctions;
 
-    NativeLibrary(String key, String displayName, String fileName, String companionPrefix, List<String> pythonLibDirs,
+    NativeLibrary(String key, String displayName, String fileName, String companionPrefix, List<String> requiredSiblings,
+                  List<String> pythonLibDirs,
                   LibraryVersion minimumVersion, LibraryVersion versionLimit, Map<String, LibraryVersion> laterFunctions) {
         this.key = key;
         this.displayName = displayName;
         this.fileName = fileName;
         this.companionPrefix = companionPrefix;
+        this.requiredSiblings = requiredSiblings;
         this.pythonLibDirs = pythonLibDirs;
         this.minimumVersion = minimumVersion;
         this.versionLimit = versionLimit;
@@ -125,6 +130,11 @@ public enum NativeLibrary {
      */
     public Optional<String> companionPrefix() {
         return Optional.ofNullable(companionPrefix);
+    }
+
+    /** Files that must sit in the same directory before the library may even be opened. */
+    public List<String> requiredSiblings() {
+        return requiredSiblings;
     }
 
     /** Oldest version accepted (inclusive). */
