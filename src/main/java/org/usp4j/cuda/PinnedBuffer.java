@@ -18,6 +18,7 @@ public final class PinnedBuffer extends NativeResource {
     private final MemorySegment segment;
     private final long address;
 
+    @SuppressWarnings("restricted") // the pinned allocation is exactly byteSize bytes, valid until release()
     private PinnedBuffer(long address, long byteSize) {
         this.address = address;
         this.arena = Arena.ofShared();

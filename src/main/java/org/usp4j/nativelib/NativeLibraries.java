@@ -40,6 +40,7 @@ public final class NativeLibraries {
      *
      * @throws LibraryNotFoundException when no acceptable file exists (the outcome is remembered)
      */
+    @SuppressWarnings("restricted") // opening native libraries is this class's job
     public static LoadedLibrary load(NativeLibrary library) {
         synchronized (LOADED) {
             LoadedLibrary loaded = LOADED.get(library);
@@ -119,6 +120,7 @@ public final class NativeLibraries {
 
     // A probed library stays mapped (global arena): unloading code that may have registered
     // process-wide hooks is not worth the risk. It is opened RTLD_LOCAL, so its symbols do not leak.
+    @SuppressWarnings("restricted")
     private static LibraryVersion probe(NativeLibrary library, Path file) {
         return library.queryVersion(SymbolLookup.libraryLookup(file, Arena.global()));
     }

@@ -192,6 +192,7 @@ public enum NativeLibrary {
         }
     }
 
+    @SuppressWarnings("restricted") // a version probe: the one downcall made before the library is accepted
     private static MethodHandle downcall(SymbolLookup lookup, String function, FunctionDescriptor descriptor) {
         MemorySegment address = lookup.find(function)
                 .orElseThrow(() -> new IllegalStateException("no symbol " + function));

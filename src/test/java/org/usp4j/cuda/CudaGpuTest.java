@@ -106,6 +106,7 @@ class CudaGpuTest {
     }
 
     @Test
+    @SuppressWarnings("try") // closes the module early on purpose
     void ptxKernelLaunchesWithTypedArguments() {
         int n = 1000;
         try (var module = PtxModule.load(GpuKernels.FILL_PTX); var stream = CudaStream.create();

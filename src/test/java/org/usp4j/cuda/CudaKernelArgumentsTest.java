@@ -14,6 +14,7 @@ import org.usp4j.tensor.DevicePointer;
 class CudaKernelArgumentsTest {
 
     @Test
+    @SuppressWarnings("restricted")
     void eachArgumentGetsAnAlignedSlotThatThePointerArrayPointsTo() {
         List<KernelArg> args = List.of(KernelArg.pointer(new DevicePointer(0x7f00_0000_1000L, 64, 0)),
                 KernelArg.i32(-7), KernelArg.f32(1.5f), KernelArg.i64(1L << 40), KernelArg.f64(-2.25),

@@ -152,6 +152,7 @@ class NcclInteropTest {
     }
 
     @Test
+    @SuppressWarnings("restricted")
     void configMarshalsLikeTheInitializer() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment c = NcclConfig.defaults().withCtas(2, 8).withSplitShare(true).withCommName("ring")
