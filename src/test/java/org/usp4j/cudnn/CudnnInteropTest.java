@@ -158,7 +158,7 @@ class CudnnInteropTest {
                 try (var d = BackendDescriptor.create(type)) {
                     assertEquals(type, d.type());
                 } catch (CudnnException e) {
-                    notCreatable.add(type); // e.g. INTERMEDIATE_INFO, which cuDNN 9 only hands out
+                    notCreatable.add(type); // e.g. INTERMEDIATE_INFO on 9.5.1 (4003): an error, never a crash
                 }
             } else {
                 var e = assertThrows(UnsupportedOperationException.class, () -> BackendDescriptor.create(type));
@@ -168,7 +168,6 @@ class CudnnInteropTest {
             }
         }
         assertTrue(java.util.Collections.disjoint(sdpaGraphTypes, notCreatable), "not creatable: " + notCreatable);
-        assertTrue(notCreatable.size() <= 2, "not creatable: " + notCreatable);
         // The dedicated SDPA operations arrived in 9.13 (forward) and 9.17 (backward).
         assertEquals(!Cudnn.isAtLeast(LibraryVersion.of(9, 13, 0)), refused.contains(DescriptorType.OPERATION_SDPA_FWD));
         assertEquals(!Cudnn.isAtLeast(LibraryVersion.of(9, 17, 0)), refused.contains(DescriptorType.OPERATION_SDPA_BWD));
