@@ -46,7 +46,7 @@ public final class CudaEvent extends NativeResource {
 
     /** Captures the work queued so far on {@code stream}. */
     public void record(CudaStream stream) {
-        Cuda.check(cudaEventRecord(handle(), stream.handle()), "cudaEventRecord");
+        Cuda.check(cudaEventRecord(handle(), CudaStream.handleOf(stream)), "cudaEventRecord");
     }
 
     /** Blocks until the captured work has finished. */

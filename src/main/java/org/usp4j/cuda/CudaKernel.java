@@ -40,7 +40,7 @@ public final class CudaKernel {
             throw new IllegalArgumentException("a block has at most 1024 threads, got " + block.volume() + " " + block);
         }
         module.requireLoaded();
-        MemorySegment streamHandle = stream.handle();
+        MemorySegment streamHandle = CudaStream.handleOf(stream);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment argv = KernelArguments.marshal(args, arena);
             Cuda.check(cudaLaunchKernel(handle, dim3(arena, grid), dim3(arena, block), argv,

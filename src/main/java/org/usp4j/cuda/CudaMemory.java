@@ -42,7 +42,7 @@ public final class CudaMemory {
     public static void copyToDeviceAsync(MemorySegment src, DevicePointer dst, CudaStream stream) {
         requireNative(src);
         requireFits(src.byteSize(), dst.byteSize(), "host source", "device destination");
-        Cuda.check(cudaMemcpyAsync(address(dst), src, src.byteSize(), cudaMemcpyHostToDevice(), stream.handle()),
+        Cuda.check(cudaMemcpyAsync(address(dst), src, src.byteSize(), cudaMemcpyHostToDevice(), CudaStream.handleOf(stream)),
                 "cudaMemcpyAsync");
     }
 
@@ -50,7 +50,7 @@ public final class CudaMemory {
     public static void copyToHostAsync(DevicePointer src, MemorySegment dst, CudaStream stream) {
         requireNative(dst);
         requireFits(src.byteSize(), dst.byteSize(), "device source", "host destination");
-        Cuda.check(cudaMemcpyAsync(dst, address(src), src.byteSize(), cudaMemcpyDeviceToHost(), stream.handle()),
+        Cuda.check(cudaMemcpyAsync(dst, address(src), src.byteSize(), cudaMemcpyDeviceToHost(), CudaStream.handleOf(stream)),
                 "cudaMemcpyAsync");
     }
 
@@ -58,7 +58,7 @@ public final class CudaMemory {
     public static void copyDeviceToDeviceAsync(DevicePointer src, DevicePointer dst, CudaStream stream) {
         requireFits(src.byteSize(), dst.byteSize(), "device source", "device destination");
         Cuda.check(cudaMemcpyAsync(address(dst), address(src), src.byteSize(), cudaMemcpyDeviceToDevice(),
-                stream.handle()), "cudaMemcpyAsync");
+                CudaStream.handleOf(stream)), "cudaMemcpyAsync");
     }
 
     /**
@@ -83,7 +83,7 @@ public final class CudaMemory {
         requireFits(Math.addExact(Math.multiplyExact(height - 1, dstPitch), widthBytes), dst.byteSize(),
                 "2-D copy extent in the destination", "destination");
         Cuda.check(cudaMemcpy2DAsync(address(dst), dstPitch, address(src), srcPitch, widthBytes, height,
-                cudaMemcpyDeviceToDevice(), stream.handle()), "cudaMemcpy2DAsync");
+                cudaMemcpyDeviceToDevice(), CudaStream.handleOf(stream)), "cudaMemcpy2DAsync");
     }
 
     /** Queues setting every byte of {@code dst} to {@code byteValue} (0..255) on {@code stream}. */
@@ -91,7 +91,7 @@ public final class CudaMemory {
         if (byteValue < 0 || byteValue > 255) {
             throw new IllegalArgumentException("memset value must be a byte (0..255), got " + byteValue);
         }
-        Cuda.check(cudaMemsetAsync(address(dst), byteValue, dst.byteSize(), stream.handle()), "cudaMemsetAsync");
+        Cuda.check(cudaMemsetAsync(address(dst), byteValue, dst.byteSize(), CudaStream.handleOf(stream)), "cudaMemsetAsync");
     }
 
     static MemorySegment address(DevicePointer pointer) {

@@ -43,6 +43,14 @@ public final class CudaStream extends NativeResource {
         return handle;
     }
 
+    /** The handle of {@code stream}, refusing null with an {@link IllegalArgumentException}. */
+    public static MemorySegment handleOf(CudaStream stream) {
+        if (stream == null) {
+            throw new IllegalArgumentException("stream is null");
+        }
+        return stream.handle();
+    }
+
     public boolean isNonBlocking() {
         return nonBlocking;
     }
@@ -64,6 +72,9 @@ public final class CudaStream extends NativeResource {
 
     /** Makes later work on this stream wait until {@code event} has completed. */
     public void waitFor(CudaEvent event) {
+        if (event == null) {
+            throw new IllegalArgumentException("event is null");
+        }
         Cuda.check(cudaStreamWaitEvent(handle(), event.handle(), 0), "cudaStreamWaitEvent");
     }
 

@@ -40,7 +40,7 @@ public final class DeviceBuffer extends NativeResource {
      */
     public static DeviceBuffer allocateAsync(long byteSize, CudaStream stream) {
         requirePositive(byteSize);
-        MemorySegment streamHandle = stream.handle();
+        MemorySegment streamHandle = CudaStream.handleOf(stream);
         int device = Cuda.currentDevice();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);

@@ -42,7 +42,7 @@ public final class CudnnHandle extends NativeResource {
 
     /** Later executions on this handle are queued on {@code stream}. */
     public void setStream(CudaStream stream) {
-        Cudnn.check(cudnnSetStream(handle(), stream.handle()), "cudnnSetStream");
+        Cudnn.check(cudnnSetStream(handle(), CudaStream.handleOf(stream)), "cudnnSetStream");
     }
 
     /** The raw {@code cudaStream_t} executions go to (NULL for the legacy default stream). */

@@ -205,7 +205,7 @@ public final class NcclCommunicator extends NativeResource {
         requireBuffer("send", send, count, type, 1);
         requireBuffer("receive", recv, count, type, size);
         MemorySegment handle = handle();
-        Nccl.check(ncclAllGather(address(send), address(recv), count, type.code(), handle, stream.handle()),
+        Nccl.check(ncclAllGather(address(send), address(recv), count, type.code(), handle, CudaStream.handleOf(stream)),
                 "ncclAllGather", handle);
     }
 
@@ -215,7 +215,7 @@ public final class NcclCommunicator extends NativeResource {
         requireBuffer("send", send, count, type, 1);
         requireBuffer("receive", recv, count, type, 1);
         MemorySegment handle = handle();
-        Nccl.check(ncclAllReduce(address(send), address(recv), count, type.code(), op.code(), handle, stream.handle()),
+        Nccl.check(ncclAllReduce(address(send), address(recv), count, type.code(), op.code(), handle, CudaStream.handleOf(stream)),
                 "ncclAllReduce", handle);
     }
 
@@ -226,7 +226,7 @@ public final class NcclCommunicator extends NativeResource {
         requireBuffer("receive", recv, recvCount, type, 1);
         MemorySegment handle = handle();
         Nccl.check(ncclReduceScatter(address(send), address(recv), recvCount, type.code(), op.code(), handle,
-                stream.handle()), "ncclReduceScatter", handle);
+                CudaStream.handleOf(stream)), "ncclReduceScatter", handle);
     }
 
     /** Copies {@code count} elements from {@code root}'s send buffer to every rank's receive buffer. */
@@ -236,7 +236,7 @@ public final class NcclCommunicator extends NativeResource {
         requireBuffer("send", send, count, type, 1);
         requireBuffer("receive", recv, count, type, 1);
         MemorySegment handle = handle();
-        Nccl.check(ncclBroadcast(address(send), address(recv), count, type.code(), root, handle, stream.handle()),
+        Nccl.check(ncclBroadcast(address(send), address(recv), count, type.code(), root, handle, CudaStream.handleOf(stream)),
                 "ncclBroadcast", handle);
     }
 
@@ -254,7 +254,7 @@ public final class NcclCommunicator extends NativeResource {
         }
         Nccl.requireFunction("ncclAlltoAll");
         MemorySegment handle = handle();
-        Nccl.check(ncclAlltoAll(address(send), address(recv), count, type.code(), handle, stream.handle()),
+        Nccl.check(ncclAlltoAll(address(send), address(recv), count, type.code(), handle, CudaStream.handleOf(stream)),
                 "ncclAlltoAll", handle);
     }
 
@@ -263,7 +263,7 @@ public final class NcclCommunicator extends NativeResource {
         requirePeer("peer", peer);
         requireBuffer("send", buffer, count, type, 1);
         MemorySegment handle = handle();
-        Nccl.check(ncclSend(address(buffer), count, type.code(), peer, handle, stream.handle()), "ncclSend", handle);
+        Nccl.check(ncclSend(address(buffer), count, type.code(), peer, handle, CudaStream.handleOf(stream)), "ncclSend", handle);
     }
 
     /** Receives {@code count} elements from {@code peer}. */
@@ -271,7 +271,7 @@ public final class NcclCommunicator extends NativeResource {
         requirePeer("peer", peer);
         requireBuffer("receive", buffer, count, type, 1);
         MemorySegment handle = handle();
-        Nccl.check(ncclRecv(address(buffer), count, type.code(), peer, handle, stream.handle()), "ncclRecv", handle);
+        Nccl.check(ncclRecv(address(buffer), count, type.code(), peer, handle, CudaStream.handleOf(stream)), "ncclRecv", handle);
     }
 
     @Override

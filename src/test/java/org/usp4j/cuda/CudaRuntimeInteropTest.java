@@ -121,6 +121,8 @@ class CudaRuntimeInteropTest {
         assertThrows(IllegalArgumentException.class, () -> CudaMemory.copy2DAsync(fake, 8, fake, 8, 16, 2, null));
         assertThrows(IllegalArgumentException.class, () -> CudaMemory.copy2DAsync(fake, 16, fake, 16, 16, 5, null));
         assertThrows(IllegalArgumentException.class, () -> CudaMemory.memsetAsync(fake, 256, null));
+        var noStream = assertThrows(IllegalArgumentException.class, () -> CudaMemory.memsetAsync(fake, 0, null));
+        assertEquals("stream is null", noStream.getMessage());
         assertThrows(IllegalArgumentException.class, () -> PtxModule.load("not ptx"));
         assertThrows(IllegalArgumentException.class, () -> new Dim3(0, 1, 1));
     }
