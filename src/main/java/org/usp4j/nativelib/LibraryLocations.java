@@ -79,10 +79,17 @@ final class LibraryLocations {
     private static void addToolkit(NativeLibrary library, Path root, String description, Set<Path> seen, List<Location> out) {
         Path normalized = root.toAbsolutePath().normalize();
         if (seen.add(normalized)) {
+            String targets = "targets/" + (isArm() ? "sbsa-linux" : "x86_64-linux") + "/lib";
             List<Path> files = List.of(normalized.resolve("lib64").resolve(library.fileName()),
-                    normalized.resolve("lib").resolve(library.fileName()));
-            out.add(new Location(description + ": lib64, lib", () -> existing(files)));
+                    normalized.resolve("lib").resolve(library.fileName()),
+                    normalized.resolve(targets).resolve(library.fileName()));
+            out.add(new Location(description + ": lib64, lib, " + targets, () -> existing(files)));
         }
+    }
+
+    private static boolean isArm() {
+        String arch = System.getProperty("os.arch", "");
+        return arch.equals("aarch64") || arch.equals("arm64");
     }
 
     private static Location ldLibraryPath(NativeLibrary library, ResolverEnvironment env) {
