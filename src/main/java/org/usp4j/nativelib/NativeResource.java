@@ -12,6 +12,9 @@ public abstract class NativeResource implements AutoCloseable {
 
     private final AtomicBoolean closed = new AtomicBoolean();
 
+    protected NativeResource() {
+    }
+
     /** What this is, for messages ("device buffer", "NCCL communicator"). */
     protected abstract String describe();
 
