@@ -1,5 +1,6 @@
 package org.usp4j.cuda;
 
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import org.usp4j.tensor.DevicePointer;
@@ -12,7 +13,7 @@ import org.usp4j.tensor.DevicePointer;
 public sealed interface KernelArg {
 
     /** The native layout of the value (its size and alignment). */
-    ValueLayout layout();
+    MemoryLayout layout();
 
     /** Writes the value at the start of {@code slot}. */
     void writeTo(MemorySegment slot);
@@ -68,12 +69,37 @@ public sealed interface KernelArg {
         }
     }
 
+    /**
+     * A C struct of int64 fields passed by value (e.g. {@code struct { long long d[6]; }}): the kernel
+     * gets a copy of the whole array, 8-byte aligned.
+     */
+    record Int64Array(long[] values) implements KernelArg {
+        public Int64Array {
+            if (values.length == 0) {
+                throw new IllegalArgumentException("empty int64 struct argument");
+            }
+            values = values.clone();
+        }
+
+        public MemoryLayout layout() {
+            return MemoryLayout.sequenceLayout(values.length, ValueLayout.JAVA_LONG);
+        }
+
+        public void writeTo(MemorySegment slot) {
+            MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_LONG, 0, values.length);
+        }
+    }
+
     static KernelArg i32(int value) {
         return new Int32(value);
     }
 
     static KernelArg i64(long value) {
         return new Int64(value);
+    }
+
+    static KernelArg i64s(long... values) {
+        return new Int64Array(values);
     }
 
     static KernelArg f32(float value) {

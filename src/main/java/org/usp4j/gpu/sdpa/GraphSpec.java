@@ -4,6 +4,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import org.usp4j.cudnn.DataType;
+import org.usp4j.cudnn.PointwiseMode;
+import org.usp4j.cudnn.ReductionOperator;
 
 /**
  * A cuDNN operation graph as plain data: tensors and operations in topological order. Building it
@@ -11,39 +14,6 @@ import java.util.List;
  * it to backend descriptors.
  */
 public final class GraphSpec {
-
-    /** cuDNN data types used by attention graphs (values of cudnnDataType_t). */
-    public enum DataType {
-        FLOAT(0), HALF(2), INT32(4), BFLOAT16(9), BOOLEAN(11);
-
-        public final int code;
-
-        DataType(int code) {
-            this.code = code;
-        }
-    }
-
-    /** cudnnPointwiseMode_t values used here. */
-    public enum PointwiseMode {
-        ADD(0), MUL(1), DIV(6), SUB(9), EXP(13), LOG(15), IDENTITY(21), CMP_GE(303), GEN_INDEX(501), BINARY_SELECT(601);
-
-        public final int code;
-
-        PointwiseMode(int code) {
-            this.code = code;
-        }
-    }
-
-    /** cudnnReduceTensorOp_t values used here. */
-    public enum ReductionOp {
-        ADD(0), MAX(3);
-
-        public final int code;
-
-        ReductionOp(int code) {
-            this.code = code;
-        }
-    }
 
     /**
      * One tensor of the graph. Virtual tensors live only inside the fused kernel; by-value tensors
@@ -103,11 +73,25 @@ public final class GraphSpec {
         }
     }
 
-    /** c = a @ b over the last two dimensions, batched (and head-broadcast) over the first two. */
-    public record Matmul(Tensor a, Tensor b, Tensor c) implements Op {
+    /**
+     * c = a @ b over the last two dimensions, batched (and head-broadcast) over the first two. The
+     * optional INT32 [b,1,1,1] overrides bound the rows (m), columns (n) and reduction length (k) per
+     * batch entry, as padding masks need.
+     */
+    public record Matmul(Tensor a, Tensor b, Tensor c, Tensor mOverride, Tensor nOverride, Tensor kOverride) implements Op {
+        public Matmul(Tensor a, Tensor b, Tensor c) {
+            this(a, b, c, null, null, null);
+        }
+
         @Override
         public List<Tensor> inputs() {
-            return List.of(a, b);
+            List<Tensor> in = new ArrayList<>(List.of(a, b));
+            for (Tensor t : new Tensor[] {mOverride, nOverride, kOverride}) {
+                if (t != null) {
+                    in.add(t);
+                }
+            }
+            return in;
         }
 
         @Override
@@ -117,7 +101,7 @@ public final class GraphSpec {
     }
 
     /** y = reduce(x) over the dimensions where y has size 1 and x does not. */
-    public record Reduction(ReductionOp op, Tensor x, Tensor y) implements Op {
+    public record Reduction(ReductionOperator op, Tensor x, Tensor y) implements Op {
         @Override
         public List<Tensor> inputs() {
             return List.of(x);

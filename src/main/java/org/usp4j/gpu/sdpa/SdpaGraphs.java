@@ -2,13 +2,13 @@ package org.usp4j.gpu.sdpa;
 
 import java.util.ArrayList;
 import java.util.List;
-import org.usp4j.gpu.sdpa.GraphSpec.DataType;
+import org.usp4j.cudnn.DataType;
+import org.usp4j.cudnn.PointwiseMode;
+import org.usp4j.cudnn.ReductionOperator;
 import org.usp4j.gpu.sdpa.GraphSpec.Matmul;
 import org.usp4j.gpu.sdpa.GraphSpec.Op;
 import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
-import org.usp4j.gpu.sdpa.GraphSpec.PointwiseMode;
 import org.usp4j.gpu.sdpa.GraphSpec.Reduction;
-import org.usp4j.gpu.sdpa.GraphSpec.ReductionOp;
 import org.usp4j.gpu.sdpa.GraphSpec.Reshape;
 import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
 
@@ -26,7 +26,8 @@ public final class SdpaGraphs {
 
     /** Uids of the tensors the caller binds; virtual tensors start at {@link #FIRST_VIRTUAL_UID}. */
     public static final long Q = 1, K = 2, V = 3, O = 4, STATS = 5, SCALE = 6, NEG_INF = 7,
-            DO = 8, DQ = 9, DK = 10, DV = 11, SOFTMAX_SUM = 12, DQ_ACCUM = 13, ONE = 14;
+            DO = 8, DQ = 9, DK = 10, DV = 11, SOFTMAX_SUM = 12, DQ_ACCUM = 13, ONE = 14,
+            SEQ_LEN_Q = 15, SEQ_LEN_KV = 16;
     static final long FIRST_VIRTUAL_UID = 100;
 
     private SdpaGraphs() {
@@ -48,10 +49,11 @@ public final class SdpaGraphs {
      * Forward graph. Binds Q, K, V (io type), O (io type), STATS (f32 [b,h,s_q,1], dense), SCALE (f32 by
      * value) and, when causal, NEG_INF (f32 by value).
      *
-     * @param bshdStrides strides of q, k, v, o in bshd order (index 0..3 of the array)
-     * @param maskFill    the value masked scores take: -inf on cuDNN >= 9.10, -FLT_MAX before
+     * @param bshdStrides  strides of q, k, v, o in bshd order (index 0..3 of the array)
+     * @param cudnnVersion the loaded cuDNN's version code (e.g. 91400), which decides version workarounds
      */
-    public static GraphSpec forward(Shape s, DataType io, boolean causal, long[][] bshdStrides, float maskFill) {
+    public static GraphSpec forward(Shape s, DataType io, boolean causal, long[][] bshdStrides, long cudnnVersion) {
+        float maskFill = maskFill(cudnnVersion);
         Builder g = new Builder("sdpa_fwd" + (causal ? "_causal" : ""));
         long b = s.batch(), h = s.heads(), hk = s.kvHeads(), sq = s.seqQ(), skv = s.seqKv(), d = s.headDim();
         Tensor q = g.io(Q, "Q", io, dims(b, h, sq, d), bhsd(bshdStrides[0]));
@@ -65,10 +67,10 @@ public final class SdpaGraphs {
         Tensor scaled = g.pointwise(PointwiseMode.MUL, scores, scale, g.virtual("S_scaled", DataType.FLOAT, b, h, sq, skv));
         Tensor masked = causal ? g.causalMask(scaled, maskFill) : scaled;
         // Softmax with stats: Stats = max + log(sum(exp(s - max))), P = exp(s - max) / sum.
-        Tensor max = g.reduce(ReductionOp.MAX, masked, g.virtual("max", DataType.FLOAT, b, h, sq, 1));
+        Tensor max = g.reduce(ReductionOperator.MAX, masked, g.virtual("max", DataType.FLOAT, b, h, sq, 1));
         Tensor shifted = g.pointwise(PointwiseMode.SUB, masked, max, g.virtual("S_minus_max", DataType.FLOAT, b, h, sq, skv));
         Tensor exp = g.pointwise(PointwiseMode.EXP, shifted, null, g.virtual("exp", DataType.FLOAT, b, h, sq, skv));
-        Tensor sum = g.reduce(ReductionOp.ADD, exp, g.virtual("sum_exp", DataType.FLOAT, b, h, sq, 1));
+        Tensor sum = g.reduce(ReductionOperator.ADD, exp, g.virtual("sum_exp", DataType.FLOAT, b, h, sq, 1));
         Tensor logSum = g.pointwise(PointwiseMode.LOG, sum, null, g.virtual("log_sum", DataType.FLOAT, b, h, sq, 1));
         g.pointwise(PointwiseMode.ADD, max, logSum, stats);
         // The engines expect the second matmul's A operand in the io type.
@@ -82,9 +84,16 @@ public final class SdpaGraphs {
      * ONE (f32 by value), NEG_INF when causal, and two float32 scratch buffers: SOFTMAX_SUM
      * [b,h,s_q,1] and DQ_ACCUM [b,h,s_q,d], both dense. DQ_ACCUM holds dQ in float32 after execution.
      *
-     * @param bshdStrides strides of q, k, v, o, dO, dQ, dK, dV in bshd order
+     * <p>Up to cuDNN 9.15.0 the backward engines need a padding mask when s_kv is not a multiple of
+     * 128 (cudnn-frontend adds one silently): the graph then also binds SEQ_LEN_Q and SEQ_LEN_KV,
+     * INT32 [b,1,1,1] tensors holding s_q and s_kv, which also bound the matmuls.
+     *
+     * @param bshdStrides  strides of q, k, v, o, dO, dQ, dK, dV in bshd order
+     * @param cudnnVersion the loaded cuDNN's version code (e.g. 91400)
      */
-    public static GraphSpec backward(Shape s, DataType io, boolean causal, long[][] bshdStrides, float maskFill) {
+    public static GraphSpec backward(Shape s, DataType io, boolean causal, long[][] bshdStrides, long cudnnVersion) {
+        float maskFill = maskFill(cudnnVersion);
+        boolean padded = needsPaddingWorkaround(s, cudnnVersion);
         Builder g = new Builder("sdpa_bwd" + (causal ? "_causal" : ""));
         long b = s.batch(), h = s.heads(), hk = s.kvHeads(), sq = s.seqQ(), skv = s.seqKv(), d = s.headDim();
         boolean gqa = h != hk;
@@ -101,41 +110,59 @@ public final class SdpaGraphs {
         Tensor dQAccum = g.io(DQ_ACCUM, "dQ_accum", DataType.FLOAT, dims(b, h, sq, d), dims(h * sq * d, sq * d, d, 1));
         Tensor scale = g.scalar(SCALE, "attn_scale");
         Tensor one = g.scalar(ONE, "one");
+        Tensor seqQ = padded ? g.io(SEQ_LEN_Q, "seq_len_q", DataType.INT32, dims(b, 1, 1, 1), dims(1, 1, 1, 1)) : null;
+        Tensor seqKv = padded ? g.io(SEQ_LEN_KV, "seq_len_kv", DataType.INT32, dims(b, 1, 1, 1), dims(1, 1, 1, 1)) : null;
 
         // softmax_sum = rowsum(dO * O): the D of the backward formulas.
         Tensor dOxO = g.pointwise(PointwiseMode.MUL, dO, o,
                 g.virtualStrided("dO_times_O", DataType.FLOAT, dims(b, h, sq, d), dims(h * sq * d, sq * d, h * d, 1)));
-        Tensor rowSum = g.reduce(ReductionOp.ADD, dOxO, g.virtual("rowsum_dO_O", DataType.FLOAT, b, h, sq, 1));
+        Tensor rowSum = g.reduce(ReductionOperator.ADD, dOxO, g.virtual("rowsum_dO_O", DataType.FLOAT, b, h, sq, 1));
         g.pointwise(PointwiseMode.MUL, rowSum, one, softmaxSum);
 
         // P = exp(scale * Q K^T - Stats), masked like the forward.
-        Tensor scores = g.matmul(q, kt, g.virtual("S", DataType.FLOAT, b, h, sq, skv));
+        Tensor scores = g.matmul(q, kt, g.virtual("S", DataType.FLOAT, b, h, sq, skv), seqQ, seqKv, null);
         Tensor scaled = g.pointwise(PointwiseMode.MUL, scores, scale, g.virtual("S_scaled", DataType.FLOAT, b, h, sq, skv));
+        if (padded) {
+            scaled = g.paddingMask(scaled, seqQ, seqKv, maskFill);
+        }
         Tensor centered = g.pointwise(PointwiseMode.SUB, scaled, stats, g.virtual("S_minus_stats", DataType.FLOAT, b, h, sq, skv));
+        if (padded && cudnnVersion < 91000) {
+            centered = g.paddingMask(centered, seqQ, seqKv, maskFill); // 9.0-9.9 need it again after the stats
+        }
         Tensor masked = causal ? g.causalMask(centered, maskFill) : centered;
         Tensor p = g.pointwise(PointwiseMode.EXP, masked, null, g.virtual("P", DataType.FLOAT, b, h, sq, skv));
 
         // dV = P^T dO (summed over the query heads of each KV head for GQA).
         Tensor pT = g.reshape(p, g.virtualStrided("P^T", io, dims(b, h, skv, sq), dims(h * sq * skv, sq * skv, 1, skv)));
-        g.matmulMaybeReduced(pT, dO, dV, gqa, "dV_fullhead", io, dims(b, h, skv, d));
+        g.matmulMaybeReduced(pT, dO, dV, gqa, "dV_fullhead", io, dims(b, h, skv, d), seqKv, null, seqQ);
 
         // dS = scale * P * (dO V^T - softmax_sum).
-        Tensor dP = g.matmul(dO, vt, g.virtual("dP", DataType.FLOAT, b, h, sq, skv));
+        Tensor dP = g.matmul(dO, vt, g.virtual("dP", DataType.FLOAT, b, h, sq, skv), seqQ, seqKv, null);
         Tensor dPminus = g.pointwise(PointwiseMode.SUB, dP, softmaxSum, g.virtual("dP_minus_sum", DataType.FLOAT, b, h, sq, skv));
         Tensor dPxP = g.pointwise(PointwiseMode.MUL, dPminus, p, g.virtual("dP_times_P", DataType.FLOAT, b, h, sq, skv));
         Tensor dS = g.pointwise(PointwiseMode.MUL, dPxP, scale, g.virtual("dS", DataType.FLOAT, b, h, sq, skv));
 
         // dK = dS^T Q.
         Tensor dST = g.reshape(dS, g.virtualStrided("dS^T", io, dims(b, h, skv, sq), dims(h * sq * skv, sq * skv, 1, skv)));
-        g.matmulMaybeReduced(dST, q, dK, gqa, "dK_fullhead", io, dims(b, h, skv, d));
+        g.matmulMaybeReduced(dST, q, dK, gqa, "dK_fullhead", io, dims(b, h, skv, d), seqKv, null, seqQ);
 
         // dQ = dS K, accumulated in float32, then converted.
         long[] kStrides = kt.strides();
         Tensor k = g.reshape(kt, g.virtualStrided("K", DataType.FLOAT, dims(b, hk, skv, d),
                 dims(kStrides[0], kStrides[1], kStrides[3], kStrides[2])));
-        g.matmul(dS, k, dQAccum);
+        g.matmul(dS, k, dQAccum, seqQ, null, seqKv);
         g.pointwise(PointwiseMode.IDENTITY, dQAccum, null, dQ);
         return g.build();
+    }
+
+    /** The value masked scores take: -inf from cuDNN 9.10, -FLT_MAX before (as cudnn-frontend does). */
+    static float maskFill(long cudnnVersion) {
+        return cudnnVersion >= 91000 ? Float.NEGATIVE_INFINITY : -Float.MAX_VALUE;
+    }
+
+    /** Whether the backward needs the full-length padding mask that cuDNN <= 9.15.0 requires. */
+    public static boolean needsPaddingWorkaround(Shape s, long cudnnVersion) {
+        return s.seqKv() % 128 != 0 && cudnnVersion <= 91500;
     }
 
     /** [s0, s1, s2, s3] of a bshd tensor as bhsd strides. */
@@ -196,11 +223,15 @@ public final class SdpaGraphs {
         }
 
         Tensor matmul(Tensor a, Tensor b, Tensor c) {
-            ops.add(new Matmul(a, b, c));
+            return matmul(a, b, c, null, null, null);
+        }
+
+        Tensor matmul(Tensor a, Tensor b, Tensor c, Tensor m, Tensor n, Tensor k) {
+            ops.add(new Matmul(a, b, c, m, n, k));
             return c;
         }
 
-        Tensor reduce(ReductionOp op, Tensor x, Tensor y) {
+        Tensor reduce(ReductionOperator op, Tensor x, Tensor y) {
             ops.add(new Reduction(op, x, y));
             return y;
         }
@@ -211,21 +242,51 @@ public final class SdpaGraphs {
         }
 
         /** c = a @ b, or for GQA a full-head product reduced over each KV head's query heads. */
-        void matmulMaybeReduced(Tensor a, Tensor b, Tensor out, boolean gqa, String fullName, DataType io, long[] fullDims) {
+        void matmulMaybeReduced(Tensor a, Tensor b, Tensor out, boolean gqa, String fullName, DataType io, long[] fullDims,
+                                Tensor m, Tensor n, Tensor k) {
             if (!gqa) {
-                matmul(a, b, out);
+                matmul(a, b, out, m, n, k);
                 return;
             }
             long[] f = fullDims;
             Tensor full = virtualStrided(fullName, io, f, dims(f[1] * f[2] * f[3], f[2] * f[3], f[3], 1));
-            matmul(a, b, full);
-            reduce(ReductionOp.ADD, full, out);
+            matmul(a, b, full, m, n, k);
+            reduce(ReductionOperator.ADD, full, out);
+        }
+
+        /** Keep score (row, col) where row < seq_len_q and col < seq_len_kv, else the fill value. */
+        Tensor paddingMask(Tensor scores, Tensor seqLenQ, Tensor seqLenKv, float fill) {
+            long[] d = scores.dims();
+            Tensor negInf = fill(fill);
+            Tensor row = virtual("pad_row_index", DataType.INT32, d[0], d[1], d[2], d[3]);
+            Tensor col = virtual("pad_col_index", DataType.INT32, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.INT32, 2L, scores, null, null, row));
+            ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.INT32, 3L, scores, null, null, col));
+            Tensor rowOk = virtual("row_lt_seq_q", DataType.BOOLEAN, d[0], d[1], d[2], d[3]);
+            Tensor colOk = virtual("col_lt_seq_kv", DataType.BOOLEAN, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(PointwiseMode.CMP_LT, DataType.BOOLEAN, null, row, seqLenQ, null, rowOk));
+            ops.add(new Pointwise(PointwiseMode.CMP_LT, DataType.BOOLEAN, null, col, seqLenKv, null, colOk));
+            Tensor keep = virtual("inside_padding", DataType.BOOLEAN, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(PointwiseMode.LOGICAL_AND, DataType.BOOLEAN, null, rowOk, colOk, null, keep));
+            Tensor masked = virtual("S_padded", DataType.FLOAT, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(PointwiseMode.BINARY_SELECT, DataType.FLOAT, null, scores, negInf, keep, masked));
+            return masked;
+        }
+
+        /** The by-value mask fill scalar, shared by every mask of the graph. */
+        private Tensor fill(float value) {
+            for (Tensor t : tensors) {
+                if (t.uid() == NEG_INF) {
+                    return t;
+                }
+            }
+            return add(new Tensor(NEG_INF, "mask_fill(" + value + ")", DataType.FLOAT, dims(1, 1, 1, 1), dims(1, 1, 1, 1), false, true));
         }
 
         /** Top-left causal mask: keep score (row, col) where row >= col, else the fill value. */
         Tensor causalMask(Tensor scores, float fill) {
             long[] d = scores.dims();
-            Tensor negInf = add(new Tensor(NEG_INF, "mask_fill(" + fill + ")", DataType.FLOAT, dims(1, 1, 1, 1), dims(1, 1, 1, 1), false, true));
+            Tensor negInf = fill(fill);
             Tensor row = virtual("row_index", DataType.INT32, d[0], d[1], d[2], d[3]);
             Tensor col = virtual("col_index", DataType.INT32, d[0], d[1], d[2], d[3]);
             ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.FLOAT, 2L, scores, null, null, row));

@@ -12,10 +12,10 @@ import java.util.Set;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
-import org.usp4j.gpu.sdpa.GraphSpec.DataType;
+import org.usp4j.cudnn.DataType;
 import org.usp4j.gpu.sdpa.GraphSpec.Op;
 import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
-import org.usp4j.gpu.sdpa.GraphSpec.PointwiseMode;
+import org.usp4j.cudnn.PointwiseMode;
 import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
 
 /** Structure of the composite SDPA graphs (no native code involved). */
@@ -35,7 +35,7 @@ class SdpaGraphsTest {
     @CsvSource({"false,8,8,10", "true,8,8,14", "false,8,2,10", "true,8,1,14"})
     void forwardHasTheCompositeOps(boolean causal, long heads, long kvHeads, int expectedOps) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(2, heads, kvHeads, 256, 384, 64);
-        GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, causal, contiguousStrides(s, 4), Float.NEGATIVE_INFINITY);
+        GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, causal, contiguousStrides(s, 4), 91400);
         assertEquals(expectedOps, g.ops().size(), g::toString);
         assertWellFormed(g);
         Tensor stats = g.tensor(SdpaGraphs.STATS);
@@ -61,7 +61,7 @@ class SdpaGraphsTest {
     @CsvSource({"false,8,8,18", "true,8,8,22", "false,8,2,20", "true,4,1,24"})
     void backwardHasTheCompositeOps(boolean causal, long heads, long kvHeads, int expectedOps) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, heads, kvHeads, 128, 128, 40);
-        GraphSpec g = SdpaGraphs.backward(s, DataType.HALF, causal, contiguousStrides(s, 8), -Float.MAX_VALUE);
+        GraphSpec g = SdpaGraphs.backward(s, DataType.HALF, causal, contiguousStrides(s, 8), 90500);
         assertEquals(expectedOps, g.ops().size(), g::toString);
         assertWellFormed(g);
         Set<Long> expected = new HashSet<>(List.of(SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO,
@@ -82,12 +82,43 @@ class SdpaGraphsTest {
         }
     }
 
+    @ParameterizedTest
+    @CsvSource({"200,91400,true", "200,91600,false", "256,91400,false", "200,90500,true"})
+    void backwardAddsThePaddingWorkaroundUpTo915(long seqKv, long version, boolean padded) {
+        SdpaGraphs.Shape s = new SdpaGraphs.Shape(2, 4, 4, 96, seqKv, 64);
+        GraphSpec g = SdpaGraphs.backward(s, DataType.BFLOAT16, true, contiguousStrides(s, 8), version);
+        assertWellFormed(g);
+        Set<Long> bound = uids(g.boundTensors());
+        assertEquals(padded, bound.contains(SdpaGraphs.SEQ_LEN_Q), g::toString);
+        assertEquals(padded, bound.contains(SdpaGraphs.SEQ_LEN_KV));
+        int extra = padded ? (version < 91000 ? 12 : 6) : 0;
+        assertEquals(22 + extra, g.ops().size(), g::toString);
+        if (padded) {
+            Tensor seqLen = g.tensor(SdpaGraphs.SEQ_LEN_KV);
+            assertEquals(DataType.INT32, seqLen.type());
+            assertArrayEquals(new long[] {2, 1, 1, 1}, seqLen.dims());
+            long overridden = g.ops().stream().filter(op -> op instanceof GraphSpec.Matmul m && m.mOverride() != null).count();
+            assertEquals(5, overridden, "every matmul is bounded by the sequence lengths");
+        }
+    }
+
+    @Test
+    void maskFillFollowsTheVersion() {
+        SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, 2, 2, 64, 64, 64);
+        assertTrue(g(s, 91000).contains("-Infinity"));
+        assertTrue(g(s, 90900).contains(String.valueOf(-Float.MAX_VALUE)));
+    }
+
+    private static String g(SdpaGraphs.Shape s, long version) {
+        return SdpaGraphs.forward(s, DataType.HALF, true, contiguousStrides(s, 4), version).tensors().toString();
+    }
+
     @Test
     void stridedViewsKeepTheirStrides() {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, 4, 4, 64, 128, 32);
         long[][] strides = contiguousStrides(s, 4);
         strides[0] = new long[] {99999, 4 * 32 * 2, 32, 1}; // q is a slice of a tensor twice as long
-        GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, false, strides, Float.NEGATIVE_INFINITY);
+        GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, false, strides, 91400);
         assertArrayEquals(new long[] {99999, 32, 256, 1}, g.tensor(SdpaGraphs.Q).strides());
     }
 
@@ -97,7 +128,7 @@ class SdpaGraphsTest {
         long[][] strides = contiguousStrides(s, 4);
         strides[2] = new long[] {8192, 128, 32, 2};
         assertThrows(IllegalArgumentException.class,
-                () -> SdpaGraphs.forward(s, DataType.BFLOAT16, false, strides, Float.NEGATIVE_INFINITY));
+                () -> SdpaGraphs.forward(s, DataType.BFLOAT16, false, strides, 91400));
         assertThrows(IllegalArgumentException.class, () -> new SdpaGraphs.Shape(1, 6, 4, 64, 64, 32));
         assertThrows(IllegalArgumentException.class, () -> new SdpaGraphs.Shape(1, 4, 4, 0, 64, 32));
     }
