@@ -2,14 +2,17 @@
 // ring's log-sum-exp merge. Compiled to PTX by build-ptx (nvcc) and loaded at run time through the
 // CUDA runtime's library API, so the GPU machine needs neither NVRTC nor the driver API.
 //
-// Tensors are described by up to 4 dimensions (leading ones padded with size 1) with strides in
-// elements. dtype codes follow org.usp4j.tensor.DType's ordinals: 0 = F32, 1 = BF16, 2 = F16.
+// Tensors are described by up to 6 dimensions (leading ones padded with size 1) with strides in
+// elements; the host merges dimensions that are contiguous in every operand first. dtype codes follow
+// org.usp4j.tensor.DType's ordinals: 0 = F32, 1 = BF16, 2 = F16.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math_constants.h>
 
-struct Dims4 {
-    long long d[4];
+#define MAX_DIMS 6
+
+struct Dims {
+    long long d[MAX_DIMS];
 };
 
 __device__ __forceinline__ float load_as_float(const void* base, int dtype, long long i) {
@@ -29,34 +32,38 @@ __device__ __forceinline__ void store_from_float(void* base, int dtype, long lon
 }
 
 // Element offset of the linear index i (row-major over shape) under the given strides.
-__device__ __forceinline__ long long strided_offset(long long i, const Dims4& shape, const Dims4& stride) {
-    long long i3 = i % shape.d[3]; i /= shape.d[3];
-    long long i2 = i % shape.d[2]; i /= shape.d[2];
-    long long i1 = i % shape.d[1]; i /= shape.d[1];
-    return i * stride.d[0] + i1 * stride.d[1] + i2 * stride.d[2] + i3 * stride.d[3];
+__device__ __forceinline__ long long strided_offset(long long i, const Dims& shape, const Dims& stride) {
+    long long offset = 0;
+#pragma unroll
+    for (int k = MAX_DIMS - 1; k > 0; k--) {
+        long long ik = i % shape.d[k];
+        i /= shape.d[k];
+        offset += ik * stride.d[k];
+    }
+    return offset + i * stride.d[0];
 }
 
 #define GRID_STRIDE_LOOP(i, n) \
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < (n); \
          i += (long long) blockDim.x * gridDim.x)
 
-extern "C" __global__ void usp4j_copy(const void* src, int srcType, Dims4 srcStride,
-                                      void* dst, int dstType, Dims4 dstStride, Dims4 shape, long long n) {
+extern "C" __global__ void usp4j_copy(const void* src, int srcType, Dims srcStride,
+                                      void* dst, int dstType, Dims dstStride, Dims shape, long long n) {
     GRID_STRIDE_LOOP(i, n) {
         float v = load_as_float(src, srcType, strided_offset(i, shape, srcStride));
         store_from_float(dst, dstType, strided_offset(i, shape, dstStride), v);
     }
 }
 
-extern "C" __global__ void usp4j_fill(void* dst, int dstType, Dims4 dstStride, Dims4 shape, long long n, float value) {
+extern "C" __global__ void usp4j_fill(void* dst, int dstType, Dims dstStride, Dims shape, long long n, float value) {
     GRID_STRIDE_LOOP(i, n) {
         store_from_float(dst, dstType, strided_offset(i, shape, dstStride), value);
     }
 }
 
 // dst += src, arithmetic in float32.
-extern "C" __global__ void usp4j_add(void* dst, int dstType, Dims4 dstStride,
-                                     const void* src, int srcType, Dims4 srcStride, Dims4 shape, long long n) {
+extern "C" __global__ void usp4j_add(void* dst, int dstType, Dims dstStride,
+                                     const void* src, int srcType, Dims srcStride, Dims shape, long long n) {
     GRID_STRIDE_LOOP(i, n) {
         long long o = strided_offset(i, shape, dstStride);
         float v = load_as_float(dst, dstType, o) + load_as_float(src, srcType, strided_offset(i, shape, srcStride));
@@ -69,9 +76,9 @@ extern "C" __global__ void usp4j_add(void* dst, int dstType, Dims4 dstStride,
 //   l = max(l1, l2) + log1p(exp(-|l1 - l2|)),  out = exp(l1 - l) out + exp(l2 - l) blockOut.
 // One warp per (b, s, h) row: every lane reads the old lse before lane 0 overwrites it.
 // rows = (b, s, h) as a 3-D shape; strides are given per tensor in (b, s, h, d) or (b, h, s) order.
-extern "C" __global__ void usp4j_merge_attention(float* out, Dims4 outStride, float* lse, Dims4 lseStride,
-                                                 const void* blockOut, int blockType, Dims4 blockStride,
-                                                 const float* blockLse, Dims4 blockLseStride,
+extern "C" __global__ void usp4j_merge_attention(float* out, Dims outStride, float* lse, Dims lseStride,
+                                                 const void* blockOut, int blockType, Dims blockStride,
+                                                 const float* blockLse, Dims blockLseStride,
                                                  long long batch, long long seq, long long heads, long long headDim) {
     const int lane = threadIdx.x & 31;
     const long long warpsPerGrid = ((long long) gridDim.x * blockDim.x) >> 5;

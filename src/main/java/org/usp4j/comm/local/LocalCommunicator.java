@@ -33,12 +33,14 @@ public final class LocalCommunicator implements Communicator {
     private final LocalGroup group;
     private final int rank;
     private final TrafficCounter traffic;
+    private final LocalTransport transport;
     private volatile boolean closed;
 
-    LocalCommunicator(LocalGroup group, int rank, TrafficCounter traffic) {
+    LocalCommunicator(LocalGroup group, int rank, TrafficCounter traffic, LocalTransport transport) {
         this.group = group;
         this.rank = rank;
         this.traffic = traffic;
+        this.transport = transport;
     }
 
     @Override
@@ -71,14 +73,15 @@ public final class LocalCommunicator implements Communicator {
                     + n + " equal blocks");
         }
         long block = send.byteSize() / n;
+        transport.beforeCollective();
         group.post(rank, send);
         group.barrier(rank, "allToAll");
         try {
-            MemorySegment dst = recv.contiguousSegment();
             for (int i = 0; i < n; i++) {
                 Tensor peer = requireSameSize("allToAll", send, i);
-                MemorySegment.copy(peer.contiguousSegment(), rank * block, dst, i * block, block);
+                transport.copy(peer, rank * block, recv, i * block, block);
             }
+            transport.afterCollective();
         } finally {
             group.barrier(rank, "allToAll");
         }
@@ -96,14 +99,15 @@ public final class LocalCommunicator implements Communicator {
                     + " x send's elements and the same dtype, got " + send.describe() + " and " + recv.describe());
         }
         long block = send.byteSize();
+        transport.beforeCollective();
         group.post(rank, send);
         group.barrier(rank, "allGather");
         try {
-            MemorySegment dst = recv.contiguousSegment();
             for (int i = 0; i < n; i++) {
                 Tensor peer = requireSameSize("allGather", send, i);
-                MemorySegment.copy(peer.contiguousSegment(), 0, dst, i * block, block);
+                transport.copy(peer, 0, recv, i * block, block);
             }
+            transport.afterCollective();
         } finally {
             group.barrier(rank, "allGather");
         }
@@ -122,21 +126,19 @@ public final class LocalCommunicator implements Communicator {
         group.world.checkNotAborted(worldRank(), "sendRecv");
         LocalGroup.Message message = null;
         if (!out.isEmpty()) {
-            message = new LocalGroup.Message(out, new CountDownLatch(1));
+            message = new LocalGroup.Message(out, transport.ready());
             group.channel(rank, dst).send(message);
             if (dst != rank) {
                 traffic.add(TrafficKind.P2P, out.stream().mapToLong(Tensor::byteSize).sum());
             }
         }
         AtomicBoolean abandoned = new AtomicBoolean();
-        Future<?> receive = null;
+        Future<Object> receive = null;
         if (!in.isEmpty()) {
             // Claim the next message from src now, in program order; the copy runs in the background.
             CompletableFuture<LocalGroup.Message> match = group.channel(src, rank).receive();
-            receive = group.world.copyThreads().submit(() -> {
-                receive(src, match, in, abandoned);
-                return null;
-            });
+            Object receiverReady = transport.ready();
+            receive = group.world.copyThreads().submit(() -> receive(src, match, in, receiverReady, abandoned));
         }
         return new LocalTransfer(message, dst, receive, src, abandoned);
     }
@@ -175,7 +177,7 @@ public final class LocalCommunicator implements Communicator {
         group.barrier(rank, "split");
         LocalGroup sub = (LocalGroup) group.slot(leader);
         group.barrier(rank, "split");
-        return new LocalCommunicator(sub, members.indexOf(rank), traffic);
+        return new LocalCommunicator(sub, members.indexOf(rank), traffic, transport);
     }
 
     @Override
@@ -194,12 +196,14 @@ public final class LocalCommunicator implements Communicator {
     }
 
     // Runs on a copy thread: waits for the matching message, copies it, releases the sender.
-    private void receive(int src, CompletableFuture<LocalGroup.Message> match, List<Tensor> into,
-                         AtomicBoolean abandoned) throws InterruptedException, ExecutionException {
+    // Returns the copy's token (null on the host).
+    private Object receive(int src, CompletableFuture<LocalGroup.Message> match, List<Tensor> into,
+                           Object receiverReady, AtomicBoolean abandoned) throws InterruptedException, ExecutionException {
         LocalGroup.Message m = null;
         while (m == null) {
             if (abandoned.get()) {
-                return;
+                transport.release(receiverReady);
+                return null;
             }
             group.world.checkNotAborted(worldRank(), "sendRecv");
             try {
@@ -215,21 +219,22 @@ public final class LocalCommunicator implements Communicator {
             throw new IllegalArgumentException("sendRecv: rank " + group.worldRank(src) + " sent tensors of "
                     + Arrays.toString(sent) + " bytes but rank " + worldRank() + " expects " + Arrays.toString(expected));
         }
-        for (int i = 0; i < from.size(); i++) {
-            MemorySegment.copy(from.get(i).contiguousSegment(), 0, into.get(i).contiguousSegment(), 0, sent[i]);
-        }
+        Object copied = transport.receive(from, m.ready(), into, receiverReady);
+        transport.release(receiverReady);
+        m.copied().set(copied);
         m.taken().countDown();
+        return copied;
     }
 
     /** The handle {@link #sendRecv} returns: waits for our receive and for the peer taking our send. */
     private final class LocalTransfer implements Transfer {
         private final LocalGroup.Message sent;
         private final int dst;
-        private final Future<?> receive;
+        private final Future<Object> receive;
         private final int src;
         private final AtomicBoolean abandoned;
 
-        LocalTransfer(LocalGroup.Message sent, int dst, Future<?> receive, int src, AtomicBoolean abandoned) {
+        LocalTransfer(LocalGroup.Message sent, int dst, Future<Object> receive, int src, AtomicBoolean abandoned) {
             this.sent = sent;
             this.dst = dst;
             this.receive = receive;
@@ -257,7 +262,9 @@ public final class LocalCommunicator implements Communicator {
         private void awaitReceive(long deadline) throws InterruptedException {
             while (true) {
                 try {
-                    receive.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
+                    Object copied = receive.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
+                    transport.awaitCopy(copied); // my later work reads what landed
+                    transport.release(copied);
                     return;
                 } catch (TimeoutException e) {
                     group.world.checkNotAborted(worldRank(), "sendRecv");
@@ -285,6 +292,10 @@ public final class LocalCommunicator implements Communicator {
                             + group.worldRank(dst) + " to receive");
                 }
             }
+            transport.release(sent.ready());
+            Object copied = sent.copied().get();
+            transport.awaitCopy(copied); // my later writes to the sent buffers come after the peer read them
+            transport.release(copied);
         }
     }
 
@@ -304,14 +315,8 @@ public final class LocalCommunicator implements Communicator {
         }
     }
 
-    private static void requireBuffer(String operation, String name, Tensor t) {
+    private void requireBuffer(String operation, String name, Tensor t) {
         Objects.requireNonNull(t, name);
-        if (!t.isHost()) {
-            throw new IllegalArgumentException(operation + ": " + name + " " + t.describe()
-                    + " is device memory; the in-process communicator moves host tensors");
-        }
-        if (!t.isContiguous()) {
-            throw new IllegalArgumentException(operation + ": " + name + " " + t.describe() + " must be contiguous");
-        }
+        transport.requireBuffer(operation, name, t);
     }
 }

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -16,8 +17,15 @@ import org.usp4j.tensor.Tensor;
  */
 final class LocalGroup {
 
-    /** A posted send: the sender's own buffers, read by the receiver, then released through {@code taken}. */
-    record Message(List<Tensor> tensors, CountDownLatch taken) {
+    /**
+     * A posted send: the sender's own buffers (ready after the sender's {@code ready} token), read by the
+     * receiver, who then stores its copy's token in {@code copied} and releases the sender through
+     * {@code taken}.
+     */
+    record Message(List<Tensor> tensors, Object ready, CountDownLatch taken, AtomicReference<Object> copied) {
+        Message(List<Tensor> tensors, Object ready) {
+            this(tensors, ready, new CountDownLatch(1), new AtomicReference<>());
+        }
     }
 
     /** Pairs the sends and the receives of one (source, destination) pair in the order they were posted. */

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.function.IntFunction;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -63,6 +64,14 @@ public final class LocalWorld implements AutoCloseable {
     }
 
     public LocalWorld(int size, Duration timeout) {
+        this(size, timeout, rank -> LocalTransport.HOST);
+    }
+
+    /**
+     * A world whose rank r moves bytes with {@code transports.apply(r)} (host copies, or device copies
+     * on rank r's stream for GPU ranks).
+     */
+    public LocalWorld(int size, Duration timeout, IntFunction<LocalTransport> transports) {
         if (size < 1) {
             throw new IllegalArgumentException("world size must be at least 1, got " + size);
         }
@@ -82,7 +91,8 @@ public final class LocalWorld implements AutoCloseable {
         }
         LocalGroup world = new LocalGroup(this, ranks);
         for (int r = 0; r < size; r++) {
-            communicators[r] = new LocalCommunicator(world, r, traffic[r]);
+            communicators[r] = new LocalCommunicator(world, r, traffic[r],
+                    Objects.requireNonNull(transports.apply(r), "transport of rank " + r));
         }
         this.threadPrefix = "usp4j-world" + WORLDS.incrementAndGet() + "-";
         this.rankThreads = Executors.newFixedThreadPool(size, daemonThreads(threadPrefix + "worker-"));

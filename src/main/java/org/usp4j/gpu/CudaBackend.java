@@ -1,0 +1,242 @@
+package org.usp4j.gpu;
+
+import java.lang.foreign.Arena;
+import java.util.Objects;
+import org.usp4j.backend.Backend;
+import org.usp4j.backend.TensorAllocator;
+import org.usp4j.cuda.Cuda;
+import org.usp4j.cuda.CudaMemory;
+import org.usp4j.cuda.CudaStream;
+import org.usp4j.gpu.sdpa.CudnnAttention;
+import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.tensor.HostTensors;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * One rank's GPU: all work for a call goes on one CUDA stream (the rank's own, or the caller's), with
+ * cuDNN doing the attention blocks and our PTX kernels the element-wise steps. Copies between equally
+ * laid out buffers become {@code cudaMemcpyAsync}, head slices (the Ulysses packing) become
+ * {@code cudaMemcpy2DAsync}, anything else a strided kernel. Host tensors may be copied to and from the
+ * device (dealing and gathering); those copies wait for the stream.
+ */
+public final class CudaBackend implements Backend {
+
+    private final int device;
+    private final CudaStream stream;
+    private final boolean ownsStream;
+    private final ElementwiseKernels kernels;
+    private final CudnnAttention attention;
+    private boolean closed;
+
+    private CudaBackend(int device, CudaStream stream, boolean ownsStream) {
+        this.device = device;
+        this.stream = stream;
+        this.ownsStream = ownsStream;
+        try {
+            this.kernels = ElementwiseKernels.forCurrentDevice();
+            this.attention = new CudnnAttention(this);
+        } catch (RuntimeException | Error e) {
+            if (ownsStream) {
+                stream.close();
+            }
+            throw e;
+        }
+    }
+
+    /** A backend on {@code device} with a stream of its own. */
+    public static CudaBackend create(int device) {
+        Cuda.setDevice(device);
+        return new CudaBackend(device, CudaStream.create(), true);
+    }
+
+    /** A backend that enqueues on the caller's {@code stream} (not closed with the backend). */
+    public static CudaBackend onStream(int device, CudaStream stream) {
+        Cuda.setDevice(device);
+        return new CudaBackend(device, Objects.requireNonNull(stream, "stream"), false);
+    }
+
+    public int device() {
+        return device;
+    }
+
+    public CudaStream stream() {
+        requireOpen();
+        return stream;
+    }
+
+    ElementwiseKernels kernels() {
+        return kernels;
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public AttentionKernel kernel() {
+        requireOpen();
+        return attention;
+    }
+
+    @Override
+    public TensorAllocator newAllocator() {
+        requireOpen();
+        return new DeviceTensorAllocator(stream);
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        requireOpen();
+        if (!src.sameShape(dst)) {
+            throw new IllegalArgumentException("copy from " + src.describe() + " to " + dst.describe());
+        }
+        if (src.numel() == 0) {
+            return;
+        }
+        if (src.isHost() && dst.isHost()) {
+            HostTensors.copy(src, dst);
+        } else if (src.isDevice() && dst.isDevice()) {
+            copyOnDevice(src, dst);
+        } else if (src.isHost()) {
+            upload(src, dst);
+        } else {
+            download(src, dst);
+        }
+    }
+
+    private void copyOnDevice(Tensor src, Tensor dst) {
+        requireThisDevice(src);
+        requireThisDevice(dst);
+        StridedGeometry g = StridedGeometry.of(src, dst);
+        if (src.dtype() == dst.dtype()) {
+            long e = src.dtype().byteSize();
+            if (g.isContiguous(0) && g.isContiguous(1)) {
+                CudaMemory.copyDeviceToDeviceAsync(src.contiguousDevicePointer(), dst.contiguousDevicePointer(), stream);
+                return;
+            }
+            if (g.rank() == 2 && g.strides()[0][1] == 1 && g.strides()[1][1] == 1) {
+                long rows = g.shape()[0];
+                long width = g.shape()[1] * e;
+                long srcPitch = g.strides()[0][0] * e;
+                long dstPitch = g.strides()[1][0] * e;
+                CudaMemory.copy2DAsync(src.devicePointer().slice(src.offset() * e, (rows - 1) * srcPitch + width), srcPitch,
+                        dst.devicePointer().slice(dst.offset() * e, (rows - 1) * dstPitch + width), dstPitch,
+                        width, rows, stream);
+                return;
+            }
+        }
+        kernels.copy(src, dst, stream);
+    }
+
+    /** Host to device: convert and pack on the host, one transfer, then place on the device. */
+    private void upload(Tensor src, Tensor dst) {
+        requireThisDevice(dst);
+        try (Arena arena = Arena.ofConfined(); TensorAllocator scratch = newAllocator()) {
+            Tensor packed = Tensor.allocate(arena, dst.dtype(), dst.shape());
+            HostTensors.copy(src, packed);
+            Tensor target = dst.isContiguous() ? dst : scratch.allocate(dst.dtype(), dst.shape());
+            CudaMemory.copyToDeviceAsync(packed.contiguousSegment(), target.contiguousDevicePointer(), stream);
+            if (target != dst) {
+                copyOnDevice(target, dst);
+            }
+            stream.synchronize(); // the host staging memory goes away with the arena
+        }
+    }
+
+    /** Device to host: pack (and convert) on the device, one transfer, then place on the host. */
+    private void download(Tensor src, Tensor dst) {
+        requireThisDevice(src);
+        try (Arena arena = Arena.ofConfined(); TensorAllocator scratch = newAllocator()) {
+            Tensor packed = src.isContiguous() && src.dtype() == dst.dtype() ? src : scratch.allocate(dst.dtype(), src.shape());
+            if (packed != src) {
+                copyOnDevice(src, packed);
+            }
+            Tensor staging = Tensor.allocate(arena, dst.dtype(), dst.shape());
+            CudaMemory.copyToHostAsync(packed.contiguousDevicePointer(), staging.contiguousSegment(), stream);
+            stream.synchronize();
+            HostTensors.copy(staging, dst);
+        }
+    }
+
+    @Override
+    public void fill(Tensor dst, float value) {
+        requireOpen();
+        if (dst.isHost()) {
+            HostTensors.forEachOffset(dst, (i, off) -> dst.dtype().write(dst.segment(), off, value));
+            return;
+        }
+        requireThisDevice(dst);
+        if (value == 0f && dst.isContiguous()) {
+            CudaMemory.memsetAsync(dst.contiguousDevicePointer(), 0, stream);
+        } else {
+            kernels.fill(dst, value, stream);
+        }
+    }
+
+    @Override
+    public void add(Tensor dst, Tensor src) {
+        requireOpen();
+        requireThisDevice(dst);
+        requireThisDevice(src);
+        kernels.add(dst, src, stream);
+    }
+
+    @Override
+    public void mergeAttention(Tensor out, Tensor lse, Tensor blockOut, Tensor blockLse) {
+        requireOpen();
+        for (Tensor t : new Tensor[] {out, lse, blockOut, blockLse}) {
+            requireThisDevice(t);
+        }
+        if (out.rank() != 4 || blockOut.rank() != 4 || !out.sameShape(blockOut)) {
+            throw new IllegalArgumentException("merge needs out and blockOut of one [b,s,h,d] shape, got "
+                    + out.describe() + " and " + blockOut.describe());
+        }
+        long[] lseShape = {out.size(0), out.size(2), out.size(1)};
+        if (!java.util.Arrays.equals(lse.shape(), lseShape) || !java.util.Arrays.equals(blockLse.shape(), lseShape)
+                || out.dtype() != org.usp4j.tensor.DType.F32 || lse.dtype() != org.usp4j.tensor.DType.F32
+                || blockLse.dtype() != org.usp4j.tensor.DType.F32) {
+            throw new IllegalArgumentException("merge needs F32 out, lse " + java.util.Arrays.toString(lseShape)
+                    + " and F32 block lse, got " + out.describe() + ", " + lse.describe() + ", " + blockLse.describe());
+        }
+        kernels.mergeAttention(out, lse, blockOut, blockLse, stream);
+    }
+
+    @Override
+    public void synchronize() {
+        requireOpen();
+        stream.synchronize();
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            stream.synchronize();
+        } finally {
+            attention.close();
+            if (ownsStream) {
+                stream.close();
+            }
+        }
+    }
+
+    private void requireThisDevice(Tensor t) {
+        if (!t.isDevice()) {
+            throw new IllegalArgumentException(t.describe() + " is in host memory; the CUDA backend computes on device " + device);
+        }
+        if (t.devicePointer().device() != device) {
+            throw new IllegalArgumentException(t.describe() + " is on device " + t.devicePointer().device()
+                    + ", this backend on device " + device);
+        }
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("CUDA backend of device " + device + " is closed");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+package org.usp4j.gpu;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.usp4j.cuda.Cuda;
+import org.usp4j.cuda.CudaKernel;
+import org.usp4j.cuda.CudaStream;
+import org.usp4j.cuda.Dim3;
+import org.usp4j.cuda.KernelArg;
+import org.usp4j.cuda.PtxModule;
+import org.usp4j.tensor.DType;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * The ring's element-wise GPU work: strided copy with dtype conversion, fill, add and the
+ * log-sum-exp merge, from our own CUDA C (src/main/cuda/elementwise.cu) shipped as PTX and loaded
+ * through the runtime's library API. The module is loaded once per device and lives as long as the
+ * process, like the CUDA context it belongs to.
+ */
+public final class ElementwiseKernels {
+
+    private static final String PTX_RESOURCE = "/org/usp4j/cuda/elementwise.ptx";
+    private static final int THREADS = 256;
+    private static final Map<Integer, ElementwiseKernels> PER_DEVICE = new ConcurrentHashMap<>();
+
+    private final CudaKernel copy;
+    private final CudaKernel fill;
+    private final CudaKernel add;
+    private final CudaKernel merge;
+    private final int maxBlocks;
+
+    private ElementwiseKernels(PtxModule module, int multiprocessors) {
+        this.copy = module.kernel("usp4j_copy");
+        this.fill = module.kernel("usp4j_fill");
+        this.add = module.kernel("usp4j_add");
+        this.merge = module.kernel("usp4j_merge_attention");
+        this.maxBlocks = Math.max(1, multiprocessors) * 32;
+    }
+
+    /** The kernels of the current device, loading them on first use. */
+    public static ElementwiseKernels forCurrentDevice() {
+        int device = Cuda.currentDevice();
+        return PER_DEVICE.computeIfAbsent(device, d -> new ElementwiseKernels(PtxModule.load(ptx()),
+                Cuda.deviceProperties(d).multiprocessorCount()));
+    }
+
+    static String ptx() {
+        try (InputStream in = ElementwiseKernels.class.getResourceAsStream(PTX_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException("PTX resource " + PTX_RESOURCE + " is missing from the jar");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.US_ASCII);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** dst = src over any strides, converting the dtype. Both on the device. */
+    public void copy(Tensor src, Tensor dst, CudaStream stream) {
+        StridedGeometry g = StridedGeometry.of(src, dst);
+        long n = g.numel();
+        if (n == 0) {
+            return;
+        }
+        copy.launch(grid(n), Dim3.of(THREADS), 0, stream,
+                KernelArg.i64(src.deviceAddress()), KernelArg.i32(code(src.dtype())), KernelArg.i64s(g.paddedStrides(0)),
+                KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(1)),
+                KernelArg.i64s(g.paddedShape()), KernelArg.i64(n));
+    }
+
+    /** dst = value everywhere. */
+    public void fill(Tensor dst, float value, CudaStream stream) {
+        StridedGeometry g = StridedGeometry.of(dst);
+        long n = g.numel();
+        if (n == 0) {
+            return;
+        }
+        fill.launch(grid(n), Dim3.of(THREADS), 0, stream,
+                KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(0)),
+                KernelArg.i64s(g.paddedShape()), KernelArg.i64(n), KernelArg.f32(value));
+    }
+
+    /** dst += src, in float32. */
+    public void add(Tensor dst, Tensor src, CudaStream stream) {
+        StridedGeometry g = StridedGeometry.of(dst, src);
+        long n = g.numel();
+        if (n == 0) {
+            return;
+        }
+        add.launch(grid(n), Dim3.of(THREADS), 0, stream,
+                KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(0)),
+                KernelArg.i64(src.deviceAddress()), KernelArg.i32(code(src.dtype())), KernelArg.i64s(g.paddedStrides(1)),
+                KernelArg.i64s(g.paddedShape()), KernelArg.i64(n));
+    }
+
+    /**
+     * The log-sum-exp merge of {@link org.usp4j.backend.Backend#mergeAttention}: out [b,s,h,d] and lse
+     * [b,h,s] float32 accumulators; blockOut [b,s,h,d] any dtype; blockLse [b,h,s] float32.
+     */
+    public void mergeAttention(Tensor out, Tensor lse, Tensor blockOut, Tensor blockLse, CudaStream stream) {
+        long rows = out.size(0) * out.size(1) * out.size(2);
+        if (rows == 0) {
+            return;
+        }
+        long threads = rows * 32; // one warp per row
+        merge.launch(grid(threads), Dim3.of(THREADS), 0, stream,
+                KernelArg.i64(out.deviceAddress()), KernelArg.i64s(strides4(out)),
+                KernelArg.i64(lse.deviceAddress()), KernelArg.i64s(strides4(lse)),
+                KernelArg.i64(blockOut.deviceAddress()), KernelArg.i32(code(blockOut.dtype())), KernelArg.i64s(strides4(blockOut)),
+                KernelArg.i64(blockLse.deviceAddress()), KernelArg.i64s(strides4(blockLse)),
+                KernelArg.i64(out.size(0)), KernelArg.i64(out.size(1)), KernelArg.i64(out.size(2)), KernelArg.i64(out.size(3)));
+    }
+
+    /** A tensor's strides in the first slots of the kernels' 6-slot {@code Dims}. */
+    private static long[] strides4(Tensor t) {
+        long[] s = new long[StridedGeometry.MAX_RANK];
+        for (int i = 0; i < t.rank(); i++) {
+            s[i] = t.stride(i);
+        }
+        return s;
+    }
+
+    private Dim3 grid(long threads) {
+        long blocks = (threads + THREADS - 1) / THREADS;
+        return Dim3.of((int) Math.min(blocks, maxBlocks));
+    }
+
+    /** The kernels' dtype codes are {@link DType}'s ordinals. */
+    private static int code(DType dtype) {
+        return dtype.ordinal();
+    }
+}

@@ -1,0 +1,329 @@
+package org.usp4j.gpu.sdpa;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.usp4j.backend.TensorAllocator;
+import org.usp4j.cuda.CudaMemory;
+import org.usp4j.cuda.DeviceBuffer;
+import org.usp4j.cudnn.Cudnn;
+import org.usp4j.cudnn.CudnnHandle;
+import org.usp4j.cudnn.DataType;
+import org.usp4j.gpu.CudaBackend;
+import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.Mask;
+import org.usp4j.tensor.DType;
+import org.usp4j.tensor.Tensor;
+
+/**
+ * Attention blocks on cuDNN's fused flash-attention engines, through the composite SDPA graphs of
+ * {@link SdpaGraphs}: forward with the softmax stats (the log-sum-exp the ring merges with) and
+ * backward from the final out and lse. Everything is enqueued on the backend's stream.
+ *
+ * <p>cuDNN wants io tensors in bf16 or f16 with head_dim contiguous and 16-byte aligned addresses,
+ * and dense float32 stats. Caller tensors that already fit are bound in place; others (a float32
+ * output accumulator, a strided lse slice, accumulate-mode gradients) go through scratch memory and
+ * one element-wise copy or add. dQ is taken from cuDNN's float32 accumulator, so the ring's float32
+ * dq never sees a bf16 rounding. Plans are cached by shape, dtype, mask, scale and strides.
+ */
+public final class CudnnAttention implements AttentionKernel, AutoCloseable {
+
+    private static final Logger LOG = LogManager.getLogger(CudnnAttention.class);
+    private static final int MAX_CACHED_PLANS = 64;
+
+    /** What identifies a plan: direction, dtype, sizes, mask, scale and the io tensors' strides. */
+    record PlanKey(boolean backward, DType io, SdpaGraphs.Shape shape, boolean causal, float scale, List<Long> strides) {
+    }
+
+    private final CudaBackend backend;
+    private final CudnnHandle handle;
+    private final long cudnnVersion;
+    private final Map<PlanKey, SdpaPlan> plans = new LinkedHashMap<>(16, 0.75f, true);
+    private DeviceBuffer workspace;
+    private long planBuilds;
+    private boolean closed;
+
+    public CudnnAttention(CudaBackend backend) {
+        this.backend = backend;
+        this.cudnnVersion = Cudnn.versionCode();
+        this.handle = CudnnHandle.create();
+        try {
+            handle.setStream(backend.stream());
+        } catch (RuntimeException | Error e) {
+            handle.close();
+            throw e;
+        }
+    }
+
+    /** How many plans this kernel has finalized (a cache hit builds none). */
+    public synchronized long planBuilds() {
+        return planBuilds;
+    }
+
+    public synchronized int cachedPlans() {
+        return plans.size();
+    }
+
+    @Override
+    public synchronized void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
+        requireOpen();
+        AttentionShapes sh = AttentionShapes.of(q, k, v);
+        sh.requireQueryShaped("out", out);
+        sh.requireLse("lse", lse);
+        DType io = requireIo(sh, q, k, v);
+        requireDevice(out, lse);
+        requireScale(scale);
+        try (TensorAllocator scratch = backend.newAllocator()) {
+            Tensor o = bindable(out, io) ? out : scratch.allocate(io, out.shape());
+            Tensor stats = lse.isContiguous() && aligned(lse) ? lse : scratch.allocate(DType.F32, lse.shape());
+            Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
+            SdpaGraphs.Shape shape = shape(sh);
+            boolean causal = mask == Mask.CAUSAL;
+            List<Long> strides = strides(qb, kb, vb, o);
+            SdpaPlan plan = plan(new PlanKey(false, io, shape, causal, scale, strides), () ->
+                    SdpaGraphs.forward(shape, cudnnType(io), causal, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
+            Map<Long, Long> at = new HashMap<>();
+            at.put(SdpaGraphs.Q, qb.deviceAddress());
+            at.put(SdpaGraphs.K, kb.deviceAddress());
+            at.put(SdpaGraphs.V, vb.deviceAddress());
+            at.put(SdpaGraphs.O, o.deviceAddress());
+            at.put(SdpaGraphs.STATS, stats.deviceAddress());
+            plan.execute(handle, at, workspace(plan.workspaceBytes()));
+            if (o != out) {
+                backend.copy(o, out);
+            }
+            if (stats != lse) {
+                backend.copy(stats, lse);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
+                                      float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
+        requireOpen();
+        AttentionShapes sh = AttentionShapes.of(q, k, v);
+        sh.requireQueryShaped("out", out);
+        sh.requireQueryShaped("dout", dout);
+        sh.requireLse("lse", lse);
+        sh.requireQueryShaped("dq", dq);
+        sh.requireKvShaped("dk", dk);
+        sh.requireKvShaped("dv", dv);
+        DType io = requireIo(sh, q, k, v);
+        requireDevice(out, dout, lse, dq, dk, dv);
+        requireScale(scale);
+        try (TensorAllocator scratch = backend.newAllocator()) {
+            Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
+            Tensor ob = inputAs(out, io, scratch), dob = inputAs(dout, io, scratch);
+            Tensor stats = lse.isContiguous() && aligned(lse) ? lse : copyOf(lse, DType.F32, scratch);
+            // dQ comes from cuDNN's float32 accumulator; its io-typed dQ output is scratch.
+            Tensor dqIo = scratch.allocate(io, dq.shape());
+            Tensor dkOut = !accumulate && bindable(dk, io) ? dk : scratch.allocate(io, dk.shape());
+            Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.allocate(io, dv.shape());
+            long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
+            Tensor softmaxSum = scratch.allocate(DType.F32, b, h, sq, 1);
+            Tensor dqAccum = scratch.allocate(DType.F32, b, h, sq, d); // zeroed, as cuDNN < 9.6 requires
+            SdpaGraphs.Shape shape = shape(sh);
+            boolean causal = mask == Mask.CAUSAL;
+            Tensor[] io8 = {qb, kb, vb, ob, dob, dqIo, dkOut, dvOut};
+            SdpaPlan plan = plan(new PlanKey(true, io, shape, causal, scale, strides(io8)), () ->
+                    SdpaGraphs.backward(shape, cudnnType(io), causal, strideArrays(io8), cudnnVersion), scale);
+            Map<Long, Long> at = new HashMap<>();
+            long[] uids = {SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO, SdpaGraphs.DQ,
+                    SdpaGraphs.DK, SdpaGraphs.DV};
+            for (int i = 0; i < uids.length; i++) {
+                at.put(uids[i], io8[i].deviceAddress());
+            }
+            at.put(SdpaGraphs.STATS, stats.deviceAddress());
+            at.put(SdpaGraphs.SOFTMAX_SUM, softmaxSum.deviceAddress());
+            at.put(SdpaGraphs.DQ_ACCUM, dqAccum.deviceAddress());
+            plan.execute(handle, at, workspace(plan.workspaceBytes()));
+            // dQ_accum is dense [b, h, s, d]: seen as bshd it has strides [h*s*d, d, s*d, 1].
+            Tensor dqFloat = dqAccum.withGeometry(new long[] {b, sq, h, d}, new long[] {h * sq * d, d, sq * d, 1}, 0);
+            place(dqFloat, dq, accumulate);
+            if (dkOut != dk) {
+                place(dkOut, dk, accumulate);
+            }
+            if (dvOut != dv) {
+                place(dvOut, dv, accumulate);
+            }
+        }
+    }
+
+    private void place(Tensor result, Tensor target, boolean accumulate) {
+        if (accumulate) {
+            backend.add(target, result);
+        } else {
+            backend.copy(result, target);
+        }
+    }
+
+    private interface GraphFactory {
+        GraphSpec build();
+    }
+
+    private SdpaPlan plan(PlanKey key, GraphFactory factory, float scale) {
+        SdpaPlan plan = plans.get(key);
+        if (plan != null) {
+            return plan;
+        }
+        GraphSpec spec = factory.build();
+        Map<Long, Float> byValue = new HashMap<>();
+        byValue.put(SdpaGraphs.SCALE, scale);
+        byValue.put(SdpaGraphs.ONE, 1f);
+        byValue.put(SdpaGraphs.NEG_INF, SdpaGraphs.maskFill(cudnnVersion));
+        byValue.keySet().retainAll(spec.boundTensors().stream().map(GraphSpec.Tensor::uid).toList());
+        Map<Long, int[]> ints = new HashMap<>();
+        if (spec.boundTensors().stream().anyMatch(t -> t.uid() == SdpaGraphs.SEQ_LEN_Q)) {
+            int[] seqQ = new int[(int) key.shape().batch()];
+            int[] seqKv = new int[seqQ.length];
+            java.util.Arrays.fill(seqQ, (int) key.shape().seqQ());
+            java.util.Arrays.fill(seqKv, (int) key.shape().seqKv());
+            ints.put(SdpaGraphs.SEQ_LEN_Q, seqQ);
+            ints.put(SdpaGraphs.SEQ_LEN_KV, seqKv);
+        }
+        plan = SdpaPlan.build(CudnnGraph.build(spec, handle), handle, byValue, ints);
+        planBuilds++;
+        plans.put(key, plan);
+        if (plans.size() > MAX_CACHED_PLANS) {
+            backend.synchronize(); // an evicted plan may still be queued
+            var eldest = plans.entrySet().iterator().next();
+            eldest.getValue().close();
+            plans.remove(eldest.getKey());
+        }
+        return plan;
+    }
+
+    /** The workspace, grown (in stream order) when a plan needs more. */
+    private long workspace(long bytes) {
+        if (bytes == 0) {
+            return 0;
+        }
+        if (workspace == null || workspace.byteSize() < bytes) {
+            if (workspace != null) {
+                workspace.close();
+            }
+            workspace = DeviceBuffer.allocateAsync(bytes, backend.stream());
+        }
+        return workspace.pointer().address();
+    }
+
+    private Tensor input(Tensor t, TensorAllocator scratch) {
+        return aligned(t) ? t : copyOf(t, t.dtype(), scratch);
+    }
+
+    private Tensor inputAs(Tensor t, DType io, TensorAllocator scratch) {
+        return t.dtype() == io && aligned(t) ? t : copyOf(t, io, scratch);
+    }
+
+    private Tensor copyOf(Tensor t, DType dtype, TensorAllocator scratch) {
+        Tensor c = scratch.allocate(dtype, t.shape());
+        backend.copy(t, c);
+        return c;
+    }
+
+    private static boolean bindable(Tensor t, DType io) {
+        return t.dtype() == io && aligned(t);
+    }
+
+    /** cuDNN is told every io tensor is 16-byte aligned, and so are its row strides. */
+    private static boolean aligned(Tensor t) {
+        int e = t.dtype().byteSize();
+        if (t.deviceAddress() % 16 != 0) {
+            return false;
+        }
+        for (int i = 0; i < t.rank() - 1; i++) {
+            if (t.size(i) > 1 && (t.stride(i) * e) % 16 != 0) {
+                return false;
+            }
+        }
+        return t.rank() < 1 || t.size(t.rank() - 1) <= 1 || t.stride(t.rank() - 1) == 1;
+    }
+
+    private static SdpaGraphs.Shape shape(AttentionShapes sh) {
+        return new SdpaGraphs.Shape(sh.batch(), sh.heads(), sh.kvHeads(), sh.seqQ(), sh.seqKv(), sh.headDim());
+    }
+
+    private static List<Long> strides(Tensor... tensors) {
+        List<Long> all = new ArrayList<>();
+        for (Tensor t : tensors) {
+            for (long s : t.strides()) {
+                all.add(s);
+            }
+        }
+        return List.copyOf(all);
+    }
+
+    private static long[][] strideArrays(Tensor... tensors) {
+        long[][] all = new long[tensors.length][];
+        for (int i = 0; i < tensors.length; i++) {
+            all[i] = tensors[i].strides();
+        }
+        return all;
+    }
+
+    private static DType requireIo(AttentionShapes sh, Tensor q, Tensor k, Tensor v) {
+        requireDevice(q, k, v);
+        DType io = q.dtype();
+        if (io == DType.F32) {
+            throw new IllegalArgumentException("cuDNN SDPA computes on BF16 or F16 inputs, got F32 q");
+        }
+        if (k.dtype() != io || v.dtype() != io) {
+            throw new IllegalArgumentException("q, k and v must share one dtype, got " + q.dtype() + ", " + k.dtype()
+                    + ", " + v.dtype());
+        }
+        if (sh.headDim() % 8 != 0 || sh.headDim() > 256) {
+            throw new IllegalArgumentException("cuDNN SDPA needs head_dim a multiple of 8 and at most 256, got "
+                    + sh.headDim());
+        }
+        return io;
+    }
+
+    private static void requireDevice(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (!t.isDevice()) {
+                throw new IllegalArgumentException(t.describe() + " must be in device memory for cuDNN");
+            }
+        }
+    }
+
+    private static void requireScale(float scale) {
+        if (!Float.isFinite(scale) || scale <= 0) {
+            throw new IllegalArgumentException("scale must be finite and positive, got " + scale);
+        }
+    }
+
+    static DataType cudnnType(DType dtype) {
+        return switch (dtype) {
+            case BF16 -> DataType.BFLOAT16;
+            case F16 -> DataType.HALF;
+            case F32 -> DataType.FLOAT;
+        };
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("cuDNN attention kernel is closed");
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        plans.values().forEach(SdpaPlan::close);
+        plans.clear();
+        if (workspace != null) {
+            workspace.close();
+        }
+        handle.close();
+        LOG.debug("cuDNN attention kernel closed after {} plan builds", planBuilds);
+    }
+}
