@@ -43,6 +43,8 @@ public final class Rendezvous implements AutoCloseable {
     /** Guarded by this: how often each key was broadcast, so that a key may be broadcast again. */
     private final Map<String, Integer> broadcastRounds = new HashMap<>();
     private boolean closed;
+    /** Set when a step failed: the ranks are no longer in step, so close skips the leave barrier. */
+    private volatile boolean failed;
 
     private Rendezvous(LaunchEnvironment env, StoreServer server, StoreClient store) {
         this.env = env;
@@ -87,12 +89,12 @@ public final class Rendezvous implements AutoCloseable {
             return r;
         } catch (StoreException e) { // connecting or claiming the rank; the join barrier throws its own
             closeQuietly(client);
-            closeQuietly(server);
+            stopStore(server, env.timeout());
             throw new RendezvousException(who + ": cannot join the rendezvous at " + env.masterAddr() + ":" + port
                     + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
             closeQuietly(client);
-            closeQuietly(server);
+            stopStore(server, env.timeout());
             throw e;
         }
     }
@@ -154,8 +156,9 @@ public final class Rendezvous implements AutoCloseable {
     }
 
     /**
-     * Leaves: waits (up to the timeout) until every rank is leaving, so that rank 0 does not stop the store
-     * under the others, then closes the connection and, on rank 0, the store. A peer that is gone only
+     * Leaves: unless a step of this rendezvous has failed, waits (up to the timeout) until every rank is
+     * leaving, so that rank 0 does not stop the store under the others; then closes the connection and, on
+     * rank 0, the store, once the others have hung up (or after a few seconds). A peer that is gone only
      * shortens the wait and is logged. Idempotent.
      */
     @Override
@@ -167,31 +170,34 @@ public final class Rendezvous implements AutoCloseable {
             closed = true;
         }
         try {
-            store.barrier(PREFIX + "leave", rank(), worldSize(), timeout);
+            if (!failed) {
+                store.barrier(PREFIX + "leave", rank(), worldSize(), timeout);
+            }
         } catch (StoreException e) {
             LOG.warn("rank {}: leaving the rendezvous without the others: {}", rank(), e.getMessage());
         } catch (IllegalStateException e) {
             // the store client was closed under us
         } finally {
             closeQuietly(store);
-            if (server != null) {
-                awaitOthersDisconnected();
-                server.close();
-            }
+            stopStore(server, timeout);
         }
     }
 
-    /** Rank 0: the others close their connections right after the last barrier; give them a moment. */
-    private void awaitOthersDisconnected() {
+    /** Rank 0: the others hang up right after the last barrier or a failure; give them a moment, then stop. */
+    private static void stopStore(StoreServer server, Duration timeout) {
+        if (server == null) {
+            return;
+        }
         long deadline = System.nanoTime() + Math.min(timeout.toNanos(), LINGER.toNanos());
         while (server.connectionCount() > 0 && System.nanoTime() < deadline) {
             try {
                 Thread.sleep(5);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return;
+                break;
             }
         }
+        server.close();
     }
 
     @Override
@@ -223,6 +229,7 @@ public final class Rendezvous implements AutoCloseable {
         try {
             store.barrier(name, rank(), worldSize(), timeout);
         } catch (StoreTimeoutException e) {
+            failed = true;
             List<Integer> missing = new ArrayList<>();
             for (String r : e.missing()) {
                 missing.add(Integer.parseInt(r));
@@ -230,6 +237,7 @@ public final class Rendezvous implements AutoCloseable {
             throw new RendezvousException("rank " + rank() + " of " + worldSize() + ": could not " + what
                     + " within " + timeout.toMillis() + " ms: rank(s) " + missing + " did not arrive", missing, e);
         } catch (StoreException e) {
+            failed = true;
             throw lost(what, e);
         }
     }
@@ -238,9 +246,11 @@ public final class Rendezvous implements AutoCloseable {
         try {
             return step.get();
         } catch (StoreTimeoutException e) {
+            failed = true;
             throw new RendezvousException("rank " + rank() + " of " + worldSize() + ": could not " + what + " within "
                     + timeout.toMillis() + " ms", List.of(0), e);
         } catch (StoreException e) {
+            failed = true;
             throw lost(what, e);
         }
     }

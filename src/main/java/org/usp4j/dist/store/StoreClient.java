@@ -28,6 +28,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -59,6 +60,10 @@ public final class StoreClient implements AutoCloseable {
 
     private static final Logger LOG = LogManager.getLogger(StoreClient.class);
     private static final byte[] EMPTY = new byte[0];
+    /** Added to a barrier round's counter by the rank that aborts it; far above any world size. */
+    static final long BARRIER_ABORT = 1L << 40;
+    /** A barrier round's done value when it was aborted: the missing ranks, a newline, the reason. */
+    private static final String ABORTED = "aborted:";
     /** Per-attempt connect timeout, so that a black-holed address is retried rather than waited on. */
     private static final long ATTEMPT_MILLIS = 5_000;
 
@@ -303,12 +308,19 @@ public final class StoreClient implements AutoCloseable {
 
     /**
      * Returns when all {@code worldSize} ranks have entered the barrier called {@code name}, waiting up to
-     * {@code timeout}. Built on the store: each rank marks its arrival and adds one to a counter; the last
-     * to arrive sets a done key the others wait for, and removes the previous round's keys (every rank has
-     * left that round, or it could not have entered this one). A name may be reused; rounds are counted
-     * per client, so every rank must pass the same barriers in the same order.
+     * {@code timeout}. Built on the store: each rank marks its arrival and adds one to the round's counter;
+     * the one that brings it to {@code worldSize} sets the round's done key, which the others wait for, and
+     * removes the previous round's keys (every rank has left that round, or it could not be in this one).
      *
-     * @throws StoreTimeoutException naming the ranks that had not arrived (its {@code missing()} lists them)
+     * <p>A rank whose wait runs out aborts the round for everyone: it adds {@link #BARRIER_ABORT} to the
+     * counter (so a late last arrival can no longer complete it; whoever's add comes first decides) and
+     * stores which ranks were missing under the done key. Every rank still waiting, or arriving later, then
+     * fails at once with the same diagnosis instead of running into a timeout of its own.
+     *
+     * <p>A name may be reused; rounds are counted per client, so all ranks must pass the same barriers in
+     * the same order.
+     *
+     * @throws StoreTimeoutException naming the ranks that had not arrived ({@code missing()} lists them)
      */
     public void barrier(String name, int rank, int worldSize, Duration timeout) {
         if (worldSize < 1 || rank < 0 || rank >= worldSize) {
@@ -322,32 +334,63 @@ public final class StoreClient implements AutoCloseable {
             round = barrierGenerations.merge(name, 1, Integer::sum) - 1;
         }
         String base = name + "/" + round + "/";
+        String done = base + "done";
         set(base + "rank/" + rank, EMPTY);
         long arrived = add(base + "count", 1);
         if (arrived == worldSize) {
-            set(base + "done", EMPTY);
+            set(done, EMPTY);
             if (round > 0) {
                 deletePrefix(name + "/" + (round - 1) + "/");
             }
-        } else if (arrived > worldSize) {
+            return;
+        }
+        if (arrived > worldSize && arrived < BARRIER_ABORT) {
             throw new StoreException("barrier '" + name + "' round " + round + " counted " + arrived
                     + " arrivals in a world of " + worldSize + ": the ranks disagree on the world size, or two jobs "
                     + "share the store and the name");
         }
-        try {
-            waitFor(List.of(base + "done"), Duration.ofMillis(wait));
-        } catch (StoreTimeoutException e) {
-            List<String> rankKeys = new ArrayList<>(worldSize);
-            for (int r = 0; r < worldSize; r++) {
-                rankKeys.add(base + "rank/" + r);
+        byte[] outcome;
+        if (arrived > BARRIER_ABORT) {
+            outcome = get(done, Duration.ofMillis(wait)); // aborted before we came: the aborter stores why
+        } else {
+            try {
+                outcome = get(done, Duration.ofMillis(wait));
+            } catch (StoreTimeoutException e) {
+                long before = add(base + "count", BARRIER_ABORT) - BARRIER_ABORT;
+                if (before == worldSize || before >= BARRIER_ABORT) {
+                    // completed or aborted by another rank just now: its done key is on the way
+                    outcome = get(done, Duration.ofMillis(wait));
+                } else {
+                    List<String> absent = absentRanks(base, worldSize);
+                    String why = "barrier '" + name + "' timed out after " + wait + " ms on rank " + rank + ": rank(s) "
+                            + absent + " of " + worldSize + " did not arrive";
+                    set(done, (ABORTED + String.join(",", absent) + "\n" + why).getBytes(StandardCharsets.UTF_8));
+                    throw new StoreTimeoutException(why + " (store at " + where + ")", absent);
+                }
             }
-            List<String> absent = new ArrayList<>();
-            for (String k : missing(rankKeys)) {
-                absent.add(k.substring(k.lastIndexOf('/') + 1));
-            }
-            throw new StoreTimeoutException("barrier '" + name + "' timed out after " + wait + " ms on rank " + rank
-                    + ": rank(s) " + absent + " of " + worldSize + " did not arrive (store at " + where + ")", absent);
         }
+        if (outcome.length > 0) {
+            String text = new String(outcome, StandardCharsets.UTF_8);
+            if (!text.startsWith(ABORTED) || text.indexOf('\n') < 0) {
+                throw new StoreException("barrier '" + name + "': unexpected done value in the store");
+            }
+            String list = text.substring(ABORTED.length(), text.indexOf('\n'));
+            List<String> absent = list.isEmpty() ? List.of() : List.of(list.split(","));
+            throw new StoreTimeoutException(text.substring(text.indexOf('\n') + 1) + " (seen by rank " + rank
+                    + "; store at " + where + ")", absent);
+        }
+    }
+
+    private List<String> absentRanks(String base, int worldSize) {
+        List<String> rankKeys = new ArrayList<>(worldSize);
+        for (int r = 0; r < worldSize; r++) {
+            rankKeys.add(base + "rank/" + r);
+        }
+        List<String> absent = new ArrayList<>();
+        for (String k : missing(rankKeys)) {
+            absent.add(k.substring(k.lastIndexOf('/') + 1));
+        }
+        return absent;
     }
 
     /** Closes the connection; a request blocked on another thread fails. Idempotent. */

@@ -198,6 +198,33 @@ class StoreTest {
     }
 
     @Test
+    void theFirstRankToGiveUpAbortsTheRoundForEveryone() throws Exception {
+        StoreClient impatient = client();
+        StoreClient patient = client();
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            long t0 = System.nanoTime();
+            Future<StoreTimeoutException> first = pool.submit(() -> assertThrows(StoreTimeoutException.class,
+                    () -> impatient.barrier("b", 0, 3, Duration.ofMillis(300))));
+            Future<StoreTimeoutException> second = pool.submit(() -> assertThrows(StoreTimeoutException.class,
+                    () -> patient.barrier("b", 1, 3, Duration.ofSeconds(20))));
+            StoreTimeoutException a = first.get();
+            StoreTimeoutException b = second.get();
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            assertTrue(ms < 5_000, "the patient rank failed after " + ms + " ms, not after its own 20 s");
+            assertEquals(List.of("2"), a.missing());
+            assertEquals(List.of("2"), b.missing());
+            assertTrue(b.getMessage().startsWith("barrier 'b' timed out after 300 ms on rank 0: rank(s) [2] of 3 did "
+                    + "not arrive (seen by rank 1;"), b.getMessage());
+            // the missing rank comes late: the round is over, it fails at once with the same diagnosis
+            long t1 = System.nanoTime();
+            StoreTimeoutException late = assertThrows(StoreTimeoutException.class,
+                    () -> client().barrier("b", 2, 3, Duration.ofSeconds(20)));
+            assertTrue(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t1) < 2_000);
+            assertEquals(List.of("2"), late.missing());
+        }
+    }
+
+    @Test
     void wrongTokenIsRefusedAtOnce() {
         long t0 = System.nanoTime();
         StoreException e = assertThrows(StoreException.class,
