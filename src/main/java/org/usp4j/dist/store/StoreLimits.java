@@ -43,10 +43,14 @@ public record StoreLimits(int maxKeyBytes, int maxValueBytes, int maxKeysPerRequ
         }
     }
 
-    /** Longest frame either side sends or accepts: a key and a value, or a list of keys, plus overhead. */
+    /**
+     * Longest frame either side sends or accepts: a key and a value, or a list of keys, or an error message,
+     * plus overhead.
+     */
     public int maxFrameBytes() {
         long keyList = (long) maxKeysPerRequest * (2 + maxKeyBytes);
-        return (int) (Math.max((long) maxValueBytes + maxKeyBytes, keyList) + FRAME_OVERHEAD);
+        long largest = Math.max(Math.max((long) maxValueBytes + maxKeyBytes, keyList), StoreProtocol.MAX_MESSAGE_BYTES);
+        return (int) (largest + FRAME_OVERHEAD);
     }
 
     public StoreLimits withHandshakeTimeout(Duration timeout) {
