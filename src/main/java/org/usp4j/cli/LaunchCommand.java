@@ -20,10 +20,12 @@ import picocli.CommandLine.Spec;
 /**
  * {@code usp4j launch}: starts one process per GPU on this node with its rank environment (see
  * {@link LaunchEnvironment}), prefixes their output with {@code [rank k]}, and fails (exit 1, naming the
- * rank and its exit code) as soon as one of them fails, after stopping the others. Usage errors exit 2.
+ * rank and its exit code, as a {@link CommandFailure}) as soon as one of them fails, after stopping the
+ * others. Usage errors exit 2.
  */
 @Command(name = "launch",
         mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
         sortOptions = false,
         usageHelpAutoWidth = true,
         modelTransformer = LaunchCommand.CommandStartsAtFirstPositional.class,
@@ -93,12 +95,10 @@ public final class LaunchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         LaunchOutcome outcome = new ProcessLauncher(plan, out, err).run();
-        if (outcome.succeeded()) {
-            return 0;
+        if (!outcome.succeeded()) {
+            throw new CommandFailure(outcome.failure());
         }
-        err.println("error: " + outcome.failure());
-        err.flush();
-        return 1;
+        return ExitCodes.OK;
     }
 
     /** The plan from the options and USP4J_TOKEN; usage errors name the options. */

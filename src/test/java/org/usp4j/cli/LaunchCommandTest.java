@@ -47,6 +47,19 @@ class LaunchCommandTest {
     }
 
     @Test
+    void launchIsACommandWithHelpAndVersion() {
+        Result top = run("--help");
+        assertEquals(0, top.code());
+        assertTrue(top.out().contains("launch"), top.out());
+        Result help = run("launch", "--help");
+        assertEquals(0, help.code(), help.err());
+        assertTrue(help.out().contains("--nproc-per-node=N") && help.out().contains("COMMAND"), help.out());
+        Result version = run("launch", "--version");
+        assertEquals(0, version.code(), version.err());
+        assertTrue(version.out().startsWith("usp4j "), version.out());
+    }
+
+    @Test
     void usageErrorsExitTwoWithOneLine() {
         assumeTrue(System.getenv("USP4J_TOKEN") == null, "USP4J_TOKEN is set in this environment");
         String[][] cases = {

@@ -44,6 +44,7 @@ public final class ProcessLauncher {
         final Process process;
         final List<Thread> pumps = new ArrayList<>(2);
         volatile boolean stoppedByLauncher;
+        volatile boolean killedByLauncher;
 
         Rank(int rank, int localRank, Process process) {
             this.rank = rank;
@@ -161,8 +162,11 @@ public final class ProcessLauncher {
         }
         RankExit failed = exits.get(culprit.localRank);
         List<Integer> stopped = stoppedRanks(exits);
+        List<Integer> killed = snapshot().stream().filter(k -> k.killedByLauncher).map(k -> k.rank).toList();
         return new LaunchOutcome(exits, "rank " + failed.rank() + " " + failed.describeExit()
-                + (stopped.isEmpty() ? "" : "; stopped ranks " + stopped), failed.rank());
+                + (stopped.isEmpty() ? "" : "; stopped ranks " + stopped)
+                + (killed.isEmpty() ? "" : " (killed " + killed + " after a " + plan.gracePeriod().toMillis()
+                        + " ms grace period)"), failed.rank());
     }
 
     // ---- stopping ----
@@ -183,7 +187,8 @@ public final class ProcessLauncher {
     private void killRemaining() {
         for (Rank r : snapshot()) {
             if (r.process.isAlive()) {
-                LOG.warn("rank {} (pid {}) did not stop within {} ms of SIGTERM; killing it", r.rank, r.process.pid(),
+                r.killedByLauncher = true;
+                LOG.info("rank {} (pid {}) did not stop within {} ms of SIGTERM; killing it", r.rank, r.process.pid(),
                         plan.gracePeriod().toMillis());
                 List<ProcessHandle> descendants = r.process.descendants().toList();
                 r.process.destroyForcibly();

@@ -106,7 +106,8 @@ class ProcessLauncherTest {
                 echo $! > %s/child$RANK
                 wait
                 """.formatted(dir)));
-        assertEquals("rank 2 exited with code 5; stopped ranks [0, 1]", run.outcome().failure());
+        assertEquals("rank 2 exited with code 5; stopped ranks [0, 1] (killed [0, 1] after a 500 ms grace period)",
+                run.outcome().failure());
         assertTrue(run.millis() < 10_000, "took " + run.millis() + " ms");
         for (int r : new int[] {0, 1}) {
             assertEquals(137, run.outcome().ranks().get(r).exitCode(), "SIGKILL after the grace period");
