@@ -1,0 +1,44 @@
+package org.usp4j.dist.store;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.HexFormat;
+
+/** The job's shared secret: what a client must present before the store answers anything else. */
+public final class Tokens {
+
+    /** Longest token accepted, in UTF-8 bytes. */
+    public static final int MAX_TOKEN_BYTES = 1024;
+
+    private static final SecureRandom RANDOM = new SecureRandom();
+
+    private Tokens() {
+    }
+
+    /** A fresh random token: 128 bits from {@link SecureRandom}, as 32 hex digits. */
+    public static String generate() {
+        byte[] bytes = new byte[16];
+        RANDOM.nextBytes(bytes);
+        return HexFormat.of().formatHex(bytes);
+    }
+
+    /** The token's bytes, after checking that it is non-blank and at most {@value #MAX_TOKEN_BYTES} bytes. */
+    static byte[] encode(String token) {
+        if (token == null || token.isBlank()) {
+            throw new IllegalArgumentException("the store token must be a non-blank shared secret, got "
+                    + (token == null ? "null" : "a blank string"));
+        }
+        byte[] bytes = token.getBytes(StandardCharsets.UTF_8);
+        if (bytes.length > MAX_TOKEN_BYTES) {
+            throw new IllegalArgumentException("the store token has " + bytes.length + " bytes, more than "
+                    + MAX_TOKEN_BYTES);
+        }
+        return bytes;
+    }
+
+    /** Constant-time comparison, so that response timing says nothing about how much of a guess was right. */
+    static boolean matches(byte[] expected, byte[] presented) {
+        return MessageDigest.isEqual(expected, presented);
+    }
+}
