@@ -5,6 +5,8 @@ import java.util.List;
 import org.usp4j.backend.Backend;
 import org.usp4j.cpu.CpuAttentionKernel;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.gpu.CudaBackend;
+import org.usp4j.gpu.GpuAvailability;
 import org.usp4j.kernel.AttentionKernel;
 
 /**
@@ -26,8 +28,12 @@ final class RankBackends implements AutoCloseable {
     static RankBackends open(BackendKind kind) {
         return switch (kind) {
             case CPU -> new RankBackends(kind, new CpuAttentionKernel());
-            case CUDA -> throw new CommandFailure("backend cuda is not available: this build of usp4j has no "
-                    + "CUDA backend yet (use --backend cpu)");
+            case CUDA -> {
+                GpuAvailability.problem().ifPresent(why -> {
+                    throw new CommandFailure("backend cuda is not available: " + why + " (use --backend cpu)");
+                });
+                yield new RankBackends(kind, null);
+            }
         };
     }
 
@@ -35,7 +41,8 @@ final class RankBackends implements AutoCloseable {
     synchronized Backend forRank(int rank) {
         Backend b = switch (kind) {
             case CPU -> new CpuBackend(cpuKernel);
-            case CUDA -> throw new IllegalStateException("unreachable: cuda was refused in open()");
+            // In-process GPU ranks share device 0, each with its own stream (see DeviceTransport).
+            case CUDA -> CudaBackend.create(0);
         };
         opened.add(b);
         return b;

@@ -1,14 +1,17 @@
 package org.usp4j.gpu;
 
 import java.lang.foreign.Arena;
+import java.util.Arrays;
 import java.util.Objects;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
+import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.gpu.sdpa.CudnnAttention;
 import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
 
@@ -19,13 +22,14 @@ import org.usp4j.tensor.Tensor;
  * {@code cudaMemcpy2DAsync}, anything else a strided kernel. Host tensors may be copied to and from the
  * device (dealing and gathering); those copies wait for the stream.
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend implements Backend, LocalTransport.Source {
 
     private final int device;
     private final CudaStream stream;
     private final boolean ownsStream;
     private final ElementwiseKernels kernels;
     private final CudnnAttention attention;
+    private DeviceTransport transport;
     private boolean closed;
 
     private CudaBackend(int device, CudaStream stream, boolean ownsStream) {
@@ -66,6 +70,16 @@ public final class CudaBackend implements Backend {
 
     ElementwiseKernels kernels() {
         return kernels;
+    }
+
+    /** How this rank exchanges buffers with other in-process ranks on the same GPU. */
+    @Override
+    public synchronized LocalTransport localTransport() {
+        requireOpen();
+        if (transport == null) {
+            transport = new DeviceTransport(this);
+        }
+        return transport;
     }
 
     @Override
@@ -193,10 +207,9 @@ public final class CudaBackend implements Backend {
                     + out.describe() + " and " + blockOut.describe());
         }
         long[] lseShape = {out.size(0), out.size(2), out.size(1)};
-        if (!java.util.Arrays.equals(lse.shape(), lseShape) || !java.util.Arrays.equals(blockLse.shape(), lseShape)
-                || out.dtype() != org.usp4j.tensor.DType.F32 || lse.dtype() != org.usp4j.tensor.DType.F32
-                || blockLse.dtype() != org.usp4j.tensor.DType.F32) {
-            throw new IllegalArgumentException("merge needs F32 out, lse " + java.util.Arrays.toString(lseShape)
+        if (!Arrays.equals(lse.shape(), lseShape) || !Arrays.equals(blockLse.shape(), lseShape)
+                || out.dtype() != DType.F32 || lse.dtype() != DType.F32 || blockLse.dtype() != DType.F32) {
+            throw new IllegalArgumentException("merge needs F32 out, lse " + Arrays.toString(lseShape)
                     + " and F32 block lse, got " + out.describe() + ", " + lse.describe() + ", " + blockLse.describe());
         }
         kernels.mergeAttention(out, lse, blockOut, blockLse, stream);
@@ -218,6 +231,9 @@ public final class CudaBackend implements Backend {
             stream.synchronize();
         } finally {
             attention.close();
+            if (transport != null) {
+                transport.close();
+            }
             if (ownsStream) {
                 stream.close();
             }

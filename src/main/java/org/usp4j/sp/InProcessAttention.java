@@ -15,6 +15,7 @@ import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.TrafficKind;
+import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.tensor.DType;
@@ -69,7 +70,7 @@ public final class InProcessAttention implements AutoCloseable {
             for (int r = 0; r < p; r++) {
                 backends[r] = Objects.requireNonNull(backendPerRank.apply(r), "backend of rank " + r);
             }
-            w = new LocalWorld(p, timeout);
+            w = new LocalWorld(p, timeout, rank -> LocalTransport.of(backends[rank]));
             w.run((rank, comm) -> groups[rank] = MeshGroups.split(mesh, comm));
         } catch (RuntimeException | Error e) {
             if (w != null) {
