@@ -1,6 +1,5 @@
 package org.usp4j.gpu;
 
-import java.lang.foreign.Arena;
 import java.util.Arrays;
 import java.util.Objects;
 import org.usp4j.backend.Backend;
@@ -9,6 +8,7 @@ import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
+import org.usp4j.cuda.PinnedBuffer;
 import org.usp4j.gpu.sdpa.CudnnAttention;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.tensor.DType;
@@ -143,33 +143,35 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
         kernels.copy(src, dst, stream);
     }
 
-    /** Host to device: convert and pack on the host, one transfer, then place on the device. */
+    /** Host to device: convert and pack into pinned staging memory, one transfer, then place on the device. */
     private void upload(Tensor src, Tensor dst) {
         requireThisDevice(dst);
-        try (Arena arena = Arena.ofConfined(); TensorAllocator scratch = newAllocator()) {
-            Tensor packed = Tensor.allocate(arena, dst.dtype(), dst.shape());
+        try (PinnedBuffer staging = PinnedBuffer.allocate(Math.max(1, dst.byteSize()));
+             TensorAllocator scratch = newAllocator()) {
+            Tensor packed = Tensor.host(staging.segment(), dst.dtype(), dst.shape());
             HostTensors.copy(src, packed);
             Tensor target = dst.isContiguous() ? dst : scratch.allocate(dst.dtype(), dst.shape());
             CudaMemory.copyToDeviceAsync(packed.contiguousSegment(), target.contiguousDevicePointer(), stream);
             if (target != dst) {
                 copyOnDevice(target, dst);
             }
-            stream.synchronize(); // the host staging memory goes away with the arena
+            stream.synchronize(); // the staging memory is freed when this block ends
         }
     }
 
-    /** Device to host: pack (and convert) on the device, one transfer, then place on the host. */
+    /** Device to host: pack (and convert) on the device, one transfer into pinned memory, then place. */
     private void download(Tensor src, Tensor dst) {
         requireThisDevice(src);
-        try (Arena arena = Arena.ofConfined(); TensorAllocator scratch = newAllocator()) {
+        try (PinnedBuffer staging = PinnedBuffer.allocate(Math.max(1, dst.byteSize()));
+             TensorAllocator scratch = newAllocator()) {
             Tensor packed = src.isContiguous() && src.dtype() == dst.dtype() ? src : scratch.allocate(dst.dtype(), src.shape());
             if (packed != src) {
                 copyOnDevice(src, packed);
             }
-            Tensor staging = Tensor.allocate(arena, dst.dtype(), dst.shape());
-            CudaMemory.copyToHostAsync(packed.contiguousDevicePointer(), staging.contiguousSegment(), stream);
+            Tensor host = Tensor.host(staging.segment(), dst.dtype(), dst.shape());
+            CudaMemory.copyToHostAsync(packed.contiguousDevicePointer(), host.contiguousSegment(), stream);
             stream.synchronize();
-            HostTensors.copy(staging, dst);
+            HostTensors.copy(host, dst);
         }
     }
 
