@@ -1,6 +1,7 @@
 package org.usp4j.gpu.sdpa;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -8,7 +9,6 @@ import java.util.Map;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.backend.TensorAllocator;
-import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.DeviceBuffer;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.cudnn.CudnnHandle;
@@ -182,8 +182,8 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         if (spec.boundTensors().stream().anyMatch(t -> t.uid() == SdpaGraphs.SEQ_LEN_Q)) {
             int[] seqQ = new int[(int) key.shape().batch()];
             int[] seqKv = new int[seqQ.length];
-            java.util.Arrays.fill(seqQ, (int) key.shape().seqQ());
-            java.util.Arrays.fill(seqKv, (int) key.shape().seqKv());
+            Arrays.fill(seqQ, (int) key.shape().seqQ());
+            Arrays.fill(seqKv, (int) key.shape().seqKv());
             ints.put(SdpaGraphs.SEQ_LEN_Q, seqQ);
             ints.put(SdpaGraphs.SEQ_LEN_KV, seqKv);
         }
