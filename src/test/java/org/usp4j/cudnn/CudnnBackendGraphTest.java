@@ -7,6 +7,8 @@ import static org.usp4j.cudnn.BackendAttribute.*;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.usp4j.gpu.sdpa.CudnnGraph;
+import org.usp4j.gpu.sdpa.SdpaGraphs;
 
 /** Graph building through the backend API needs no GPU: descriptors up to op-graph finalize. */
 class CudnnBackendGraphTest {
@@ -14,10 +16,12 @@ class CudnnBackendGraphTest {
     @Test
     void compositeSdpaForwardGraphFinalizesAndHasEngines() {
         for (boolean causal : new boolean[] {false, true}) {
-            try (var g = new SdpaForwardGraph(1, 2, 128, 64, DataType.BFLOAT16, causal, null)) {
-                assertEquals(causal ? 14 : 10, g.operationCount());
-                assertTrue(g.graph.isFinalized());
-                long engines = g.graph.getInt64(BackendAttribute.OPERATIONGRAPH_ENGINE_GLOBAL_COUNT);
+            SdpaGraphs.Shape shape = new SdpaGraphs.Shape(1, 2, 2, 128, 128, 64);
+            try (var g = CudnnGraph.build(SdpaGraphs.forward(shape, DataType.BFLOAT16, causal,
+                    SdpaGraphs.contiguousStrides(shape, 4), Cudnn.versionCode()), null)) {
+                assertEquals(causal ? 14 : 10, g.spec().ops().size());
+                assertTrue(g.operationGraph().isFinalized());
+                long engines = g.operationGraph().getInt64(BackendAttribute.OPERATIONGRAPH_ENGINE_GLOBAL_COUNT);
                 assertTrue(engines >= 1, "engines: " + engines);
             }
         }

@@ -7,7 +7,11 @@ import static org.usp4j.cudnn.BackendAttribute.*;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.usp4j.gpu.sdpa.CudnnGraph;
+import org.usp4j.gpu.sdpa.SdpaGraphs;
+import org.usp4j.gpu.sdpa.SdpaPlan;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaStream;
 
@@ -35,30 +39,13 @@ class CudnnGpuTest {
 
     @Test
     void heuristicsOfferAConfigurationWhoseExecutionPlanFinalizes() {
+        SdpaGraphs.Shape shape = new SdpaGraphs.Shape(1, 4, 4, 256, 256, 64);
         try (var handle = CudnnHandle.create();
-             var g = new SdpaForwardGraph(1, 4, 256, 64, DataType.BFLOAT16, true, handle);
-             var heur = BackendDescriptor.create(DescriptorType.ENGINEHEUR).set(ENGINEHEUR_OPERATION_GRAPH, g.graph)
-                     .set(ENGINEHEUR_MODE, HeuristicMode.A).finish()) {
-            long count = heur.elementCount(ENGINEHEUR_RESULTS, AttributeType.BACKEND_DESCRIPTOR);
-            assertTrue(count >= 1, "heuristics found no engine configuration for the SDPA graph");
-            List<BackendDescriptor> configs = heur.getDescriptors(ENGINEHEUR_RESULTS, DescriptorType.ENGINECFG, (int) count);
-            CudnnException last = null;
-            boolean built = false;
-            try {
-                for (BackendDescriptor cfg : configs) {
-                    try (var plan = BackendDescriptor.create(DescriptorType.EXECUTION_PLAN)
-                            .set(EXECUTION_PLAN_HANDLE, handle).set(EXECUTION_PLAN_ENGINE_CONFIG, cfg).finish()) {
-                        assertTrue(plan.getInt64(EXECUTION_PLAN_WORKSPACE_SIZE) >= 0);
-                        built = true;
-                        break;
-                    } catch (CudnnException e) {
-                        last = e;
-                    }
-                }
-            } finally {
-                configs.forEach(BackendDescriptor::close);
-            }
-            assertTrue(built, "no configuration gave a plan; last error: " + last);
+             var plan = SdpaPlan.build(CudnnGraph.build(SdpaGraphs.forward(shape, DataType.BFLOAT16, true,
+                     SdpaGraphs.contiguousStrides(shape, 4), Cudnn.versionCode()), handle), handle,
+                     Map.of(SdpaGraphs.SCALE, 0.125f, SdpaGraphs.NEG_INF, Float.NEGATIVE_INFINITY), Map.of())) {
+            assertTrue(plan.workspaceBytes() >= 0);
+            assertFalse(plan.engine().isBlank());
         }
     }
 }

@@ -12,6 +12,8 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
+import org.usp4j.gpu.sdpa.CudnnGraph;
+import org.usp4j.gpu.sdpa.SdpaGraphs;
 import org.usp4j.bindings.cudnn.CudnnApi;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.nativelib.BoundFunctions;
@@ -131,15 +133,17 @@ class CudnnInteropTest {
             assertEquals(ReductionOperator.MAX, red.getReductionOperator(REDUCTION_OPERATOR));
             assertEquals(DataType.FLOAT, red.getDataType(REDUCTION_COMP_TYPE));
         }
-        try (var g = new SdpaForwardGraph(1, 1, 64, 64, DataType.HALF, false, null);
-             var engine = BackendDescriptor.create(DescriptorType.ENGINE).set(ENGINE_OPERATION_GRAPH, g.graph)
+        SdpaGraphs.Shape shape = new SdpaGraphs.Shape(1, 1, 1, 64, 64, 64);
+        try (var g = CudnnGraph.build(SdpaGraphs.forward(shape, DataType.HALF, false,
+                     SdpaGraphs.contiguousStrides(shape, 4), Cudnn.versionCode()), null);
+             var engine = BackendDescriptor.create(DescriptorType.ENGINE).set(ENGINE_OPERATION_GRAPH, g.operationGraph())
                      .setInt64(ENGINE_GLOBAL_INDEX, 0).finish();
              var graphBack = engine.getDescriptor(ENGINE_OPERATION_GRAPH, DescriptorType.OPERATIONGRAPH)) {
             assertEquals(0, engine.getInt64(ENGINE_GLOBAL_INDEX));
             for (int note : engine.getEnums(ENGINE_NUMERICAL_NOTE, AttributeType.NUMERICAL_NOTE, 16)) {
                 assertTrue(java.util.Arrays.stream(NumericalNote.values()).anyMatch(n -> n.code() == note), "note " + note);
             }
-            assertEquals(g.graph.getInt64(OPERATIONGRAPH_ENGINE_GLOBAL_COUNT),
+            assertEquals(g.operationGraph().getInt64(OPERATIONGRAPH_ENGINE_GLOBAL_COUNT),
                     graphBack.getInt64(OPERATIONGRAPH_ENGINE_GLOBAL_COUNT));
         }
     }

@@ -165,6 +165,21 @@ public final class SdpaGraphs {
         return s.seqKv() % 128 != 0 && cudnnVersion <= 91500;
     }
 
+    /**
+     * Strides of contiguous bshd tensors in the order the graphs take them (q, k, v, o, dO, dQ, dK,
+     * dV), the first {@code count} of them.
+     */
+    public static long[][] contiguousStrides(Shape s, int count) {
+        long[] q = {s.seqQ() * s.heads() * s.headDim(), s.heads() * s.headDim(), s.headDim(), 1};
+        long[] kv = {s.seqKv() * s.kvHeads() * s.headDim(), s.kvHeads() * s.headDim(), s.headDim(), 1};
+        long[][] pattern = {q, kv, kv, q, q, q, kv, kv};
+        long[][] out = new long[count][];
+        for (int i = 0; i < count; i++) {
+            out[i] = pattern[i].clone();
+        }
+        return out;
+    }
+
     /** [s0, s1, s2, s3] of a bshd tensor as bhsd strides. */
     static long[] bhsd(long[] bshd) {
         requireRank4(bshd);

@@ -6,7 +6,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.cudnn.DataType;
-import org.usp4j.tensor.Tensor;
 
 /**
  * Every SDPA graph usp4j builds, lowered through the real cuDNN (9.5 in CI) and finalized as an
@@ -15,14 +14,6 @@ import org.usp4j.tensor.Tensor;
  */
 class CudnnGraphTest {
 
-    private static long[][] strides(SdpaGraphs.Shape s, int count) {
-        long[] q = Tensor.contiguousStrides(new long[] {s.batch(), s.seqQ(), s.heads(), s.headDim()});
-        long[] kv = Tensor.contiguousStrides(new long[] {s.batch(), s.seqKv(), s.kvHeads(), s.headDim()});
-        long[][] pattern = {q, kv, kv, q, q, q, kv, kv};
-        long[][] all = new long[count][];
-        System.arraycopy(pattern, 0, all, 0, count);
-        return all;
-    }
 
     @ParameterizedTest(name = "fwd causal={0} h={1} hkv={2} sq={3} skv={4} d={5} {6}")
     @CsvSource({
@@ -32,7 +23,7 @@ class CudnnGraphTest {
             "true, 4, 1, 512, 512, 64, HALF"})
     void forwardGraphFinalizes(boolean causal, long h, long hkv, long sq, long skv, long d, DataType io) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(2, h, hkv, sq, skv, d);
-        try (CudnnGraph g = CudnnGraph.build(SdpaGraphs.forward(s, io, causal, strides(s, 4), Cudnn.versionCode()), null)) {
+        try (CudnnGraph g = CudnnGraph.build(SdpaGraphs.forward(s, io, causal, SdpaGraphs.contiguousStrides(s, 4), Cudnn.versionCode()), null)) {
             assertTrue(g.engineCount() >= 1, "no engine for " + g.spec());
         }
     }
@@ -46,7 +37,7 @@ class CudnnGraphTest {
             "true, 4, 4, 200, 200, 64, BFLOAT16"})
     void backwardGraphFinalizes(boolean causal, long h, long hkv, long sq, long skv, long d, DataType io) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(2, h, hkv, sq, skv, d);
-        try (CudnnGraph g = CudnnGraph.build(SdpaGraphs.backward(s, io, causal, strides(s, 8), Cudnn.versionCode()), null)) {
+        try (CudnnGraph g = CudnnGraph.build(SdpaGraphs.backward(s, io, causal, SdpaGraphs.contiguousStrides(s, 8), Cudnn.versionCode()), null)) {
             assertTrue(g.engineCount() >= 1, "no engine for " + g.spec());
         }
     }

@@ -21,21 +21,12 @@ import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
 /** Structure of the composite SDPA graphs (no native code involved). */
 class SdpaGraphsTest {
 
-    private static long[][] contiguousStrides(SdpaGraphs.Shape s, int count) {
-        long[] q = org.usp4j.tensor.Tensor.contiguousStrides(new long[] {s.batch(), s.seqQ(), s.heads(), s.headDim()});
-        long[] kv = org.usp4j.tensor.Tensor.contiguousStrides(new long[] {s.batch(), s.seqKv(), s.kvHeads(), s.headDim()});
-        long[][] all = new long[count][];
-        // q, k, v, o, dO, dQ, dK, dV
-        long[][] pattern = {q, kv, kv, q, q, q, kv, kv};
-        System.arraycopy(pattern, 0, all, 0, count);
-        return all;
-    }
 
     @ParameterizedTest
     @CsvSource({"false,8,8,10", "true,8,8,14", "false,8,2,10", "true,8,1,14"})
     void forwardHasTheCompositeOps(boolean causal, long heads, long kvHeads, int expectedOps) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(2, heads, kvHeads, 256, 384, 64);
-        GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, causal, contiguousStrides(s, 4), 91400);
+        GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, causal, SdpaGraphs.contiguousStrides(s, 4), 91400);
         assertEquals(expectedOps, g.ops().size(), g::toString);
         assertWellFormed(g);
         Tensor stats = g.tensor(SdpaGraphs.STATS);
@@ -61,7 +52,7 @@ class SdpaGraphsTest {
     @CsvSource({"false,8,8,18", "true,8,8,22", "false,8,2,20", "true,4,1,24"})
     void backwardHasTheCompositeOps(boolean causal, long heads, long kvHeads, int expectedOps) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, heads, kvHeads, 128, 128, 40);
-        GraphSpec g = SdpaGraphs.backward(s, DataType.HALF, causal, contiguousStrides(s, 8), 90500);
+        GraphSpec g = SdpaGraphs.backward(s, DataType.HALF, causal, SdpaGraphs.contiguousStrides(s, 8), 90500);
         assertEquals(expectedOps, g.ops().size(), g::toString);
         assertWellFormed(g);
         Set<Long> expected = new HashSet<>(List.of(SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO,
@@ -86,7 +77,7 @@ class SdpaGraphsTest {
     @CsvSource({"200,91400,true", "200,91600,false", "256,91400,false", "200,90500,true"})
     void backwardAddsThePaddingWorkaroundUpTo915(long seqKv, long version, boolean padded) {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(2, 4, 4, 96, seqKv, 64);
-        GraphSpec g = SdpaGraphs.backward(s, DataType.BFLOAT16, true, contiguousStrides(s, 8), version);
+        GraphSpec g = SdpaGraphs.backward(s, DataType.BFLOAT16, true, SdpaGraphs.contiguousStrides(s, 8), version);
         assertWellFormed(g);
         Set<Long> bound = uids(g.boundTensors());
         assertEquals(padded, bound.contains(SdpaGraphs.SEQ_LEN_Q), g::toString);
@@ -110,13 +101,13 @@ class SdpaGraphsTest {
     }
 
     private static String g(SdpaGraphs.Shape s, long version) {
-        return SdpaGraphs.forward(s, DataType.HALF, true, contiguousStrides(s, 4), version).tensors().toString();
+        return SdpaGraphs.forward(s, DataType.HALF, true, SdpaGraphs.contiguousStrides(s, 4), version).tensors().toString();
     }
 
     @Test
     void stridedViewsKeepTheirStrides() {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, 4, 4, 64, 128, 32);
-        long[][] strides = contiguousStrides(s, 4);
+        long[][] strides = SdpaGraphs.contiguousStrides(s, 4);
         strides[0] = new long[] {99999, 4 * 32 * 2, 32, 1}; // q is a slice of a tensor twice as long
         GraphSpec g = SdpaGraphs.forward(s, DataType.BFLOAT16, false, strides, 91400);
         assertArrayEquals(new long[] {99999, 32, 256, 1}, g.tensor(SdpaGraphs.Q).strides());
@@ -125,7 +116,7 @@ class SdpaGraphsTest {
     @Test
     void rejectsNonContiguousHeadDimAndBadShapes() {
         SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, 4, 4, 64, 64, 32);
-        long[][] strides = contiguousStrides(s, 4);
+        long[][] strides = SdpaGraphs.contiguousStrides(s, 4);
         strides[2] = new long[] {8192, 128, 32, 2};
         assertThrows(IllegalArgumentException.class,
                 () -> SdpaGraphs.forward(s, DataType.BFLOAT16, false, strides, 91400));
