@@ -31,8 +31,9 @@ import org.usp4j.tensor.Tensor;
  * backward's dq sums arrive in a thread-dependent order, so results can differ in the last bits from
  * run to run.
  *
- * <p>Measured on 2 AMD EPYC (Zen 3, AVX2) cores at s = 4096, h = 16, d = 64: the forward runs at
- * about 0.6-0.7 of the machine's FMA peak ({@link FmaPeak}), the backward about 0.6.
+ * <p>Measured on 2 AMD EPYC (Zen 3, AVX2) cores at s = 4096, h = 16, d = 64 (best calls on a shared
+ * machine): forward 85-105 GFLOP/s and backward 80-100 GFLOP/s against an FMA peak ({@link FmaPeak})
+ * of 150-165 GFLOP/s, i.e. about 0.5-0.65 of peak.
  */
 public final class CpuAttentionKernel implements AttentionKernel {
 
