@@ -199,7 +199,7 @@ final class BenchCommand implements Callable<Integer> {
                     if (backward) {
                         made.add(row(backendName, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
                     }
-                    progress.close();
+                    progress.clear();
                     for (BenchRow r : made) {
                         print(out, r, cuda);
                     }

@@ -121,10 +121,7 @@ final class DemoCommand implements Callable<Integer> {
             warmUp(mesh, problem, backends, progress);
             Run usp = run("USP", mesh, backends, progress, arena, q, k, v, dout);
             Run single = run("single-rank", new Mesh(1, 1), backends, progress, arena, q, k, v, dout);
-            progress.close();
-
-            printTimes(out, usp, problem, causal, mesh.size() + " ranks");
-            printTimes(out, single, problem, causal, "1 rank, reference");
+            progress.phase("comparing");
 
             List<String> failures = new ArrayList<>();
             double[] tol = tolerance(problem.dtype());
@@ -146,6 +143,9 @@ final class DemoCommand implements Callable<Integer> {
             }
             line.append(String.format(Locale.ROOT, " (limits: out %.0e, lse %.0e%s)", tol[0], LSE_TOLERANCE,
                     backward ? String.format(Locale.ROOT, ", grads %.0e", tol[1]) : ""));
+            progress.clear(); // results follow on the terminal
+            printTimes(out, usp, problem, causal, mesh.size() + " ranks");
+            printTimes(out, single, problem, causal, "1 rank, reference");
             out.println(line + (failures.isEmpty() ? ": ok" : ": FAILED"));
 
             failures.addAll(printTraffic(out, usp, problem, mesh));

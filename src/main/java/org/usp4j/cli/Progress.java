@@ -44,6 +44,12 @@ final class Progress implements AutoCloseable {
         }
     }
 
+    /** Removes the line until the next {@link #phase}, so that results can be printed in between. */
+    synchronized void clear() {
+        phase = null;
+        line.clear();
+    }
+
     /** Stops the ticker and removes the line, so that results can follow on the terminal. */
     @Override
     public synchronized void close() {
