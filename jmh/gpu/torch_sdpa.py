@@ -2,8 +2,8 @@
 """PyTorch's cuDNN SDPA on the shapes usp4j's GPU benchmarks use: the anchor for the 0.97x target.
 
 Prints one JSON object per line: {"impl": "torch-cudnn", "pass": "fwd"|"bwd", "seq", "heads",
-"head_dim", "causal", "ms", "tflops"}. FLOPs count unmasked score pairs only: forward 4*b*h*s*s*d
-(half when causal), backward 2.5x the forward. Times are medians of CUDA-event-timed runs after
+"head_dim", "causal", "ms", "tflops"}. FLOPs count unmasked score pairs only: forward 4*b*h*pairs*d
+(pairs = s*s, or s*(s+1)/2 when causal), backward 2.5x the forward. Times are medians of CUDA-event-timed runs after
 warm-up, rotating over several input sets so that no run reads a warm cache.
 """
 import argparse
@@ -16,9 +16,8 @@ import torch.nn.functional as F
 
 
 def flops(b, h, s, d, causal, pass_):
-    f = 4.0 * b * h * s * s * d
-    if causal:
-        f /= 2
+    pairs = s * (s + 1) / 2 if causal else s * s  # unmasked pairs, as usp4j's AttentionFlops counts them
+    f = 4.0 * b * h * pairs * d
     return f * (2.5 if pass_ == "bwd" else 1.0)
 
 

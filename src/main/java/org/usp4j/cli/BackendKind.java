@@ -2,8 +2,9 @@ package org.usp4j.cli;
 
 import java.util.Locale;
 
-/** The {@code --backend} choices. */
+/** The {@code --backend} choices; {@link #AUTO} is CUDA where a GPU is usable, else CPU. */
 enum BackendKind {
+    AUTO,
     CPU,
     CUDA;
 

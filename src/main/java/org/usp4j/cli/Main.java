@@ -28,7 +28,8 @@ import picocli.CommandLine.Spec;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "Sequence-parallel attention (Ulysses, Ring, USP) for the JVM.",
-        subcommands = {AttentionCommand.class, RandomInputCommand.class, LaunchCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {DemoCommand.class, BenchCommand.class, InfoCommand.class, AttentionCommand.class, RandomInputCommand.class,
+            LaunchCommand.class, CommandLine.HelpCommand.class},
         sortOptions = false,
         usageHelpAutoWidth = true)
 public final class Main implements Callable<Integer> {

@@ -24,9 +24,13 @@ final class RankBackends implements AutoCloseable {
         this.cpuKernel = cpuKernel;
     }
 
-    /** Checks that {@code kind} can run here; throws a {@link CommandFailure} (exit 1) saying why not. */
+    /**
+     * Checks that {@code kind} can run here; throws a {@link CommandFailure} (exit 1) saying why not.
+     * {@link BackendKind#AUTO} becomes CUDA when a GPU is usable, else CPU.
+     */
     static RankBackends open(BackendKind kind) {
         return switch (kind) {
+            case AUTO -> open(GpuAvailability.problem().isEmpty() ? BackendKind.CUDA : BackendKind.CPU);
             case CPU -> new RankBackends(kind, new CpuAttentionKernel());
             case CUDA -> {
                 GpuAvailability.problem().ifPresent(why -> {
@@ -37,9 +41,20 @@ final class RankBackends implements AutoCloseable {
         };
     }
 
+    /** The backend kind the ranks get: CPU or CUDA, never AUTO. */
+    BackendKind kind() {
+        return kind;
+    }
+
+    /** Threads of the shared CPU kernel's pool; 0 for CUDA. */
+    int cpuThreads() {
+        return cpuKernel instanceof CpuAttentionKernel k ? k.parallelism() : 0;
+    }
+
     /** A new backend for {@code rank}; closed by {@link #close}. */
     synchronized Backend forRank(int rank) {
         Backend b = switch (kind) {
+            case AUTO -> throw new IllegalStateException("unreachable: auto is resolved in open()");
             case CPU -> new CpuBackend(cpuKernel);
             // In-process GPU ranks share device 0, each with its own stream (see DeviceTransport).
             case CUDA -> CudaBackend.create(0);

@@ -43,8 +43,8 @@ public final class FmaPeak {
         return best;
     }
 
-    /** FLOPs per loop trip: CHAINS vector FMAs of 2 FLOPs per lane. */
-    static long flopsPerTrip() {
+    /** FLOPs per loop trip: CHAINS vector FMAs of 2 FLOPs per lane. Public for the JMH suite. */
+    public static long flopsPerTrip() {
         return 2L * CHAINS * SPECIES.length();
     }
 
@@ -100,8 +100,9 @@ public final class FmaPeak {
     /**
      * {@code trips} rounds of CHAINS independent FMA chains. acc = acc * a + b with a just below 1 keeps
      * every chain bounded (it converges to b / (1 - a) = 1), so no denormals or infinities slow it down.
+     * Public so that the JMH suite times this very loop.
      */
-    static float fmaLoop(long trips, float seed) {
+    public static float fmaLoop(long trips, float seed) {
         FloatVector a = FloatVector.broadcast(SPECIES, 0.999999f);
         FloatVector b = FloatVector.broadcast(SPECIES, 1e-6f);
         FloatVector c0 = FloatVector.broadcast(SPECIES, seed);

@@ -1,0 +1,294 @@
+package org.usp4j.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.usp4j.bench.AttentionProblem;
+import org.usp4j.bench.GpuSuite;
+import org.usp4j.bench.Pass;
+import org.usp4j.bench.Timings;
+import org.usp4j.bench.UspWorkload;
+import org.usp4j.sp.CostModel;
+import org.usp4j.sp.Mesh;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code usp4j bench}: USP throughput over sequence lengths and meshes on one backend, forward and
+ * backward. Each configuration deals random inputs to its ranks once, then times {@code --warmup} plus
+ * {@code --repeat} calls of the distributed attention itself (Ulysses exchanges, ring steps, kernels) and
+ * reports the median. Text table, or one JSON object per line with {@code --json}; {@code --plot} draws
+ * throughput against sequence length. {@code --suite gpu} runs the fixed GPU comparison suite instead.
+ */
+@Command(name = "bench",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        sortOptions = false,
+        usageHelpAutoWidth = true,
+        description = {
+            "Measure USP attention throughput over sequence lengths and meshes (U x R simulated ranks): "
+                    + "time per call, FLOP/s over unmasked pairs (forward 4*b*h*pairs*d, backward 2.5x), "
+                    + "and the bytes one rank sent per call next to the cost model.",
+            "",
+            "--suite gpu prints the JSON lines of the GPU comparison suite (.ci/gpu-suite): single-call cuDNN "
+                    + "SDPA on bf16, h=16, head_dim 64 and 128, causal and not, 4K..64K tokens (or --seq), and USP "
+                    + "over 4 in-process device ranks at 64K tokens."
+        })
+final class BenchCommand implements Callable<Integer> {
+
+    static final String CPU_SEQS = "1024,2048,4096";
+    static final String CPU_MESHES = "1x1,2x1,1x2,2x2";
+    static final String GPU_SEQS = "4096,8192,16384,32768,65536";
+    static final String GPU_MESHES = "1x1,1x4,2x2,4x1";
+
+    private static final Pattern MESH = Pattern.compile("(\\d{1,4})x(\\d{1,4})");
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    /** The fixed suites. */
+    enum Suite {
+        GPU;
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+
+        static final class Converter extends LowercaseEnumConverter<Suite> {
+            Converter() {
+                super(Suite.class);
+            }
+        }
+    }
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--backend", paramLabel = "auto|cpu|cuda", defaultValue = "auto", converter = BackendKind.Converter.class,
+            description = "Where the ranks compute; auto picks cuda when a GPU is usable (default: ${DEFAULT-VALUE}).")
+    BackendKind backend;
+
+    @Option(names = "--seq", paramLabel = "S", split = ",",
+            description = "Sequence lengths, comma-separated (default: " + CPU_SEQS + " on cpu, " + GPU_SEQS + " on cuda).")
+    List<Long> seqs;
+
+    @Option(names = "--mesh", paramLabel = "UxR", split = ",",
+            description = "Meshes, Ulysses x Ring, comma-separated (default: " + CPU_MESHES + " on cpu, " + GPU_MESHES
+                    + " on cuda).")
+    List<String> meshes;
+
+    @Option(names = "--repeat", paramLabel = "N", defaultValue = "3",
+            description = "Timed calls per configuration; the median is reported (default: ${DEFAULT-VALUE}).")
+    int repeat;
+
+    @Option(names = "--warmup", paramLabel = "N", defaultValue = "1",
+            description = "Untimed calls first (JIT, plans) (default: ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--backward", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Also time the backward (default: on; --no-backward for the forward only).")
+    boolean backward;
+
+    @Option(names = "--json", description = "One JSON object per line instead of the table.")
+    boolean json;
+
+    @Option(names = "--plot", paramLabel = "FILE.png|FILE.svg",
+            description = "Also draw throughput against sequence length (PNG or SVG, by the extension).")
+    Path plot;
+
+    @Option(names = "--suite", paramLabel = "gpu", converter = Suite.Converter.class,
+            description = "Run a fixed suite instead of the table: gpu (JSON lines; needs a GPU).")
+    Suite suite;
+
+    @Mixin
+    ProblemOptions problemOptions;
+
+    @Override
+    public Integer call() throws IOException {
+        ProblemOptions.requirePositive(spec.commandLine(), "--repeat", repeat);
+        if (warmup < 0) {
+            throw new ParameterException(spec.commandLine(), "--warmup must be >= 0, got " + warmup);
+        }
+        ThroughputPlot.Format plotFormat = null;
+        if (plot != null) {
+            if (suite != null) {
+                throw new ParameterException(spec.commandLine(), "--plot does not go with --suite");
+            }
+            plotFormat = ThroughputPlot.Format.of(plot);
+            if (plotFormat == null) {
+                throw new ParameterException(spec.commandLine(), "--plot " + plot + ": the file name must end in .png or .svg");
+            }
+        }
+        if (suite != null) {
+            return runGpuSuite();
+        }
+        List<Mesh> givenMeshes = meshes != null ? parseMeshes(meshes) : null;
+        PrintWriter out = spec.commandLine().getOut();
+        List<BenchRow> rows = new ArrayList<>();
+        try (RankBackends backends = RankBackends.open(backend);
+             Progress progress = new Progress(StatusLine.forStderr(spec.commandLine().getErr()))) {
+            boolean cuda = backends.kind() == BackendKind.CUDA;
+            List<Long> seqList = seqs != null ? seqs : parseLongs(cuda ? GPU_SEQS : CPU_SEQS);
+            List<Mesh> meshList = givenMeshes != null ? givenMeshes
+                    : parseMeshes(List.of((cuda ? GPU_MESHES : CPU_MESHES).split(",")));
+            List<AttentionProblem> problems = new ArrayList<>();
+            for (long s : seqList) {
+                problems.add(problemOptions.problem(spec.commandLine(), s));
+            }
+            for (Mesh mesh : meshList) {
+                for (AttentionProblem p : problems) {
+                    problemOptions.requireFits(spec.commandLine(), p, mesh);
+                }
+            }
+            if (plot != null) {
+                OutputPaths.requireWritable(plot, "--plot");
+            }
+            String backendName = backends.kind().toString();
+            if (!json) {
+                AttentionProblem first = problems.get(0);
+                out.printf(Locale.ROOT, "usp4j bench: %s backend%s; b=%d h=%d h_kv=%d d=%d %s, %s; median of %d call%s "
+                                + "after %d warm-up%n", backendName,
+                        cuda ? " (in-process ranks on GPU 0)" : " (" + backends.cpuThreads() + " kernel threads)",
+                        first.batch(), first.heads(), first.kvHeads(), first.headDim(),
+                        first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
+                        repeat == 1 ? "" : "s", warmup);
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
+                out.flush();
+            }
+            for (Mesh mesh : meshList) {
+                for (AttentionProblem problem : problems) {
+                    String what = "mesh " + mesh.ulysses() + "x" + mesh.ring() + ", S=" + problem.seq();
+                    progress.phase(what + ": dealing inputs");
+                    List<Double> fwd = new ArrayList<>();
+                    List<Double> bwd = new ArrayList<>();
+                    long fwdBytes = 0;
+                    long bwdBytes = 0;
+                    try (UspWorkload w = UspWorkload.open(mesh, problemOptions.attentionOptions(), problem,
+                            backends::forRank, problemOptions.seed)) {
+                        for (int i = 0; i < warmup + repeat; i++) {
+                            progress.phase(what + (i < warmup ? ": warm-up call " + (i + 1)
+                                    : ": timed call " + (i - warmup + 1) + " of " + repeat));
+                            UspWorkload.Measurement f = w.forward();
+                            UspWorkload.Measurement b = backward ? w.backward() : null;
+                            if (i >= warmup) {
+                                fwd.add(f.seconds());
+                                fwdBytes = f.maxBytesPerRank();
+                                if (b != null) {
+                                    bwd.add(b.seconds());
+                                    bwdBytes = b.maxBytesPerRank();
+                                }
+                            }
+                        }
+                    }
+                    List<BenchRow> made = new ArrayList<>();
+                    made.add(row(backendName, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
+                    if (backward) {
+                        made.add(row(backendName, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
+                    }
+                    progress.clear();
+                    for (BenchRow r : made) {
+                        print(out, r, cuda);
+                    }
+                    rows.addAll(made);
+                }
+            }
+        }
+        if (plot != null) {
+            String title = "usp4j USP throughput, " + rows.get(0).backend() + " backend, " + problemOptions.describe();
+            try {
+                ThroughputPlot.write(plot, plotFormat, title, rows);
+            } catch (NoClassDefFoundError e) {
+                throw new CommandFailure("--plot needs XChart (org.knowm.xchart:xchart) on the class path: " + e.getMessage());
+            }
+            if (!json) {
+                out.println("plot: " + plot);
+            }
+        }
+        out.flush();
+        return ExitCodes.OK;
+    }
+
+    private int runGpuSuite() {
+        PrintWriter out = spec.commandLine().getOut();
+        if (backend == BackendKind.CPU) {
+            throw new ParameterException(spec.commandLine(), "--suite gpu runs on cuda, not on --backend cpu");
+        }
+        try (RankBackends backends = RankBackends.open(BackendKind.CUDA)) {
+            GpuSuite.Config standard = GpuSuite.Config.standard();
+            GpuSuite.Config config = seqs == null ? standard : new GpuSuite.Config(List.copyOf(seqs), standard.headDims(),
+                    standard.heads(), standard.warmup(), standard.reps(), standard.sets(), standard.uspSeq(),
+                    standard.uspMesh(), standard.uspReps());
+            GpuSuite.run(config, fields -> {
+                try {
+                    out.println(JSON.writeValueAsString(fields));
+                } catch (JsonProcessingException e) {
+                    throw new UncheckedIOException(e);
+                }
+                out.flush();
+            });
+        }
+        return ExitCodes.OK;
+    }
+
+    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
+        double median = Timings.median(seconds);
+        double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
+        double flops = p.flops(pass, problemOptions.causal) / median;
+        CostModel.RankBytes model = pass == Pass.FORWARD
+                ? CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
+                : CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh);
+        return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
+                p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
+                problemOptions.causal, problemOptions.layout.toString(), pass.label(), seconds.size(), median * 1e3,
+                best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model.total());
+    }
+
+    private void print(PrintWriter out, BenchRow r, boolean cuda) throws JsonProcessingException {
+        if (json) {
+            out.println(JSON.writeValueAsString(r));
+        } else {
+            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n", r.mesh(), r.ranks(), r.seq(), r.pass(),
+                    r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
+        }
+        out.flush();
+    }
+
+    private List<Mesh> parseMeshes(List<String> specs) {
+        List<Mesh> list = new ArrayList<>();
+        for (String m : specs) {
+            Matcher matcher = MESH.matcher(m.strip().toLowerCase(Locale.ROOT));
+            if (!matcher.matches()) {
+                throw new ParameterException(spec.commandLine(), "--mesh " + m + ": expected UxR, e.g. 2x2");
+            }
+            int u = Integer.parseInt(matcher.group(1));
+            int r = Integer.parseInt(matcher.group(2));
+            if (u < 1 || r < 1) {
+                throw new ParameterException(spec.commandLine(), "--mesh " + m + ": degrees must be >= 1");
+            }
+            list.add(new Mesh(u, r));
+        }
+        return list;
+    }
+
+    private static List<Long> parseLongs(String csv) {
+        List<Long> list = new ArrayList<>();
+        for (String s : csv.split(",")) {
+            list.add(Long.parseLong(s));
+        }
+        return list;
+    }
+}

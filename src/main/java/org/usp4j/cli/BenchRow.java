@@ -1,0 +1,32 @@
+package org.usp4j.cli;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+
+/**
+ * One line of {@code usp4j bench}: a configuration, a pass, and what it measured. Times are per call
+ * (median and best of the timed calls); throughput counts unmasked pairs; bytes are what one rank sent
+ * during one call, next to the cost model's figure.
+ */
+record BenchRow(
+        String backend,
+        String mesh,
+        int ulysses,
+        int ring,
+        int ranks,
+        long seq,
+        long batch,
+        long heads,
+        @JsonProperty("kv_heads") long kvHeads,
+        @JsonProperty("head_dim") long headDim,
+        String dtype,
+        boolean causal,
+        String layout,
+        String pass,
+        int calls,
+        double ms,
+        @JsonProperty("ms_min") double msMin,
+        double gflops,
+        double tflops,
+        @JsonProperty("bytes_per_rank") long bytesPerRank,
+        @JsonProperty("model_bytes_per_rank") long modelBytesPerRank) {
+}
