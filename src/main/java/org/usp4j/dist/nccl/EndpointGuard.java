@@ -19,6 +19,7 @@ final class EndpointGuard {
     /** Guarded by lock: aborted or destroyed, the native handle is gone. */
     private boolean ended;
     private volatile boolean aborted;
+    private volatile boolean abortDeferred;
 
     EndpointGuard(NcclEndpoint endpoint, GroupMembers group) {
         this.endpoint = endpoint;
@@ -107,6 +108,15 @@ final class EndpointGuard {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** True the first time only: the watchdog says once that the abort had to wait. */
+    boolean deferAbortOnce() {
+        if (abortDeferred) {
+            return false;
+        }
+        abortDeferred = true;
+        return true;
     }
 
     boolean isAborted() {

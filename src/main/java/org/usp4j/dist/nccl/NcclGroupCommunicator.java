@@ -196,6 +196,10 @@ public final class NcclGroupCommunicator implements Communicator {
         }
     }
 
+    Watchdog watchdog() {
+        return ctx.watchdog;
+    }
+
     @Override
     public void allToAll(Tensor send, Tensor recv) {
         requireUsable();
@@ -308,7 +312,7 @@ public final class NcclGroupCommunicator implements Communicator {
             ctx.store.barrier(KEY_PREFIX + "barrier/" + group.name(), rank, size(), ctx.timeout);
         } catch (StoreTimeoutException e) {
             List<Integer> missing = worldRanksOf(e.missing());
-            throw ctx.watchdog.fail(new RankFailureException("rank " + ctx.worldRank + ": barrier on "
+            throw ctx.watchdog.fail(new RankFailureException(who() + ": barrier on "
                     + group.describe() + ": rank(s) " + missing + " did not arrive within " + ctx.timeout.toMillis()
                     + " ms", missing, e));
         } catch (StoreException e) {
@@ -343,7 +347,7 @@ public final class NcclGroupCommunicator implements Communicator {
             }
         } catch (StoreTimeoutException e) {
             List<Integer> missing = worldRanksOf(e.missing());
-            throw ctx.watchdog.fail(new RankFailureException("rank " + ctx.worldRank + ": split of " + group.describe()
+            throw ctx.watchdog.fail(new RankFailureException(who() + ": split of " + group.describe()
                     + ": rank(s) " + missing + " did not arrive within " + ctx.timeout.toMillis() + " ms", missing, e));
         } catch (StoreException e) {
             throw storeLost("split", e);
@@ -466,6 +470,11 @@ public final class NcclGroupCommunicator implements Communicator {
         }
     }
 
+    /** "rank 2 of 4", as the watchdog's messages begin. */
+    private String who() {
+        return "rank " + ctx.worldRank + " of " + ctx.worldSize;
+    }
+
     private RuntimeException gone() {
         RankFailureException f = ctx.failed();
         return f != null ? f : new IllegalStateException(this + " has been aborted");
@@ -514,7 +523,7 @@ public final class NcclGroupCommunicator implements Communicator {
     }
 
     private RankFailureException storeLost(String what, StoreException e) {
-        return ctx.watchdog.fail(new RankFailureException("rank " + ctx.worldRank + ": " + what + " on "
+        return ctx.watchdog.fail(new RankFailureException(who() + ": " + what + " on "
                 + group.describe() + ": the rendezvous store hosted by rank 0 is unreachable (" + e.getMessage()
                 + "), so rank 0 is probably gone", ctx.worldRank == 0 ? List.of() : List.of(0), e));
     }

@@ -289,16 +289,16 @@ final class Watchdog implements AutoCloseable {
         String head = "rank " + rank + " of " + worldSize + ": NCCL " + op.what() + " on " + op.group().describe()
                 + " did not complete within " + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms"
                 + (op.isEnqueued() ? "" : " (still inside the NCCL call)");
-        return withDiagnosis(head, now, null);
+        return withDiagnosis(head, now, null, true);
     }
 
     private RankFailureException asyncFailure(GroupMembers group, RuntimeException error) {
         String head = "rank " + rank + " of " + worldSize + ": NCCL reported an asynchronous error on "
                 + group.describe() + ": " + error.getMessage();
-        return withDiagnosis(head, System.nanoTime(), error);
+        return withDiagnosis(head, System.nanoTime(), error, false);
     }
 
-    private RankFailureException withDiagnosis(String head, long now, Throwable cause) {
+    private RankFailureException withDiagnosis(String head, long now, Throwable cause, boolean timedOut) {
         List<Integer> missing = new ArrayList<>(stoppedRanks(now));
         StringBuilder m = new StringBuilder(head);
         String storeLost = storeProblem;
@@ -315,9 +315,9 @@ final class Watchdog implements AutoCloseable {
             for (int r : stopped) {
                 silentMillis = Math.max(silentMillis, TimeUnit.NANOSECONDS.toMillis(now - lastChange[r]));
             }
-            m.append("; rank(s) ").append(stopped).append(" sent no heartbeat for ").append(silentMillis)
-                    .append(" ms or more (dead or frozen)");
-        } else if (storeLost == null && observing) {
+            m.append("; rank(s) ").append(stopped).append(" sent no heartbeat for at least ").append(silentMillis)
+                    .append(" ms (dead or frozen)");
+        } else if (timedOut && storeLost == null && observing) {
             m.append("; every rank's heartbeat is fresh, so a rank did not make the same call "
                     + "(or is stuck outside NCCL)");
         }
@@ -327,8 +327,9 @@ final class Watchdog implements AutoCloseable {
     private void abortAll() {
         for (EndpointGuard g : guards) {
             try {
-                if (!g.tryAbort(10)) {
-                    LOG.warn("rank {}: {} is busy in an NCCL call; abort deferred", rank, g.group().describe());
+                if (!g.tryAbort(10) && g.deferAbortOnce()) {
+                    LOG.warn("rank {}: {} is busy in an NCCL call on the rank's thread; its abort waits for that "
+                            + "call to return", rank, g.group().describe());
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
