@@ -1,0 +1,125 @@
+package org.usp4j.dist.nccl;
+
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
+
+/**
+ * One NCCL endpoint and the lock that keeps the watchdog's abort from freeing it under a call the rank's
+ * own thread is making: the rank calls under the lock, the watchdog aborts only when it gets the lock.
+ * (A rank thread stuck inside NCCL keeps the lock; the watchdog then reports the failure without the
+ * abort and tries again on its next round.)
+ */
+final class EndpointGuard {
+
+    private final NcclEndpoint endpoint;
+    private final GroupMembers group;
+    private final ReentrantLock lock = new ReentrantLock();
+    /** Guarded by lock: aborted or destroyed, the native handle is gone. */
+    private boolean ended;
+    private volatile boolean aborted;
+    private volatile boolean abortDeferred;
+
+    EndpointGuard(NcclEndpoint endpoint, GroupMembers group) {
+        this.endpoint = endpoint;
+        this.group = group;
+    }
+
+    GroupMembers group() {
+        return group;
+    }
+
+    NcclEndpoint endpoint() {
+        return endpoint;
+    }
+
+    /** Runs {@code body} with the endpoint held; {@code ended} gives the exception when it is gone. */
+    <T> T call(Supplier<T> body, Supplier<RuntimeException> ended) {
+        lock.lock();
+        try {
+            if (this.ended) {
+                throw ended.get();
+            }
+            return body.get();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    void run(Runnable body, Supplier<RuntimeException> ended) {
+        call(() -> {
+            body.run();
+            return null;
+        }, ended);
+    }
+
+    /** The endpoint's asynchronous error, if the lock is free now and the endpoint alive; never waits. */
+    Optional<RuntimeException> pollAsyncError() {
+        if (!lock.tryLock()) {
+            return Optional.empty();
+        }
+        try {
+            return ended ? Optional.empty() : endpoint.asyncError();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The watchdog's abort: true when the endpoint is gone afterwards, false when the lock stayed busy. */
+    boolean tryAbort(long waitMillis) throws InterruptedException {
+        if (!lock.tryLock(waitMillis, TimeUnit.MILLISECONDS)) {
+            return false;
+        }
+        try {
+            if (!ended) {
+                ended = true;
+                aborted = true;
+                endpoint.abort();
+            }
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Clean end: destroys the endpoint unless it was aborted. Idempotent. */
+    void destroy() {
+        lock.lock();
+        try {
+            if (!ended) {
+                ended = true;
+                endpoint.destroy();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Abort from the rank's own thread (after a failure). Idempotent. */
+    void abort() {
+        lock.lock();
+        try {
+            if (!ended) {
+                ended = true;
+                aborted = true;
+                endpoint.abort();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** True the first time only: the watchdog says once that the abort had to wait. */
+    boolean deferAbortOnce() {
+        if (abortDeferred) {
+            return false;
+        }
+        abortDeferred = true;
+        return true;
+    }
+
+    boolean isAborted() {
+        return aborted;
+    }
+}
