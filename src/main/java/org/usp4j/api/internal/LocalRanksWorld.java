@@ -113,6 +113,17 @@ final class LocalRanksWorld implements InProcessWorld {
         return "InProcessWorld[" + ranks.length + " " + kind + " ranks" + (closed ? ", closed]" : "]");
     }
 
+    /** Bytes held by the CPU ranks' scratch and saved state (0 once every layer is closed); for leak tests. */
+    long liveScratchBytes() {
+        long total = 0;
+        for (Backend b : backends) {
+            if (b instanceof org.usp4j.cpu.CpuBackend cpu) {
+                total += cpu.liveBytes();
+            }
+        }
+        return total;
+    }
+
     private void closeBackends() {
         for (Backend b : backends) {
             b.close();

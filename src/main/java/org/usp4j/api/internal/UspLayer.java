@@ -28,6 +28,7 @@ final class UspLayer implements AttentionLayer {
     private Forward saved;
     private AttentionShapes savedShapes;
     private DType savedDtype;
+    private Tensor[] savedInputs; // the caller's q, k, v, which the saved state may reference
     private boolean closed;
 
     UspLayer(Mesh mesh, AttentionOptions options, RankSite site, MeshGroups groups) {
@@ -89,6 +90,7 @@ final class UspLayer implements AttentionLayer {
         saved = f;
         savedShapes = shapes;
         savedDtype = q.dtype();
+        savedInputs = new Tensor[] {q, k, v};
     }
 
     @Override
@@ -97,6 +99,14 @@ final class UspLayer implements AttentionLayer {
         site.enter();
         if (saved == null) {
             throw new IllegalStateException("backward needs a forward first (each forward is consumed by one backward)");
+        }
+        String[] inputNames = {"q", "k", "v"};
+        for (int i = 0; i < 3; i++) {
+            Tensor input = savedInputs[i];
+            if (input.isHost() && !input.segment().scope().isAlive()) {
+                throw new IllegalArgumentException("the forward's " + inputNames[i] + " " + input.describe()
+                        + " was freed before the backward; keep q, k, v alive until the backward");
+            }
         }
         CallerTensors.Placement where = site.placement();
         CallerTensors.require("dout", dout, where);
@@ -147,6 +157,7 @@ final class UspLayer implements AttentionLayer {
             saved = null;
             savedShapes = null;
             savedDtype = null;
+            savedInputs = null;
         }
     }
 
@@ -158,6 +169,7 @@ final class UspLayer implements AttentionLayer {
         if (saved != null) {
             saved.close();
             saved = null;
+            savedInputs = null;
         }
         closed = true;
         groups.close();
