@@ -7,15 +7,21 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import org.usp4j.nativelib.NativeResource;
 
-/** An owned CUDA stream ({@code cudaStream_t}); destroyed once on {@link #close()}. */
+/**
+ * A CUDA stream ({@code cudaStream_t}): either owned (made by {@link #create}, destroyed once on
+ * {@link #close()}) or borrowed from a caller ({@link #borrow}: closing only ends this wrapper, the
+ * stream itself is never destroyed by usp4j).
+ */
 public final class CudaStream extends NativeResource {
 
     private final MemorySegment handle;
     private final boolean nonBlocking;
+    private final boolean borrowed;
 
-    private CudaStream(MemorySegment handle, boolean nonBlocking) {
+    private CudaStream(MemorySegment handle, boolean nonBlocking, boolean borrowed) {
         this.handle = handle;
         this.nonBlocking = nonBlocking;
+        this.borrowed = borrowed;
     }
 
     /**
@@ -33,8 +39,30 @@ public final class CudaStream extends NativeResource {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
             Cuda.check(cudaStreamCreateWithFlags(out, nonBlocking ? cudaStreamNonBlocking() : cudaStreamDefault()),
                     "cudaStreamCreateWithFlags");
-            return new CudaStream(out.get(ValueLayout.ADDRESS, 0), nonBlocking);
+            return new CudaStream(out.get(ValueLayout.ADDRESS, 0), nonBlocking, false);
         }
+    }
+
+    /**
+     * Wraps a caller's stream without taking ownership: {@link #close()} ends this wrapper (later use
+     * throws) and never destroys the stream. No native call is made here. {@link MemorySegment#NULL} is
+     * the legacy default stream, as in the CUDA runtime.
+     */
+    public static CudaStream borrow(MemorySegment handle) {
+        if (handle == null) {
+            throw new IllegalArgumentException("stream handle is null (use MemorySegment.NULL for the legacy default stream)");
+        }
+        return new CudaStream(MemorySegment.ofAddress(handle.address()), false, true);
+    }
+
+    /** As {@link #borrow(MemorySegment)}, from a raw address (0: the legacy default stream). */
+    public static CudaStream borrow(long address) {
+        return borrow(MemorySegment.ofAddress(address));
+    }
+
+    /** True for a caller's stream wrapped by {@link #borrow}, which usp4j never destroys. */
+    public boolean isBorrowed() {
+        return borrowed;
     }
 
     /** The raw {@code cudaStream_t}, for NCCL, cuDNN and kernel launches; valid until closed. */
@@ -51,6 +79,7 @@ public final class CudaStream extends NativeResource {
         return stream.handle();
     }
 
+    /** Whether usp4j created it with {@code cudaStreamNonBlocking}; false for a borrowed stream (its flags are the caller's). */
     public boolean isNonBlocking() {
         return nonBlocking;
     }
@@ -80,11 +109,13 @@ public final class CudaStream extends NativeResource {
 
     @Override
     protected String describe() {
-        return "CUDA stream";
+        return borrowed ? "borrowed CUDA stream 0x" + Long.toHexString(handle.address()) : "CUDA stream";
     }
 
     @Override
     protected void release() {
-        Cuda.check(cudaStreamDestroy(handle), "cudaStreamDestroy");
+        if (!borrowed) { // a borrowed stream belongs to the caller: only this wrapper ends
+            Cuda.check(cudaStreamDestroy(handle), "cudaStreamDestroy");
+        }
     }
 }

@@ -40,7 +40,7 @@ public final class CudnnHandle extends NativeResource {
         return handle;
     }
 
-    /** Later executions on this handle are queued on {@code stream}. */
+    /** Later executions on this handle are queued on {@code stream} (owned or {@link CudaStream#borrow borrowed}). */
     public void setStream(CudaStream stream) {
         Cudnn.check(cudnnSetStream(handle(), CudaStream.handleOf(stream)), "cudnnSetStream");
     }

@@ -14,11 +14,12 @@ import org.usp4j.nativelib.NativeResource;
 import org.usp4j.tensor.DevicePointer;
 
 /**
- * An owned NCCL communicator ({@code ncclComm_t}): creation (by rank, all-in-one, split), the
- * queries, async-error polling, abort, and the collectives and point-to-point calls as thin typed
- * wrappers that check buffer sizes and devices before calling NCCL. {@link #close()} destroys it
- * once; {@link #abort()} ends it instead. The library-independent {@code Communicator}
- * (rendezvous, watchdog, byte accounting) is built on top of this.
+ * An NCCL communicator ({@code ncclComm_t}): creation (by rank, all-in-one, split), the queries,
+ * async-error polling, abort, and the collectives and point-to-point calls as thin typed wrappers that
+ * check buffer sizes and devices before calling NCCL. An owned one is destroyed once by
+ * {@link #close()}, or ended by {@link #abort()} instead; a {@link #borrow borrowed} one (a caller's)
+ * is never destroyed or aborted by usp4j: closing it only ends the wrapper. The library-independent
+ * {@code Communicator} (rendezvous, watchdog, byte accounting) is built on top of this.
  */
 public final class NcclCommunicator extends NativeResource {
 
@@ -26,27 +27,54 @@ public final class NcclCommunicator extends NativeResource {
     private final int size;
     private final int rank;
     private final int device;
+    private final boolean borrowed;
 
-    private NcclCommunicator(MemorySegment comm, int size, int rank, int device) {
+    private NcclCommunicator(MemorySegment comm, int size, int rank, int device, boolean borrowed) {
         this.comm = comm;
         this.size = size;
         this.rank = rank;
         this.device = device;
+        this.borrowed = borrowed;
     }
 
     /** Takes ownership of a new {@code ncclComm_t}; destroys it if the queries fail. */
     private static NcclCommunicator wrap(MemorySegment comm) {
+        try {
+            return query(comm, false);
+        } catch (RuntimeException e) {
+            ncclCommDestroy(comm);
+            throw e;
+        }
+    }
+
+    private static NcclCommunicator query(MemorySegment comm, boolean borrowed) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_INT, 3);
             Nccl.check(ncclCommCount(comm, out), "ncclCommCount", comm);
             Nccl.check(ncclCommUserRank(comm, out.asSlice(4)), "ncclCommUserRank", comm);
             Nccl.check(ncclCommCuDevice(comm, out.asSlice(8)), "ncclCommCuDevice", comm);
             return new NcclCommunicator(comm, out.getAtIndex(ValueLayout.JAVA_INT, 0),
-                    out.getAtIndex(ValueLayout.JAVA_INT, 1), out.getAtIndex(ValueLayout.JAVA_INT, 2));
-        } catch (RuntimeException e) {
-            ncclCommDestroy(comm);
-            throw e;
+                    out.getAtIndex(ValueLayout.JAVA_INT, 1), out.getAtIndex(ValueLayout.JAVA_INT, 2), borrowed);
         }
+    }
+
+    /**
+     * Wraps a caller's initialised communicator without taking ownership: it is queried (size, rank,
+     * device) but never destroyed or aborted by usp4j; {@link #close()} and {@link #abort()} only end
+     * this wrapper. Communicators split from it are usp4j's own. The NULL handle is refused before any
+     * native call; any other handle must be a live {@code ncclComm_t}, as NCCL cannot check it.
+     */
+    public static NcclCommunicator borrow(MemorySegment handle) {
+        if (handle == null || handle.address() == 0) {
+            throw new IllegalArgumentException("the NCCL communicator handle is NULL; pass an initialised ncclComm_t");
+        }
+        Nccl.library();
+        return query(MemorySegment.ofAddress(handle.address()), true);
+    }
+
+    /** True for a caller's communicator wrapped by {@link #borrow}, which usp4j never destroys. */
+    public boolean isBorrowed() {
+        return borrowed;
     }
 
     /**
@@ -183,19 +211,24 @@ public final class NcclCommunicator extends NativeResource {
 
     /**
      * Flushes outstanding operations and releases resources shared with peers
-     * ({@code ncclCommFinalize}); {@link #close()} then destroys the rest locally.
+     * ({@code ncclCommFinalize}); {@link #close()} then destroys the rest locally. Refused for a
+     * borrowed communicator, whose owner finalizes it.
      */
     public void finalizeCommunicator() {
         MemorySegment handle = handle();
+        if (borrowed) {
+            throw new IllegalStateException("a borrowed NCCL communicator is finalized by its owner, not by usp4j");
+        }
         Nccl.check(ncclCommFinalize(handle), "ncclCommFinalize", handle);
     }
 
     /**
      * Aborts outstanding operations and frees the communicator ({@code ncclCommAbort}), e.g. when a
-     * peer died; the communicator counts as closed afterwards.
+     * peer died; the communicator counts as closed afterwards. A borrowed communicator is left to its
+     * owner: only this wrapper ends.
      */
     public void abort() {
-        if (markClosed()) {
+        if (markClosed() && !borrowed) {
             Nccl.check(ncclCommAbort(comm), "ncclCommAbort", MemorySegment.NULL);
         }
     }
@@ -276,12 +309,14 @@ public final class NcclCommunicator extends NativeResource {
 
     @Override
     protected String describe() {
-        return "NCCL communicator (rank " + rank + " of " + size + ")";
+        return (borrowed ? "borrowed " : "") + "NCCL communicator (rank " + rank + " of " + size + ")";
     }
 
     @Override
     protected void release() {
-        Nccl.check(ncclCommDestroy(comm), "ncclCommDestroy", MemorySegment.NULL);
+        if (!borrowed) { // a borrowed communicator belongs to the caller: only this wrapper ends
+            Nccl.check(ncclCommDestroy(comm), "ncclCommDestroy", MemorySegment.NULL);
+        }
     }
 
     private void requirePeer(String what, int peer) {

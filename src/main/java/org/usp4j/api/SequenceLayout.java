@@ -1,0 +1,47 @@
+package org.usp4j.api;
+
+import org.usp4j.api.internal.Conversions;
+
+/**
+ * How a global sequence of length S is dealt to the P = U x R ranks of a {@link Mesh}: which S / P
+ * positions each rank holds, in which order. Every rank passes its own positions (its local shard) to
+ * {@link AttentionLayer#forward}; the framework deals its data (tokens, position ids for rotary
+ * embeddings, labels) with {@link #globalPositions}. Causal masking follows these global positions.
+ *
+ * <p>The sequence is first cut into R ring blocks; ring rank g's block is then cut into U pieces of
+ * S / P positions in Ulysses-rank order.
+ */
+public enum SequenceLayout {
+    /** Ring block g is positions [g S/R, (g+1) S/R). Needs S % P == 0. */
+    CONTIGUOUS,
+    /**
+     * The sequence is cut into 2R chunks and ring block g is chunks g and 2R-1-g, concatenated, so every
+     * rank does the same causal work. Needs S % (2P) == 0.
+     */
+    ZIGZAG;
+
+    /**
+     * The number of positions every rank holds.
+     *
+     * @param seqLen the global sequence length S
+     * @param mesh   the mesh
+     * @return S / P
+     * @throws IllegalArgumentException when S is not positive or does not split over the mesh in this layout
+     */
+    public long localLength(long seqLen, Mesh mesh) {
+        return Conversions.layout(this).localLength(seqLen, Conversions.mesh(mesh));
+    }
+
+    /**
+     * The global position of each of a rank's local positions.
+     *
+     * @param seqLen the global sequence length S
+     * @param mesh   the mesh
+     * @param rank   the rank, in [0, P)
+     * @return an array of S / P global positions, in local order (ascending within each run)
+     * @throws IllegalArgumentException when S does not split over the mesh or {@code rank} is outside it
+     */
+    public long[] globalPositions(long seqLen, Mesh mesh, int rank) {
+        return Conversions.layout(this).globalPositions(seqLen, Conversions.mesh(mesh), rank);
+    }
+}

@@ -1,0 +1,105 @@
+package org.usp4j.api;
+
+import java.time.Duration;
+import java.util.Optional;
+import org.usp4j.api.internal.InProcessWorlds;
+import org.usp4j.api.internal.NcclRanks;
+import org.usp4j.gpu.GpuAvailability;
+
+/**
+ * The entry points: a world of in-process ranks on the CPU or on one GPU, or the calling process's
+ * rank over the caller's NCCL communicator. Each rank then makes {@link AttentionLayer}s with
+ * {@link RankContext#newAttention} and calls them on its local shard.
+ *
+ * <p>Nothing here keeps global state; the factories are thread-safe.
+ */
+public final class Usp4j {
+
+    /** How long a rank of an in-process world waits for its peers before the world fails, by default. */
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(60);
+
+    private Usp4j() {
+    }
+
+    /**
+     * A world of {@code ranks} CPU ranks in this process (threads sharing host memory, the Java
+     * attention kernel on a shared pool with one thread per processor). Runs everywhere; needs no
+     * native library.
+     *
+     * @param ranks the number of ranks P, at least 1
+     * @return the world, owned by the caller
+     * @throws IllegalArgumentException when {@code ranks} is below 1
+     */
+    public static InProcessWorld cpuWorld(int ranks) {
+        return cpuWorld(ranks, DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * As {@link #cpuWorld(int)}, with the time a rank waits for its peers before the world fails.
+     *
+     * @param ranks   the number of ranks P, at least 1
+     * @param timeout how long any rank waits for its peers; positive
+     * @return the world, owned by the caller
+     * @throws IllegalArgumentException when {@code ranks} is below 1 or the timeout is not positive
+     * @throws NullPointerException     when {@code timeout} is null
+     */
+    public static InProcessWorld cpuWorld(int ranks, Duration timeout) {
+        return InProcessWorlds.cpu(ranks, timeout);
+    }
+
+    /**
+     * A world of {@code ranks} CUDA ranks in this process, all on one device: each rank has its own
+     * stream, cuDNN runs the attention blocks, and ranks exchange data with device-to-device copies.
+     * Calls are synchronous: results are complete when they return.
+     *
+     * @param ranks  the number of ranks P, at least 1
+     * @param device the CUDA device ordinal
+     * @return the world, owned by the caller
+     * @throws IllegalArgumentException     when {@code ranks} is below 1 or the device does not exist
+     * @throws BackendUnavailableException when CUDA or cuDNN cannot run here ({@link #cudaProblem()} says why)
+     */
+    public static InProcessWorld cudaWorld(int ranks, int device) {
+        return cudaWorld(ranks, device, DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * As {@link #cudaWorld(int, int)}, with the time a rank waits for its peers before the world fails.
+     *
+     * @param ranks   the number of ranks P, at least 1
+     * @param device  the CUDA device ordinal
+     * @param timeout how long any rank waits for its peers; positive
+     * @return the world, owned by the caller
+     * @throws IllegalArgumentException     when {@code ranks} is below 1, the device does not exist or the
+     *                                      timeout is not positive
+     * @throws NullPointerException         when {@code timeout} is null
+     * @throws BackendUnavailableException when CUDA or cuDNN cannot run here
+     */
+    public static InProcessWorld cudaWorld(int ranks, int device, Duration timeout) {
+        return InProcessWorlds.cuda(ranks, device, timeout);
+    }
+
+    /**
+     * The calling process's rank over the caller's NCCL communicator (one process per GPU, as launched
+     * by {@code usp4j launch}, torchrun, srun or mpirun). Its layers enqueue all work on the caller's
+     * stream. The world is the communicator's ranks; layers split sub-communicators off it.
+     *
+     * @param handles the caller's communicator, stream and device (borrowed, never destroyed)
+     * @return the rank, owned by the caller
+     * @throws NullPointerException         when {@code handles} is null
+     * @throws IllegalArgumentException     when the communicator's device differs from {@code handles.device()}
+     * @throws BackendUnavailableException when CUDA, cuDNN or NCCL cannot run here; thrown before the
+     *                                      handles are touched
+     */
+    public static ProcessRank ncclRank(NcclHandles handles) {
+        return NcclRanks.open(handles);
+    }
+
+    /**
+     * Why the CUDA backend cannot run here, if it cannot.
+     *
+     * @return empty when a CUDA device, the CUDA runtime and cuDNN are usable; else the reason
+     */
+    public static Optional<String> cudaProblem() {
+        return GpuAvailability.problem();
+    }
+}
