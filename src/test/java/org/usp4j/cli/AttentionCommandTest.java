@@ -320,7 +320,7 @@ class AttentionCommandTest {
                 new Bad("scale infinite", ok, "--scale Infinity", 2, "--scale must be a finite number > 0, got Infinity"),
                 new Bad("scale text", ok, "--scale big", 2, "'big' is not a double"),
                 new Bad("layout unknown", ok, "--layout spiral", 2, "expected one of contiguous, zigzag but was 'spiral'"),
-                new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of cpu, cuda but was 'tpu'"),
+                new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of auto, cpu, cuda but was 'tpu'"),
                 new Bad("unknown option", ok, "--fast", 2, "Unknown option: '--fast'"),
                 new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"));
     }
