@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -18,6 +19,7 @@ import org.usp4j.bench.GpuSuite;
 import org.usp4j.bench.Pass;
 import org.usp4j.bench.Timings;
 import org.usp4j.bench.UspWorkload;
+import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.sp.CostModel;
 import org.usp4j.sp.Mesh;
 import picocli.CommandLine.Command;
@@ -116,8 +118,18 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin
     ProblemOptions problemOptions;
 
+    /** Where a launcher's variables are read from (tests put their own). */
+    Map<String, String> environment = System.getenv();
+
     @Override
     public Integer call() throws IOException {
+        LaunchEnvironment launch = LaunchEnvironment.detect(environment);
+        if (launch.isDistributed()) {
+            // Every process would run the whole in-process benchmark on GPU 0 at once; refuse instead.
+            throw new CommandFailure("rank " + launch.rank() + " of " + launch.worldSize() + " ("
+                    + launch.source().description() + "): bench runs its ranks in one process and does not take a "
+                    + "multi-process world yet; start it without a launcher (usp4j attention runs multi-process)");
+        }
         ProblemOptions.requirePositive(spec.commandLine(), "--repeat", repeat);
         if (warmup < 0) {
             throw new ParameterException(spec.commandLine(), "--warmup must be >= 0, got " + warmup);

@@ -122,6 +122,20 @@ class AttentionDistributedCommandTest {
     }
 
     @Test
+    void benchRefusesAMultiProcessWorld() {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = Main.commandLine(new PrintWriter(out, true), new PrintWriter(err, true));
+        ((BenchCommand) cl.getSubcommands().get("bench").getCommand()).environment = torchrun(2, 4);
+        Cli.Result r = new Cli.Result(cl.execute("bench", "--backend", "cpu", "--seq", "64"), out.toString(),
+                err.toString());
+        assertEquals("error: rank 2 of 4 (torchrun): bench runs its ranks in one process and does not take a "
+                + "multi-process world yet; start it without a launcher (usp4j attention runs multi-process)",
+                r.assertOneErrorLine(ExitCodes.FAILURE));
+        assertEquals("", r.out());
+    }
+
+    @Test
     void aWorldOfOneRunsInProcessAsBefore() throws IOException {
         Path input = dir.resolve("in.safetensors");
         Cli.writeAttentionInput(input, DType.F32, 1, 1, 16, 4, 4, 8, false);
