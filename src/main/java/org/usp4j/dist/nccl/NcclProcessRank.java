@@ -125,7 +125,8 @@ public final class NcclProcessRank implements DistributedAttention.Rank, AutoClo
                 return;
             }
             err.println("error: " + String.valueOf(failure.getMessage()).replaceAll("\\s*\\R\\s*", " ")
-                    + " (the process did not end within " + grace.toSeconds() + " s of the failure; halting)");
+                    + " (the process did not end within " + (grace.toMillis() % 1000 == 0 ? grace.toSeconds() + " s"
+                    : grace.toMillis() + " ms") + " of the failure; halting)");
             err.flush();
             Runtime.getRuntime().halt(1);
         });

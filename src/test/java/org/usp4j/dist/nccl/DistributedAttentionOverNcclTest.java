@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.lang.foreign.Arena;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -166,6 +168,40 @@ class DistributedAttentionOverNcclTest {
             assertEquals(2, fake.endpoints().size(), "the world of 2, and no split");
             for (FakeNccl.Endpoint e : fake.endpoints()) {
                 assertEquals(List.of("destroy"), e.calls, "no NCCL call after bad input but the clean end");
+            }
+        }
+    }
+
+    @Test
+    void aRankThatNeverComesMakesTheOthersFailWithinTheTimeoutNamingIt() throws Exception {
+        Duration timeout = Duration.ofMillis(1500);
+        FakeNccl nccl = new FakeNccl(4, false);
+        CountDownLatch othersDone = new CountDownLatch(3);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor q = random(arena, DType.F32, 1, 1, 16, 2, 8);
+            List<FakeRanks.Outcome<Long>> outcomes = FakeRanks.run(nccl, 4, timeout, true, r -> {
+                if (r.rank() == 3) {
+                    r.world().watchdog().freeze(); // as if its process froze: no heartbeat, no call
+                    othersDone.await();
+                    return 0L;
+                }
+                long t0 = System.nanoTime();
+                try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention())) {
+                    DistributedAttention.run(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 2),
+                            new AttentionOptions(true, SequenceLayout.ZIGZAG, null),
+                            new DistributedAttention.Inputs(q, q, q, null), arena);
+                    return -1L;
+                } finally {
+                    othersDone.countDown();
+                    assertTrue(System.nanoTime() - t0 < timeout.toNanos() + TimeUnit.SECONDS.toNanos(3), "bounded");
+                }
+            });
+            for (int rank = 0; rank < 3; rank++) {
+                Throwable e = outcomes.get(rank).error();
+                assertTrue(e instanceof RankFailureException, String.valueOf(e));
+                assertEquals(List.of(3), ((RankFailureException) e).missingRanks(), e.getMessage());
+                assertTrue(e.getMessage().startsWith("rank " + rank + " of 4: split of group world"), e.getMessage());
+                assertTrue(e.getMessage().contains("rank(s) [3] did not arrive within 1500 ms"), e.getMessage());
             }
         }
     }
