@@ -274,7 +274,7 @@ final class AttentionCommand implements Callable<Integer> {
      * A rank's failure as one error line that names the rank: NCCL, CUDA, rendezvous and watchdog errors
      * (their messages mostly begin with "rank r of P" already); bad input stays as it is.
      */
-    private static RuntimeException rankFailure(String who, RuntimeException e) {
+    static RuntimeException rankFailure(String who, RuntimeException e) {
         if (e instanceof CommandFailure || e instanceof IllegalArgumentException) {
             return e;
         }

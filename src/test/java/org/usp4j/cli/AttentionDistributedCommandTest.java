@@ -121,18 +121,31 @@ class AttentionDistributedCommandTest {
         assertNothingWritten();
     }
 
-    @Test
-    void benchRefusesAMultiProcessWorld() {
+    private static Cli.Result bench(Map<String, String> env, String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         CommandLine cl = Main.commandLine(new PrintWriter(out, true), new PrintWriter(err, true));
-        ((BenchCommand) cl.getSubcommands().get("bench").getCommand()).environment = torchrun(2, 4);
-        Cli.Result r = new Cli.Result(cl.execute("bench", "--backend", "cpu", "--seq", "64"), out.toString(),
-                err.toString());
-        assertEquals("error: rank 2 of 4 (torchrun): bench runs its ranks in one process and does not take a "
-                + "multi-process world yet; start it without a launcher (usp4j attention runs multi-process)",
-                r.assertOneErrorLine(ExitCodes.FAILURE));
-        assertEquals("", r.out());
+        ((BenchCommand) cl.getSubcommands().get("bench").getCommand()).environment = env;
+        List<String> all = new ArrayList<>(List.of("bench"));
+        all.addAll(List.of(args));
+        return new Cli.Result(cl.execute(all.toArray(String[]::new)), out.toString(), err.toString());
+    }
+
+    @Test
+    void benchUnderALauncherChecksEverythingBeforeAnyWork() {
+        assertEquals("error: rank 2 of 4 (torchrun): --mesh 2x1 makes 2 ranks, but the launcher started 4 processes",
+                bench(torchrun(2, 4), "--mesh", "2x2,2x1", "--seq", "64").assertOneErrorLine(ExitCodes.FAILURE));
+        assertTrue(bench(torchrun(0, 2), "--backend", "cpu").assertOneErrorLine(ExitCodes.FAILURE)
+                .contains("--backend cpu runs in-process ranks only"));
+        assertTrue(bench(torchrun(0, 2), "--suite", "gpu").assertOneErrorLine(ExitCodes.FAILURE)
+                .endsWith("--suite is for single-process runs"));
+        assertTrue(bench(torchrun(1, 2), "--seq", "63").assertOneErrorLine(ExitCodes.USAGE).contains("63"));
+        if (NcclProcessRank.unavailableReason().isPresent()) {
+            Cli.Result r = bench(torchrun(1, 4), "--seq", "256");
+            assertTrue(r.assertOneErrorLine(ExitCodes.FAILURE).startsWith("error: rank 1 of 4 (torchrun): a multi-process "
+                    + "run needs a GPU with CUDA, cuDNN and NCCL: "), r.err());
+            assertEquals("", r.out());
+        }
     }
 
     @Test
