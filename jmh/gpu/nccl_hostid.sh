@@ -12,7 +12,8 @@
 #   3. the control: 2 processes on GPU 0 without NCCL_HOSTID (expected: NCCL refuses, every rank exits 1);
 #   4. the experiment: ./usp4j launch --nproc-per-node 4 of ./usp4j attention --ulysses 2 --ring 2, all on
 #      GPU 0 (CUDA_VISIBLE_DEVICES=0), each process with NCCL_HOSTID=usp4j-hostid-<local rank>;
-#   5. when it ran: its output against the reference (compare_safetensors.py) and its per-rank report.
+#   5. when it ran: its output against the reference (compare_safetensors.py) and its per-rank report;
+#   6. then ./usp4j bench on the same four processes (USP 2x2, 16K tokens), for per-rank times and bytes.
 # On the GPU machine .ci/gpu-suite runs it with USP4J_JAVA_HOME, USP4J_JAR, USP4J_NO_BUILD and the
 # USP4J_*_PATH library locations set. The result line goes to OUT_DIR/nccl-hostid/result.txt.
 set -uo pipefail
@@ -78,6 +79,12 @@ python3 jmh/gpu/compare_safetensors.py "$out/reference.safetensors" "$out/usp-2x
     out=1e-2 lse=1e-4 dq=2e-2 dk=2e-2 dv=2e-2
 compared=$?
 cat "$out/usp-2x2-report.json"
+
+step "6. the multi-process bench on the same 4 processes (USP 2x2, 16K tokens)"
+timeout 300 "${usp4j[@]}" launch --nproc-per-node 4 -- bash -c \
+    'NCCL_HOSTID="usp4j-hostid-$USP4J_LOCAL_RANK" exec "$0" "$@"' "${usp4j[@]}" bench --seq 16384 --mesh 2x2 \
+    --repeat 3 > "$out/bench-2x2.log" 2>&1
+echo "bench exit $?"; tail -n 12 "$out/bench-2x2.log"
 if [ "$compared" -eq 0 ]; then
   result "nccl-hostid: control exit $control (expected non-zero); 4 processes on one GPU with NCCL_HOSTID ran" \
       "USP 2x2 and matched single-device SDPA (see nccl-hostid/)"
