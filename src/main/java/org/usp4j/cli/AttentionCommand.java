@@ -5,12 +5,19 @@ import java.io.PrintWriter;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
+import org.usp4j.comm.TrafficCounter;
+import org.usp4j.dist.DistributedAttention;
+import org.usp4j.dist.LaunchEnvironment;
+import org.usp4j.dist.nccl.NcclProcessRank;
 import org.usp4j.io.SafetensorsFile;
 import org.usp4j.io.SafetensorsWriter;
 import org.usp4j.sp.AttentionOptions;
@@ -32,6 +39,10 @@ import picocli.CommandLine.Spec;
  * ranks, runs the sequence-parallel forward (and backward), gathers the results back into global order
  * and writes them, with an optional per-rank traffic report. Every option, path and shape is checked
  * before any attention work starts.
+ *
+ * <p>Started by a launcher with U x R processes ({@code usp4j launch}, torchrun, srun, mpirun; see
+ * {@link LaunchEnvironment}), each process is one rank on its own GPU over NCCL instead
+ * ({@link DistributedAttention}); rank 0 writes the output and the report.
  */
 @Command(name = "attention",
         mixinStandardHelpOptions = true,
@@ -44,11 +55,16 @@ import picocli.CommandLine.Spec;
             "",
             "IN holds q [b,s,h,d], k and v [b,s,h_kv,d] and, for --backward, do [b,s,h,d], all F32, BF16 or F16 "
                     + "(one dtype). OUT gets out [b,s,h,d] in that dtype and lse [b,h,s] F32 (natural log), and "
-                    + "with --backward dq, dk, dv in that dtype."
+                    + "with --backward dq, dk, dv in that dtype.",
+            "",
+            "Under a launcher (usp4j launch, torchrun, srun, mpirun) that started U*R processes, each process is "
+                    + "one rank on its own GPU over NCCL; rank 0 writes OUT and the report (with every rank's bytes)."
         })
 final class AttentionCommand implements Callable<Integer> {
 
     private static final Logger LOG = LogManager.getLogger(AttentionCommand.class);
+    /** How long a rank failed by its watchdog may take to report and exit before it is halted. */
+    private static final Duration STUCK_GRACE = Duration.ofSeconds(30);
 
     @Spec
     CommandSpec spec;
@@ -89,9 +105,16 @@ final class AttentionCommand implements Callable<Integer> {
             description = "Write the bytes each rank sent, per kind (all_to_all, p2p, all_gather).")
     Path report;
 
+    /** Where the launch environment is read from (a launcher's RANK, WORLD_SIZE, ...); tests put their own. */
+    Map<String, String> environment = System.getenv();
+
     @Override
     public Integer call() throws IOException {
         checkOptions();
+        LaunchEnvironment launch = LaunchEnvironment.detect(environment);
+        if (launch.isDistributed()) {
+            return callDistributed(launch);
+        }
         PrintWriter out = spec.commandLine().getOut();
         StatusLine status = StatusLine.forStderr(spec.commandLine().getErr());
         try (RankBackends backends = RankBackends.open(backend)) {
@@ -152,6 +175,111 @@ final class AttentionCommand implements Callable<Integer> {
             }
         }
         return ExitCodes.OK;
+    }
+
+    /**
+     * One rank of a multi-process run (see {@link DistributedAttention}): every check that needs no peer
+     * comes first, so that without a GPU (or with a mesh that does not match the world) each rank fails with
+     * one line before any work. Rank 0 alone writes the output and the report.
+     */
+    private int callDistributed(LaunchEnvironment env) throws IOException {
+        String who = "rank " + env.rank() + " of " + env.worldSize() + " (" + env.source().description() + ")";
+        Mesh mesh = new Mesh(ulysses, ring);
+        if (mesh.size() != env.worldSize()) {
+            throw new CommandFailure(who + ": --ulysses " + ulysses + " x --ring " + ring + " makes " + mesh.size()
+                    + " ranks, but the launcher started " + env.worldSize() + " processes");
+        }
+        if (backend == BackendKind.CPU && spec.commandLine().getParseResult().hasMatchedOption("--backend")) {
+            throw new CommandFailure(who + ": --backend cpu runs in-process ranks only; a multi-process run computes "
+                    + "on cuda (leave --backend out or pass --backend cuda)");
+        }
+        env.requireToken();
+        NcclProcessRank.unavailableReason().ifPresent(why -> {
+            throw new CommandFailure(who + ": a multi-process run needs a GPU with CUDA, cuDNN and NCCL: " + why);
+        });
+        boolean root = env.rank() == 0;
+        if (root) {
+            OutputPaths.requireWritable(output, "--output");
+            if (report != null) {
+                OutputPaths.requireWritable(report, "--report");
+            }
+        }
+        if (Files.isDirectory(input)) {
+            throw new CommandFailure("--input " + input + " is a directory");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        try (SafetensorsFile in = SafetensorsFile.open(input); Arena arena = Arena.ofShared()) {
+            AttentionInputs inputs = AttentionInputs.read(in, backward);
+            inputs.checkMesh(ulysses, ring, layout);
+            String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
+                    + ", " + layout + ", " + env.worldSize() + " processes on NCCL";
+            LOG.info("attention, {}: {}", who, what);
+            AttentionOptions options = new AttentionOptions(causal, layout.layout(), scale);
+            DistributedAttention.Result result;
+            NcclProcessRank rank;
+            try {
+                rank = NcclProcessRank.open(env, NcclProcessRank.exitWhenStuck(System.err, STUCK_GRACE));
+            } catch (RuntimeException e) {
+                throw rankFailure(who, e);
+            }
+            try {
+                result = DistributedAttention.run(rank, mesh, options, new DistributedAttention.Inputs(inputs.q(),
+                        inputs.k(), inputs.v(), inputs.dout()), arena);
+            } catch (RuntimeException e) {
+                rank.closeAfterFailure();
+                throw rankFailure(who, e);
+            } catch (Error e) {
+                rank.closeAfterFailure();
+                throw e;
+            }
+            rank.close();
+            if (!root) {
+                return ExitCodes.OK;
+            }
+            Map<String, Tensor> results = new LinkedHashMap<>();
+            results.put("out", result.forward().out());
+            results.put("lse", result.forward().lse());
+            if (result.gradients() != null) {
+                results.put("dq", result.gradients().dq());
+                results.put("dk", result.gradients().dk());
+                results.put("dv", result.gradients().dv());
+            }
+            Map<String, String> metadata = new LinkedHashMap<>();
+            metadata.put("generator", "usp4j attention " + VersionProvider.version());
+            metadata.put("run", what);
+            SafetensorsWriter.write(output, results, metadata);
+            List<TrafficCounter> perRank = new ArrayList<>();
+            for (DistributedAttention.RankFigures f : result.ranks()) {
+                TrafficCounter c = new TrafficCounter();
+                f.bytesSent().forEach(c::add);
+                perRank.add(c);
+            }
+            if (report != null) {
+                TrafficReport.of(perRank).write(report);
+            }
+            out.println("attention: " + what);
+            for (DistributedAttention.RankFigures f : result.ranks()) {
+                out.println(String.format(Locale.ROOT, "rank %d (device %d): forward %.3f s%s, sent %s", f.rank(),
+                        f.device(), f.forwardSeconds(), backward ? String.format(Locale.ROOT, ", backward %.3f s",
+                                f.backwardSeconds()) : "", Units.bytes(f.totalBytes())));
+            }
+            out.println("wrote " + output + " (" + String.join(", ", results.keySet()) + ")"
+                    + (report != null ? "; report " + report : ""));
+            out.flush();
+        }
+        return ExitCodes.OK;
+    }
+
+    /**
+     * A rank's failure as one error line that names the rank: NCCL, CUDA, rendezvous and watchdog errors
+     * (their messages mostly begin with "rank r of P" already); bad input stays as it is.
+     */
+    static RuntimeException rankFailure(String who, RuntimeException e) {
+        if (e instanceof CommandFailure || e instanceof IllegalArgumentException) {
+            return e;
+        }
+        String message = String.valueOf(e.getMessage());
+        return new CommandFailure(message.startsWith("rank ") ? message : who + ": " + message, e);
     }
 
     /** Usage errors (exit 2) that need no file: ranges the option types cannot express. */

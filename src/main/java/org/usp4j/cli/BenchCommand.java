@@ -7,9 +7,11 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -18,6 +20,10 @@ import org.usp4j.bench.GpuSuite;
 import org.usp4j.bench.Pass;
 import org.usp4j.bench.Timings;
 import org.usp4j.bench.UspWorkload;
+import org.usp4j.comm.TrafficKind;
+import org.usp4j.dist.DistributedBench;
+import org.usp4j.dist.LaunchEnvironment;
+import org.usp4j.dist.nccl.NcclProcessRank;
 import org.usp4j.sp.CostModel;
 import org.usp4j.sp.Mesh;
 import picocli.CommandLine.Command;
@@ -33,6 +39,10 @@ import picocli.CommandLine.Spec;
  * {@code --repeat} calls of the distributed attention itself (Ulysses exchanges, ring steps, kernels) and
  * reports the median. Text table, or one JSON object per line with {@code --json}; {@code --plot} draws
  * throughput against sequence length. {@code --suite gpu} runs the fixed GPU comparison suite instead.
+ *
+ * <p>Under a launcher with P processes, each process is one rank on its own GPU over NCCL
+ * ({@link DistributedBench}): every mesh must have P ranks, each rank makes the inputs from the shared
+ * seed and keeps its shard, and rank 0 prints the rows (the slowest rank's time) and every rank's bytes.
  */
 @Command(name = "bench",
         mixinStandardHelpOptions = true,
@@ -46,7 +56,11 @@ import picocli.CommandLine.Spec;
             "",
             "--suite gpu prints the JSON lines of the GPU comparison suite (.ci/gpu-suite): single-call cuDNN "
                     + "SDPA on bf16, h=16, head_dim 64 and 128, causal and not, 4K..64K tokens (or --seq), and USP "
-                    + "over 4 in-process device ranks at 64K tokens."
+                    + "over 4 in-process device ranks at 64K tokens.",
+            "",
+            "Under a launcher (usp4j launch, torchrun, srun, mpirun) with P processes, each process is one rank on "
+                    + "its own GPU over NCCL; every --mesh must have P ranks (default: every U x R = P) and rank 0 "
+                    + "prints the table (the slowest rank's time) with every rank's bytes."
         })
 final class BenchCommand implements Callable<Integer> {
 
@@ -116,6 +130,9 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin
     ProblemOptions problemOptions;
 
+    /** Where a launcher's variables are read from (tests put their own). */
+    Map<String, String> environment = System.getenv();
+
     @Override
     public Integer call() throws IOException {
         ProblemOptions.requirePositive(spec.commandLine(), "--repeat", repeat);
@@ -131,6 +148,10 @@ final class BenchCommand implements Callable<Integer> {
             if (plotFormat == null) {
                 throw new ParameterException(spec.commandLine(), "--plot " + plot + ": the file name must end in .png or .svg");
             }
+        }
+        LaunchEnvironment launch = LaunchEnvironment.detect(environment);
+        if (launch.isDistributed()) {
+            return callDistributed(launch);
         }
         if (suite != null) {
             return runGpuSuite();
@@ -220,6 +241,117 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.flush();
         return ExitCodes.OK;
+    }
+
+    /**
+     * One rank of a multi-process benchmark (see {@link DistributedBench}): every mesh must use all the
+     * processes (default: every U x R = world size), checks that need no peer come first, rank 0 prints.
+     */
+    private int callDistributed(LaunchEnvironment env) throws IOException {
+        String who = "rank " + env.rank() + " of " + env.worldSize() + " (" + env.source().description() + ")";
+        if (plot != null || suite != null) {
+            throw new CommandFailure(who + ": " + (plot != null ? "--plot" : "--suite") + " is for single-process runs");
+        }
+        if (backend == BackendKind.CPU) {
+            throw new CommandFailure(who + ": --backend cpu runs in-process ranks only; a multi-process bench "
+                    + "computes on cuda (--backend auto or cuda)");
+        }
+        List<Mesh> meshList = new ArrayList<>();
+        if (meshes != null) {
+            for (Mesh m : parseMeshes(meshes)) {
+                if (m.size() != env.worldSize()) {
+                    throw new CommandFailure(who + ": --mesh " + m.ulysses() + "x" + m.ring() + " makes " + m.size()
+                            + " ranks, but the launcher started " + env.worldSize() + " processes");
+                }
+                meshList.add(m);
+            }
+        } else {
+            for (int u = env.worldSize(); u >= 1; u--) {
+                if (env.worldSize() % u == 0) {
+                    meshList.add(new Mesh(u, env.worldSize() / u));
+                }
+            }
+        }
+        List<AttentionProblem> problems = new ArrayList<>();
+        for (long s : seqs != null ? seqs : parseLongs(GPU_SEQS)) {
+            AttentionProblem p = problemOptions.problem(spec.commandLine(), s);
+            for (Mesh mesh : meshList) {
+                problemOptions.requireFits(spec.commandLine(), p, mesh);
+            }
+            problems.add(p);
+        }
+        env.requireToken();
+        NcclProcessRank.unavailableReason().ifPresent(why -> {
+            throw new CommandFailure(who + ": a multi-process run needs a GPU with CUDA, cuDNN and NCCL: " + why);
+        });
+        PrintWriter out = spec.commandLine().getOut();
+        boolean root = env.rank() == 0;
+        NcclProcessRank rank;
+        try {
+            rank = NcclProcessRank.open(env, NcclProcessRank.exitWhenStuck(System.err, Duration.ofSeconds(30)));
+        } catch (RuntimeException e) {
+            throw AttentionCommand.rankFailure(who, e);
+        }
+        try {
+            if (root && !json) {
+                AttentionProblem first = problems.get(0);
+                out.printf(Locale.ROOT, "usp4j bench: cuda backend (%d processes on NCCL, one GPU each); b=%d h=%d "
+                                + "h_kv=%d d=%d %s, %s; slowest rank, median of %d call%s after %d warm-up%n",
+                        env.worldSize(), first.batch(), first.heads(), first.kvHeads(), first.headDim(),
+                        first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
+                        repeat == 1 ? "" : "s", warmup);
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", "TFLOP/s", "bytes/rank", "cost model");
+                out.flush();
+            }
+            for (Mesh mesh : meshList) {
+                for (AttentionProblem problem : problems) {
+                    DistributedBench.Measurement m = DistributedBench.run(rank, mesh, problemOptions.attentionOptions(),
+                            problem, problemOptions.seed, warmup, repeat, backward);
+                    if (!root) {
+                        continue;
+                    }
+                    print(out, row("cuda", mesh, problem, Pass.FORWARD, m.forwardSpans(),
+                            maxTotal(m, true)), true);
+                    printPerRank(out, m, true);
+                    if (backward) {
+                        print(out, row("cuda", mesh, problem, Pass.BACKWARD, m.backwardSpans(),
+                                maxTotal(m, false)), true);
+                        printPerRank(out, m, false);
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            rank.closeAfterFailure();
+            throw AttentionCommand.rankFailure(who, e);
+        } catch (Error e) {
+            rank.closeAfterFailure();
+            throw e;
+        }
+        rank.close();
+        out.flush();
+        return ExitCodes.OK;
+    }
+
+    private static long maxTotal(DistributedBench.Measurement m, boolean forward) {
+        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).values().stream()
+                .mapToLong(Long::longValue).sum()).max().orElse(0);
+    }
+
+    /** Table mode: what each rank sent and its median, under the row. */
+    private void printPerRank(PrintWriter out, DistributedBench.Measurement m, boolean forward) {
+        if (json) {
+            return;
+        }
+        List<String> parts = new ArrayList<>();
+        for (DistributedBench.RankTimes r : m.ranks()) {
+            Map<TrafficKind, Long> bytes = forward ? r.forwardBytes() : r.backwardBytes();
+            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(),
+                    Units.bytes(bytes.values().stream().mapToLong(Long::longValue).sum()),
+                    Timings.median(forward ? r.forwardSeconds() : r.backwardSeconds()) * 1e3));
+        }
+        out.println("       per rank (sent, median): " + String.join("; ", parts));
+        out.flush();
     }
 
     private int runGpuSuite() {

@@ -183,6 +183,15 @@ public final class Rendezvous implements AutoCloseable {
         }
     }
 
+    /**
+     * Leaves without the leave barrier, for a rank whose job failed elsewhere (a collective timed out, a
+     * peer died): the others may never arrive, so waiting for them would only delay the error. Idempotent.
+     */
+    public void closeAfterFailure() {
+        failed = true;
+        close();
+    }
+
     /** Rank 0: the others hang up right after the last barrier or a failure; give them a moment, then stop. */
     private static void stopStore(StoreServer server, Duration timeout) {
         if (server == null) {
