@@ -7,6 +7,7 @@
  * and write). Every other package, the generated native bindings included, is internal and may change
  * in any release.
  */
+@SuppressWarnings("requires-automatic") // XChart (static, for the CLI's plots) has no module descriptor yet
 module org.usp4j {
     requires jdk.incubator.vector;
     requires org.apache.logging.log4j;
