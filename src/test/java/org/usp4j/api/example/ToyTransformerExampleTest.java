@@ -26,11 +26,12 @@ import org.usp4j.tensor.Tensor;
  * <ul>
  *   <li>every layer's attention output and its gradients with respect to q, k, v equal float64 attention
  *       ({@link ReferenceAttention}) over the gathered whole-sequence q, k, v and upstream gradient:
- *       relative Frobenius error at most 1e-4;</li>
- *   <li>the block outputs y and dLoss/dx equal the same code on a single rank: at most 1e-4;</li>
+ *       relative Frobenius error at most 1e-5 (measured: about 3e-7);</li>
+ *   <li>the block outputs y and dLoss/dx equal the same code on a single rank: at most 1e-5 (measured: 3e-7);</li>
  *   <li>dLoss/dx equals central finite differences of loss = sum(y * dy) on a few coordinates of x, which
  *       checks the whole backward chain (attention and projections) without usp4j's backward: absolute error
- *       at most 2e-3 + 1e-2 |dx| (eps 1e-2; float32 rounding of the loss is about 1e-4 after dividing by 2 eps).</li>
+ *       at most 5e-4 + 1e-3 |dx| (eps 1e-2; measured: up to 2.4e-4 on |dx| of 0.6 to 2.8, from float32 rounding of
+ *       the loss divided by 2 eps and the O(eps^2) truncation).</li>
  * </ul>
  */
 class ToyTransformerExampleTest {
@@ -68,15 +69,15 @@ class ToyTransformerExampleTest {
                 double[] dout = gather(four, r -> r.blocks().get(l).dy, c);
                 Reference ref = reference(q, k, v, dout, arena);
                 String at = "layer " + layer + " ";
-                check(at + "out", ref.out, gather(four, r -> r.blocks().get(l).out, c), 1e-4);
-                check(at + "dq", ref.dq, gather(four, r -> r.blocks().get(l).dq, c), 1e-4);
-                check(at + "dk", ref.dk, gather(four, r -> r.blocks().get(l).dk, ckv), 1e-4);
-                check(at + "dv", ref.dv, gather(four, r -> r.blocks().get(l).dv, ckv), 1e-4);
+                check(at + "out", ref.out, gather(four, r -> r.blocks().get(l).out, c), 1e-5);
+                check(at + "dq", ref.dq, gather(four, r -> r.blocks().get(l).dq, c), 1e-5);
+                check(at + "dk", ref.dk, gather(four, r -> r.blocks().get(l).dk, ckv), 1e-5);
+                check(at + "dv", ref.dv, gather(four, r -> r.blocks().get(l).dv, ckv), 1e-5);
                 check(at + "dq vs one rank", gather(one, r -> r.blocks().get(l).dq, c),
-                        gather(four, r -> r.blocks().get(l).dq, c), 1e-4);
+                        gather(four, r -> r.blocks().get(l).dq, c), 1e-5);
             }
-            check("y vs one rank", gather(one, RankStep::y, c), gather(four, RankStep::y, c), 1e-4);
-            check("dx vs one rank", gather(one, RankStep::dx, c), gather(four, RankStep::dx, c), 1e-4);
+            check("y vs one rank", gather(one, RankStep::y, c), gather(four, RankStep::y, c), 1e-5);
+            check("dx vs one rank", gather(one, RankStep::dx, c), gather(four, RankStep::dx, c), 1e-5);
         }
     }
 
@@ -101,7 +102,7 @@ class ToyTransformerExampleTest {
                 ToyTransformerExample.set(x, SHAPE, index, original);
                 double fd = (plus - minus) / (2 * eps);
                 double analytic = dx[(int) index];
-                assertTrue(Math.abs(fd - analytic) <= 2e-3 + 1e-2 * Math.abs(analytic),
+                assertTrue(Math.abs(fd - analytic) <= 5e-4 + 1e-3 * Math.abs(analytic),
                         "dLoss/dx at row " + at[0] + ", column " + at[1] + ": usp4j " + analytic
                                 + ", finite difference " + fd);
             }
