@@ -40,16 +40,23 @@ public final class ApiSignatures {
 
     private final Path classes;
     private final ModuleDescriptor descriptor;
+    private final ClassLoader loader;
 
-    private ApiSignatures(Path classes, ModuleDescriptor descriptor) {
+    private ApiSignatures(Path classes, ModuleDescriptor descriptor, ClassLoader loader) {
         this.classes = classes;
         this.descriptor = descriptor;
+        this.loader = loader;
     }
 
-    /** The API of the module compiled into {@code classes} (a directory with {@code module-info.class}). */
+    /** The API of the module compiled into {@code classes}, whose classes this class's loader sees. */
     public static ApiSignatures of(Path classes) {
+        return of(classes, ApiSignatures.class.getClassLoader());
+    }
+
+    /** The API of the module compiled into {@code classes} (a directory with {@code module-info.class}), loaded by {@code loader}. */
+    public static ApiSignatures of(Path classes, ClassLoader loader) {
         try (InputStream in = Files.newInputStream(classes.resolve("module-info.class"))) {
-            return new ApiSignatures(classes, ModuleDescriptor.read(in));
+            return new ApiSignatures(classes, ModuleDescriptor.read(in), loader);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the module descriptor in " + classes, e);
         }
@@ -232,9 +239,9 @@ public final class ApiSignatures {
                 .toList();
     }
 
-    private static Class<?> load(String name) {
+    private Class<?> load(String name) {
         try {
-            return Class.forName(name, false, ApiSignatures.class.getClassLoader());
+            return Class.forName(name, false, loader);
         } catch (ClassNotFoundException e) {
             throw new IllegalStateException("compiled class " + name + " cannot be loaded", e);
         }
