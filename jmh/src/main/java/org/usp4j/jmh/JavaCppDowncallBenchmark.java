@@ -17,9 +17,10 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * The same version queries as {@link DowncallBenchmark} through JavaCPP's JNI presets
- * ({@code org.bytedeco:cuda}, the JNI binding users have today). Their JNI libraries link the CUDA driver
- * ({@code libcuda.so.1}), so they load only where a driver is installed; jmh/run leaves this class out
- * (and says so) elsewhere.
+ * ({@code org.bytedeco:cuda}, the JNI binding users have today), on the same NCCL and cuDNN files (jmh/run
+ * puts them on the loader's path); the CUDA runtime is the 12.x the presets were built for. Their JNI
+ * libraries link the CUDA driver ({@code libcuda.so.1}); where none is installed jmh/run supplies an empty
+ * stand-in, which these version queries never call.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -35,8 +36,8 @@ public class JavaCppDowncallBenchmark {
             Loader.load(cudnn.class);
             Loader.load(nccl.class);
         } catch (UnsatisfiedLinkError e) {
-            throw new IllegalStateException("JavaCPP's cuda presets do not load here (they need libcuda.so.1, the CUDA "
-                    + "driver): " + e.getMessage(), e);
+            throw new IllegalStateException("JavaCPP's cuda presets do not load here (they need libcuda.so.1 and the "
+                    + "libraries in target/javacpp-libs on LD_LIBRARY_PATH; jmh/run sets that up): " + e.getMessage(), e);
         }
         version = new IntPointer(1);
     }

@@ -98,8 +98,8 @@ public final class ResultTable {
         }
         System.out.println("Downcall cost, ns per call (JMH average time, +- 99.9% error):");
         System.out.println();
-        System.out.println("| function | FFM binding | FFM wrapper | JNI shim | JavaCPP (JNI) | binding / JNI shim |");
-        System.out.println("|---|---|---|---|---|---|");
+        System.out.println("| function | FFM binding | FFM wrapper | JNI shim | JavaCPP (JNI) | binding / JNI shim | binding / JavaCPP |");
+        System.out.println("|---|---|---|---|---|---|---|");
         for (String f : new String[] {"NcclGetVersion", "CudnnGetVersion", "CudaRuntimeGetVersion"}) {
             Optional<Result> binding = method(ffm, "ffmBinding" + f);
             Optional<Result> wrapper = method(ffm, "ffmWrapper" + f);
@@ -107,9 +107,11 @@ public final class ResultTable {
             Optional<Result> javacpp = method(jcpp, "javaCpp" + f);
             String ratio = binding.isPresent() && jni.isPresent()
                     ? String.format(Locale.ROOT, "%.2f", binding.get().score() / jni.get().score()) : "-";
-            System.out.printf(Locale.ROOT, "| %s | %s | %s | %s | %s | %s |%n",
+            String ratioJavaCpp = binding.isPresent() && javacpp.isPresent()
+                    ? String.format(Locale.ROOT, "%.2f", binding.get().score() / javacpp.get().score()) : "-";
+            System.out.printf(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n",
                     Character.toLowerCase(f.charAt(0)) + f.substring(1), ns(binding), ns(wrapper), ns(jni),
-                    javacpp.isPresent() ? ns(javacpp) : "skipped", ratio);
+                    javacpp.isPresent() ? ns(javacpp) : "skipped", ratio, ratioJavaCpp);
         }
         if (!javaCppNote.isBlank()) {
             System.out.println();
