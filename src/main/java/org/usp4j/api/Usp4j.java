@@ -87,8 +87,9 @@ public final class Usp4j {
      * @return the rank, owned by the caller
      * @throws NullPointerException         when {@code handles} is null
      * @throws IllegalArgumentException     when the communicator's device differs from {@code handles.device()}
-     * @throws BackendUnavailableException when CUDA, cuDNN or NCCL cannot run here; thrown before the
-     *                                      handles are touched
+     * @throws BackendUnavailableException when CUDA, cuDNN or NCCL cannot run here, or (in this version)
+     *                                      always: usp4j's NCCL communicator cannot yet run over a caller's
+     *                                      {@code ncclComm_t}; thrown before the handles are touched
      */
     public static ProcessRank ncclRank(NcclHandles handles) {
         return NcclRanks.open(handles);

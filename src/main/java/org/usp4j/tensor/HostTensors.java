@@ -11,10 +11,21 @@ public final class HostTensors {
 
     /** Visits every element's byte offset in row-major index order. */
     public interface OffsetVisitor {
+        /**
+         * Called once per element.
+         *
+         * @param elementIndex the element's row-major index
+         * @param byteOffset   its byte offset within the tensor's memory
+         */
         void visit(long elementIndex, long byteOffset);
     }
 
-    /** Calls {@code visitor} for each element of {@code t} in row-major order. */
+    /**
+     * Calls {@code visitor} for each element of {@code t} in row-major order.
+     *
+     * @param t       the tensor
+     * @param visitor told each element's index and byte offset
+     */
     public static void forEachOffset(Tensor t, OffsetVisitor visitor) {
         int rank = t.rank();
         long n = t.numel();
@@ -39,7 +50,12 @@ public final class HostTensors {
         }
     }
 
-    /** Fills a host tensor with standard normal values (rounded to its dtype). */
+    /**
+     * Fills a host tensor with standard normal values (rounded to its dtype).
+     *
+     * @param t    the host tensor
+     * @param seed the random seed; equal seeds give equal values
+     */
     public static void fillNormal(Tensor t, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
         MemorySegment seg = t.segment();
@@ -47,7 +63,13 @@ public final class HostTensors {
         forEachOffset(t, (i, off) -> dtype.write(seg, off, (float) random.nextGaussian()));
     }
 
-    /** Copies {@code src} into {@code dst} element by element, converting the dtype (host only). */
+    /**
+     * Copies {@code src} into {@code dst} element by element, converting the dtype (host only).
+     *
+     * @param src the source
+     * @param dst the destination, of the same shape
+     * @throws IllegalArgumentException when the shapes differ
+     */
     public static void copy(Tensor src, Tensor dst) {
         if (!src.sameShape(dst)) {
             throw new IllegalArgumentException("copy from " + src.describe() + " to " + dst.describe());
@@ -62,7 +84,12 @@ public final class HostTensors {
         forEachOffset(dst, (i, off) -> dtype.write(out, off, values[Math.toIntExact(i)]));
     }
 
-    /** The elements of a host tensor in row-major order, as floats. */
+    /**
+     * The elements of a host tensor in row-major order, as floats.
+     *
+     * @param t the host tensor
+     * @return a new array
+     */
     public static float[] toFloatArray(Tensor t) {
         float[] values = new float[Math.toIntExact(t.numel())];
         MemorySegment seg = t.segment();
@@ -71,7 +98,12 @@ public final class HostTensors {
         return values;
     }
 
-    /** The elements of a host tensor in row-major order, as doubles. */
+    /**
+     * The elements of a host tensor in row-major order, as doubles.
+     *
+     * @param t the host tensor
+     * @return a new array
+     */
     public static double[] toDoubleArray(Tensor t) {
         double[] values = new double[Math.toIntExact(t.numel())];
         MemorySegment seg = t.segment();
@@ -83,6 +115,11 @@ public final class HostTensors {
     /**
      * Relative Frobenius error ||actual - expected|| / ||expected||. Infinite where {@code actual} has a
      * NaN, so a NaN never passes a tolerance check.
+     *
+     * @param actual   the values to check
+     * @param expected the reference, of the same shape
+     * @return the relative error
+     * @throws IllegalArgumentException when the shapes differ
      */
     public static double relativeError(Tensor actual, Tensor expected) {
         if (!actual.sameShape(expected)) {
@@ -91,7 +128,14 @@ public final class HostTensors {
         return relativeError(toDoubleArray(actual), toDoubleArray(expected));
     }
 
-    /** Relative Frobenius error of two equally long arrays; -inf entries that agree count as equal. */
+    /**
+     * Relative Frobenius error of two equally long arrays; -inf entries that agree count as equal.
+     *
+     * @param actual   the values to check
+     * @param expected the reference
+     * @return the relative error, infinite on a NaN
+     * @throws IllegalArgumentException when the lengths differ
+     */
     public static double relativeError(double[] actual, double[] expected) {
         if (actual.length != expected.length) {
             throw new IllegalArgumentException("lengths differ: " + actual.length + " vs " + expected.length);
