@@ -80,19 +80,46 @@ public final class Usp4j {
 
     /**
      * The calling process's rank over the caller's NCCL communicator (one process per GPU, as launched
-     * by {@code usp4j launch}, torchrun, srun or mpirun). Its layers enqueue all work on the caller's
-     * stream. The world is the communicator's ranks; layers split sub-communicators off it.
+     * by {@code usp4j launch}, torchrun, srun or mpirun), with {@link #DEFAULT_TIMEOUT}. Its layers
+     * enqueue all work on the caller's stream. The world is the communicator's ranks; layers split
+     * sub-communicators off it. Makes no collective call itself: the first collective on the caller's
+     * communicator is the split agreement of the first {@link RankContext#newAttention}, which every rank
+     * of the communicator must make.
      *
-     * @param handles the caller's communicator, stream and device (borrowed, never destroyed)
+     * @param handles the caller's communicator, stream and device (borrowed, never destroyed or aborted)
      * @return the rank, owned by the caller
      * @throws NullPointerException         when {@code handles} is null
-     * @throws IllegalArgumentException     when the communicator's device differs from {@code handles.device()}
-     * @throws BackendUnavailableException when CUDA, cuDNN or NCCL cannot run here, or (in this version)
-     *                                      always: usp4j's NCCL communicator cannot yet run over a caller's
-     *                                      {@code ncclComm_t}; thrown before the handles are touched
+     * @throws IllegalArgumentException     when the device does not exist or the communicator's device
+     *                                      differs from {@code handles.device()}
+     * @throws BackendUnavailableException when CUDA, cuDNN or NCCL cannot run here; thrown before the
+     *                                      handles are touched
+     * @see #ncclRank(NcclHandles, Duration)
      */
     public static ProcessRank ncclRank(NcclHandles handles) {
-        return NcclRanks.open(handles);
+        return ncclRank(handles, DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * As {@link #ncclRank(NcclHandles)}, with the time any of the rank's NCCL operations (a layer's
+     * collectives, its split agreement) may take before the rank fails.
+     *
+     * <p>Failures: when an operation outlives the timeout or NCCL reports an asynchronous error, the rank
+     * fails: the sub-communicators usp4j split off are aborted, and this and every later call throws a
+     * {@link CommunicationException}. There is no rendezvous store, so the message cannot name the rank
+     * that stopped; and usp4j never aborts the caller's communicator, which is then in an unknown state
+     * (usp4j's work may still be pending on it): its owner should abort it ({@code ncclCommAbort}).
+     *
+     * @param handles the caller's communicator, stream and device (borrowed, never destroyed or aborted)
+     * @param timeout how long any NCCL operation of the rank may take; positive
+     * @return the rank, owned by the caller
+     * @throws NullPointerException         when an argument is null
+     * @throws IllegalArgumentException     when the timeout is not positive, the device does not exist, or
+     *                                      the communicator's device differs from {@code handles.device()}
+     * @throws BackendUnavailableException when CUDA, cuDNN or NCCL cannot run here; thrown before the
+     *                                      handles are touched
+     */
+    public static ProcessRank ncclRank(NcclHandles handles, Duration timeout) {
+        return NcclRanks.open(handles, timeout);
     }
 
     /**

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.time.Duration;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -182,6 +183,11 @@ class ZeroCopyInteropTest {
         assertEquals(new NcclHandles(0xabc0, 0x5000, 3), handles);
         assertEquals("NcclHandles[communicator 0xabc0, stream 0x5000, device 3]", handles.toString());
         assertThrows(IllegalArgumentException.class, () -> NcclCommunicator.borrow(MemorySegment.NULL));
+        // A bad timeout is refused before anything native: garbage handles would crash the JVM if touched.
+        NcclHandles garbage = new NcclHandles(0xdead_beefL, 0xbad_cafeL, 0);
+        assertEquals("timeout must be positive, got PT0S",
+                assertThrows(IllegalArgumentException.class, () -> Usp4j.ncclRank(garbage, Duration.ZERO)).getMessage());
+        assertThrows(NullPointerException.class, () -> Usp4j.ncclRank(garbage, null));
     }
 
     @Test

@@ -24,6 +24,7 @@ public final class CommunicatorRank implements ProcessRank, RankSite {
     private final Backend backend;
     private final BackendKind kind;
     private final int device;
+    private final Runnable selectDevice;
     private final CallerTensors.Placement placement;
     private final List<AutoCloseable> owned;
     private final List<UspLayer> layers = new ArrayList<>();
@@ -34,6 +35,16 @@ public final class CommunicatorRank implements ProcessRank, RankSite {
      * native objects belong in that list only as their non-owning wrappers.
      */
     public CommunicatorRank(Communicator world, Backend backend, BackendKind kind, int device, List<AutoCloseable> owned) {
+        this(world, backend, kind, device, kind == BackendKind.CUDA ? () -> Cuda.setDevice(device) : () -> { }, owned);
+    }
+
+    /**
+     * As above, with what selects the rank's device on a calling thread ({@code cudaSetDevice} for a CUDA
+     * rank; tests whose "device" memory is host memory pass nothing to do).
+     */
+    public CommunicatorRank(Communicator world, Backend backend, BackendKind kind, int device, Runnable selectDevice,
+                            List<AutoCloseable> owned) {
+        this.selectDevice = Objects.requireNonNull(selectDevice, "selectDevice");
         this.world = Objects.requireNonNull(world, "world");
         this.backend = Objects.requireNonNull(backend, "backend");
         this.kind = Objects.requireNonNull(kind, "kind");
@@ -85,9 +96,7 @@ public final class CommunicatorRank implements ProcessRank, RankSite {
         if (closed) {
             throw new IllegalStateException("process rank " + world.rank() + " is closed");
         }
-        if (kind == BackendKind.CUDA) {
-            Cuda.setDevice(device);
-        }
+        selectDevice.run();
     }
 
     @Override

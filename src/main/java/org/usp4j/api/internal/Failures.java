@@ -2,6 +2,7 @@ package org.usp4j.api.internal;
 
 import org.usp4j.api.CommunicationException;
 import org.usp4j.comm.local.LocalCommunicationException;
+import org.usp4j.dist.nccl.RankFailureException;
 import org.usp4j.nccl.NcclException;
 
 /** Internal communication failures as the public {@link CommunicationException}; everything else unchanged. */
@@ -11,7 +12,7 @@ final class Failures {
     }
 
     static RuntimeException translate(RuntimeException e) {
-        if (e instanceof LocalCommunicationException || e instanceof NcclException) {
+        if (e instanceof LocalCommunicationException || e instanceof NcclException || e instanceof RankFailureException) {
             return new CommunicationException(e.getMessage(), e);
         }
         return e;

@@ -1,6 +1,7 @@
 package org.usp4j.api.internal;
 
 import java.lang.foreign.MemorySegment;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -18,8 +19,9 @@ import org.usp4j.nccl.NcclCommunicator;
 
 /**
  * Makes {@link org.usp4j.api.Usp4j#ncclRank}: everything that can be checked without the handles first
- * (CUDA, cuDNN, NCCL, the device, the NCCL communicator's availability), then the borrowed wrappers of the
- * caller's communicator and stream, a CUDA backend on that stream, and the world communicator.
+ * (the timeout, CUDA, cuDNN, NCCL, the device), then the borrowed wrappers of the caller's communicator
+ * and stream, a CUDA backend on that stream, and the world communicator over them
+ * ({@link NcclWorldAdapter}).
  */
 public final class NcclRanks {
 
@@ -27,8 +29,12 @@ public final class NcclRanks {
     }
 
     /** The process rank over the caller's handles; see {@link org.usp4j.api.Usp4j#ncclRank}. */
-    public static ProcessRank open(NcclHandles handles) {
+    public static ProcessRank open(NcclHandles handles, Duration timeout) {
         Objects.requireNonNull(handles, "handles");
+        Objects.requireNonNull(timeout, "timeout");
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be positive, got " + timeout);
+        }
         GpuAvailability.problem().ifPresent(why -> {
             throw new BackendUnavailableException("an NCCL rank needs the CUDA backend, which cannot run here: " + why);
         });
@@ -37,9 +43,6 @@ public final class NcclRanks {
         } catch (RuntimeException | LinkageError e) {
             throw new BackendUnavailableException("NCCL is not available: " + e.getMessage());
         }
-        NcclWorldAdapter.unavailableReason().ifPresent(why -> {
-            throw new BackendUnavailableException(why);
-        });
         int devices = Cuda.deviceCount();
         if (handles.device() >= devices) {
             throw new IllegalArgumentException("CUDA device " + handles.device() + " does not exist (this machine has "
@@ -58,7 +61,7 @@ public final class NcclRanks {
             created.add(stream);
             CudaBackend backend = CudaBackend.onStream(handles.device(), stream);
             created.add(0, backend); // closed before the stream it enqueues on
-            Communicator world = NcclWorldAdapter.world(comm, stream);
+            Communicator world = NcclWorldAdapter.world(comm, stream, timeout);
             created.add(0, world);   // closed first: it may still use the backend's stream
             return new CommunicatorRank(world, backend, BackendKind.CUDA, handles.device(), created);
         } catch (RuntimeException | Error e) {

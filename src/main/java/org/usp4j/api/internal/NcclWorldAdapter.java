@@ -1,8 +1,11 @@
 package org.usp4j.api.internal;
 
-import java.util.Optional;
+import java.time.Duration;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.Communicator;
 import org.usp4j.cuda.CudaStream;
+import org.usp4j.dist.nccl.NcclGroupCommunicator;
 import org.usp4j.nccl.NcclCommunicator;
 
 /**
@@ -10,28 +13,25 @@ import org.usp4j.nccl.NcclCommunicator;
  * that turns a borrowed {@code ncclComm_t} (and the caller's stream, where the collectives run) into the
  * world communicator of a {@link CommunicatorRank}.
  *
- * <p>Not wired yet. usp4j's NCCL communicator ({@code org.usp4j.dist.nccl.NcclGroupCommunicator}) only
- * makes its world itself: rank 0's unique id through usp4j's rendezvous store, then its own
- * {@code ncclCommInitRank}; its barrier, split metadata and watchdog heartbeats also go through that store.
- * A caller's bare {@code ncclComm_t} comes without a store, so wiring it needs a factory there over a
- * borrowed {@link NcclCommunicator} (never destroyed; splits of it owned) with a store-less barrier and
- * split exchange over NCCL itself. Until then {@link #unavailableReason()} says so and {@link NcclRanks}
- * refuses with a {@link org.usp4j.api.BackendUnavailableException}, before touching any handle.
+ * <p>The world is {@link NcclGroupCommunicator#borrowWorld}: without usp4j's rendezvous store, its barrier
+ * and split agreement are tiny all-gathers over the caller's communicator, timed by the watchdog (which
+ * cannot name a dead rank without heartbeats). usp4j never destroys or aborts the caller's communicator;
+ * the sub-communicators its layers split off are its own, destroyed once when the layers close (aborted
+ * after a failure).
  */
 final class NcclWorldAdapter {
+
+    private static final Logger LOG = LogManager.getLogger(NcclWorldAdapter.class);
 
     private NcclWorldAdapter() {
     }
 
-    /** Why the world communicator cannot be made in this build, if it cannot. */
-    static Optional<String> unavailableReason() {
-        return Optional.of("a caller's ncclComm_t cannot be used yet: usp4j's NCCL communicator builds its world"
-                + " only through usp4j's rendezvous store (usp4j launch); in-process worlds (Usp4j.cpuWorld,"
-                + " Usp4j.cudaWorld) work");
-    }
-
-    /** The world communicator over {@code borrowed}, with its collectives on {@code computeStream}; never destroys either. */
-    static Communicator world(NcclCommunicator borrowed, CudaStream computeStream) {
-        throw new IllegalStateException(unavailableReason().orElse("unavailable"));
+    /**
+     * The world communicator over {@code borrowed}, with its collectives on {@code computeStream}; never
+     * destroys either. A failure is logged by the watchdog and thrown by the rank's next call.
+     */
+    static Communicator world(NcclCommunicator borrowed, CudaStream computeStream, Duration timeout) {
+        return NcclGroupCommunicator.borrowWorld(borrowed, computeStream, timeout,
+                failure -> LOG.debug("rank {}: failed; the next call on it throws", borrowed.rank()));
     }
 }

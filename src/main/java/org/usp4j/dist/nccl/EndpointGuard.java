@@ -10,11 +10,15 @@ import java.util.function.Supplier;
  * own thread is making: the rank calls under the lock, the watchdog aborts only when it gets the lock.
  * (A rank thread stuck inside NCCL keeps the lock; the watchdog then reports the failure without the
  * abort and tries again on its next round.)
+ *
+ * <p>A borrowed endpoint (the caller's communicator) is never destroyed or aborted here: ending it only
+ * stops usp4j's use of it; its owner decides what becomes of the native communicator.
  */
 final class EndpointGuard {
 
     private final NcclEndpoint endpoint;
     private final GroupMembers group;
+    private final boolean borrowed;
     private final ReentrantLock lock = new ReentrantLock();
     /** Guarded by lock: aborted or destroyed, the native handle is gone. */
     private boolean ended;
@@ -22,8 +26,19 @@ final class EndpointGuard {
     private volatile boolean abortDeferred;
 
     EndpointGuard(NcclEndpoint endpoint, GroupMembers group) {
+        this(endpoint, group, false);
+    }
+
+    /** A guard whose endpoint, when {@code borrowed}, is never destroyed or aborted by usp4j. */
+    EndpointGuard(NcclEndpoint endpoint, GroupMembers group, boolean borrowed) {
         this.endpoint = endpoint;
         this.group = group;
+        this.borrowed = borrowed;
+    }
+
+    /** Whether the endpoint is the caller's, which usp4j never destroys or aborts. */
+    boolean isBorrowed() {
+        return borrowed;
     }
 
     GroupMembers group() {
@@ -75,7 +90,9 @@ final class EndpointGuard {
             if (!ended) {
                 ended = true;
                 aborted = true;
-                endpoint.abort();
+                if (!borrowed) {
+                    endpoint.abort();
+                }
             }
             return true;
         } finally {
@@ -83,27 +100,31 @@ final class EndpointGuard {
         }
     }
 
-    /** Clean end: destroys the endpoint unless it was aborted. Idempotent. */
+    /** Clean end: destroys the endpoint unless it was aborted (or is borrowed). Idempotent. */
     void destroy() {
         lock.lock();
         try {
             if (!ended) {
                 ended = true;
-                endpoint.destroy();
+                if (!borrowed) {
+                    endpoint.destroy();
+                }
             }
         } finally {
             lock.unlock();
         }
     }
 
-    /** Abort from the rank's own thread (after a failure). Idempotent. */
+    /** Abort from the rank's own thread (after a failure); a borrowed endpoint is only left alone. Idempotent. */
     void abort() {
         lock.lock();
         try {
             if (!ended) {
                 ended = true;
                 aborted = true;
-                endpoint.abort();
+                if (!borrowed) {
+                    endpoint.abort();
+                }
             }
         } finally {
             lock.unlock();

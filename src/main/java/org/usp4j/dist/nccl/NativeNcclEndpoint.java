@@ -8,7 +8,10 @@ import org.usp4j.nccl.NcclDataType;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
 
-/** {@link NcclEndpoint} over an owned {@link NcclCommunicator}: the real library. */
+/**
+ * {@link NcclEndpoint} over an {@link NcclCommunicator}: the real library. Over a borrowed communicator
+ * {@link #abort} and {@link #destroy} only end the wrapper (and the group communicator never calls them).
+ */
 final class NativeNcclEndpoint implements NcclEndpoint {
 
     private final NcclCommunicator comm;
@@ -17,6 +20,11 @@ final class NativeNcclEndpoint implements NcclEndpoint {
     private NativeNcclEndpoint(NcclCommunicator comm) {
         this.comm = comm;
         this.nativeAllToAll = Nccl.hasFunction("ncclAlltoAll");
+    }
+
+    /** The endpoint over an existing communicator (a caller's borrowed one). */
+    static NcclEndpoint over(NcclCommunicator comm) {
+        return new NativeNcclEndpoint(comm);
     }
 
     /** Endpoints on CUDA device {@code device}. */

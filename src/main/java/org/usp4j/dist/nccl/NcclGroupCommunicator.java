@@ -3,6 +3,7 @@ package org.usp4j.dist.nccl;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
@@ -21,6 +22,7 @@ import org.usp4j.dist.Rendezvous;
 import org.usp4j.dist.store.StoreClient;
 import org.usp4j.dist.store.StoreException;
 import org.usp4j.dist.store.StoreTimeoutException;
+import org.usp4j.nccl.NcclCommunicator;
 import org.usp4j.nccl.NcclDataType;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
@@ -41,6 +43,14 @@ import org.usp4j.tensor.Tensor;
  * <p>All-to-all is {@code ncclAlltoAll} where the loaded NCCL has it (2.28.3+), else one
  * {@code ncclGroupStart}/{@code ncclGroupEnd} around a send and a receive per peer. {@link #barrier} and
  * {@link #split} meet through the store, so a missing rank is named instead of waited on forever.
+ *
+ * <p>A world over a caller's communicator ({@link #borrowWorld}) has no store: its barrier is an
+ * all-gather of one int per rank over NCCL, and a split first all-gathers every member's color and key
+ * (so every member knows the new group's world ranks) before {@code ncclCommSplit}. Both are timed by the
+ * watchdog like any collective, but without heartbeats a failure cannot name the rank that stopped.
+ * usp4j never destroys or aborts the caller's communicator: {@link #close} destroys only the splits it
+ * made, and after a failure aborts only those, leaving the caller's communicator in a state that its
+ * owner must settle (the failure's message says so).
  *
  * <p>Accounting, as the in-process communicator: a rank is charged for what its peers receive from it,
  * never for its copies to itself. All-to-all: (n-1)/n of the send buffer; all-gather: (n-1) times the
@@ -64,7 +74,7 @@ public final class NcclGroupCommunicator implements Communicator {
     private final GroupMembers group;
     private final int rank;
     private final boolean world;
-    private final AutoCloseable ownedStreams; // world only
+    private final AutoCloseable ownedStreams; // world only: its own streams (and a borrowed world's exchange buffers)
     private int splits;
     private boolean closed;
 
@@ -132,6 +142,96 @@ public final class NcclGroupCommunicator implements Communicator {
         } catch (RuntimeException | Error e) {
             watchdog.close();
             throw e;
+        }
+    }
+
+    /**
+     * This rank's world over a caller's initialised NCCL communicator, which usp4j never destroys or
+     * aborts (see the class comment); its collectives run on {@code computeStream} (the backend's; not
+     * closed here), ring transfers on a communication stream of its own. Makes no NCCL call; the first
+     * barrier or split is the first collective on the caller's communicator.
+     *
+     * @param timeout   how long any NCCL operation (and barrier or split agreement) may take before the
+     *                  rank fails
+     * @param onFailure told once, on the watchdog's thread, when the rank fails
+     * @throws IllegalArgumentException when the timeout is not positive
+     */
+    public static NcclGroupCommunicator borrowWorld(NcclCommunicator borrowed, CudaStream computeStream,
+                                                    Duration timeout, Consumer<RankFailureException> onFailure) {
+        Objects.requireNonNull(borrowed, "borrowed");
+        Objects.requireNonNull(computeStream, "computeStream");
+        Objects.requireNonNull(onFailure, "onFailure");
+        requirePositive(timeout);
+        int device = borrowed.cudaDevice();
+        Cuda.setDevice(device);
+        CudaStream commStream = CudaStream.create();
+        CudaExchangeBuffers buffers = null;
+        try {
+            buffers = CudaExchangeBuffers.allocate(EXCHANGE_INTS, borrowed.size());
+            return borrowWorld(NativeNcclEndpoint.over(borrowed), NativeNcclEndpoint.factory(device), device,
+                    new CudaDeviceStream(computeStream), new CudaDeviceStream(commStream), buffers, commStream,
+                    timeout, onFailure);
+        } catch (RuntimeException | Error e) {
+            if (buffers != null) {
+                buffers.close();
+            }
+            commStream.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The borrowed world over any endpoint, exchange buffers and streams (tests pass fakes); closes
+     * {@code exchange} (unless the rank failed: device work may still use it) and then {@code ownedStreams}.
+     */
+    static NcclGroupCommunicator borrowWorld(NcclEndpoint borrowed, NcclEndpoint.Factory nccl, int device,
+                                             DeviceStream compute, DeviceStream comm, ExchangeBuffers exchange,
+                                             AutoCloseable ownedStreams, Duration timeout,
+                                             Consumer<RankFailureException> onFailure) {
+        requirePositive(timeout);
+        if (exchange.capacity() < EXCHANGE_INTS) {
+            throw new IllegalArgumentException("exchange buffers hold " + exchange.capacity() + " ints per rank, "
+                    + EXCHANGE_INTS + " are needed");
+        }
+        int rank = borrowed.rank();
+        int size = borrowed.size();
+        GroupMembers members = new GroupMembers("world", range(size));
+        Watchdog watchdog = new Watchdog(rank, size, null, timeout, nccl::bindThread, onFailure, BORROWED_NOTE);
+        RankContext ctx = new RankContext(rank, size, device, compute, comm, null, exchange, timeout, watchdog, nccl);
+        EndpointGuard guard = new EndpointGuard(borrowed, members, true);
+        watchdog.watch(guard);
+        LOG.info("rank {} of {}: NCCL world over the caller's communicator on device {} ({}, all-to-all {})", rank, size,
+                device, nccl, borrowed.hasNativeAllToAll() ? "native ncclAlltoAll" : "grouped send/recv");
+        AutoCloseable owned = () -> {
+            try {
+                if (ctx.watchdog.failure().isEmpty()) {
+                    exchange.close();
+                } else {
+                    LOG.warn("rank {}: the barrier/split buffers are not freed: work on the caller's NCCL communicator "
+                            + "may still use them", rank);
+                }
+            } finally {
+                if (ownedStreams != null) {
+                    ownedStreams.close();
+                }
+            }
+        };
+        return new NcclGroupCommunicator(ctx, guard, rank, true, owned);
+    }
+
+    /** Ints per rank the store-less barrier (1) and split agreement (color, key) exchange. */
+    static final int EXCHANGE_INTS = 2;
+
+    /** Ends every failure message of a borrowed world. */
+    static final String BORROWED_NOTE = "this world runs over the caller's NCCL communicator without a rendezvous "
+            + "store, so there are no heartbeats and the rank(s) that stopped cannot be named; usp4j aborted only the "
+            + "communicators it split off: the caller's communicator is in an unknown state (work of usp4j's may still "
+            + "be pending on it) and its owner should abort it (ncclCommAbort)";
+
+    private static void requirePositive(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be positive, got " + timeout);
         }
     }
 
@@ -304,10 +404,24 @@ public final class NcclGroupCommunicator implements Communicator {
         return new StreamTransfer(op);
     }
 
-    /** Host barrier through the store: returns when every member called it, or names the ones that did not. */
+    /**
+     * Host barrier: returns when every member called it. Through the store, naming the members that did
+     * not come; over a caller's communicator, an all-gather of one int, timed by the watchdog.
+     */
     @Override
     public void barrier() {
         requireUsable();
+        if (ctx.store == null) {
+            int[] ranks = exchangeOverNccl("barrier", new int[] {rank});
+            for (int r = 0; r < ranks.length; r++) {
+                if (ranks[r] != r) {
+                    throw new IllegalStateException(who() + ": barrier on " + group.describe() + " gathered "
+                            + Arrays.toString(ranks) + " instead of every member's rank in order: the "
+                            + "members did not make the same NCCL calls");
+                }
+            }
+            return;
+        }
         try {
             ctx.store.barrier(KEY_PREFIX + "barrier/" + group.name(), rank, size(), ctx.timeout);
         } catch (StoreTimeoutException e) {
@@ -332,6 +446,30 @@ public final class NcclGroupCommunicator implements Communicator {
             throw new IllegalArgumentException("split color must be non-negative, got " + color);
         }
         int round = splits++;
+        List<int[]> entries = ctx.store == null ? splitEntriesOverNccl(color, key) : splitEntriesFromStore(round, color, key);
+        List<int[]> mine = entries.stream().filter(x -> x[1] == color)
+                .sorted(Comparator.<int[]>comparingInt(x -> x[2]).thenComparingInt(x -> x[0])).toList();
+        List<Integer> childWorldRanks = mine.stream().map(x -> group.worldRank(x[0])).toList();
+        int childRank = childWorldRanks.indexOf(ctx.worldRank);
+        GroupMembers child = new GroupMembers(group.name() + "/s" + round + "c" + color, childWorldRanks);
+        NcclEndpoint parent = guard.endpoint();
+        PendingOperation op = ctx.watchdog.begin("ncclCommSplit", group, 1);
+        NcclEndpoint endpoint = guard.call(() -> ctx.callBounded(op, () -> parent.split(color, key)), this::gone);
+        EndpointGuard childGuard = new EndpointGuard(endpoint, child);
+        ctx.watchdog.watch(childGuard);
+        try {
+            requireShape(endpoint, childRank, child.size(), "ncclCommSplit");
+        } catch (RuntimeException ex) {
+            ctx.watchdog.unwatch(childGuard);
+            childGuard.destroy();
+            throw ex;
+        }
+        LOG.debug("rank {}: split {} -> {}", ctx.worldRank, group.describe(), child.describe());
+        return new NcclGroupCommunicator(ctx, childGuard, childRank, false, null);
+    }
+
+    /** Every member's {group rank, color, key}, met through the store (which names a member that does not come). */
+    private List<int[]> splitEntriesFromStore(int round, int color, int key) {
         String base = KEY_PREFIX + "split/" + group.name() + "/" + round + "/";
         List<int[]> entries = new ArrayList<>(); // {group rank, color, key}
         try {
@@ -352,25 +490,42 @@ public final class NcclGroupCommunicator implements Communicator {
         } catch (StoreException e) {
             throw storeLost("split", e);
         }
-        List<int[]> mine = entries.stream().filter(x -> x[1] == color)
-                .sorted(Comparator.<int[]>comparingInt(x -> x[2]).thenComparingInt(x -> x[0])).toList();
-        List<Integer> childWorldRanks = mine.stream().map(x -> group.worldRank(x[0])).toList();
-        int childRank = childWorldRanks.indexOf(ctx.worldRank);
-        GroupMembers child = new GroupMembers(group.name() + "/s" + round + "c" + color, childWorldRanks);
-        NcclEndpoint parent = guard.endpoint();
-        PendingOperation op = ctx.watchdog.begin("ncclCommSplit", group, 1);
-        NcclEndpoint endpoint = guard.call(() -> ctx.callBounded(op, () -> parent.split(color, key)), this::gone);
-        EndpointGuard childGuard = new EndpointGuard(endpoint, child);
-        ctx.watchdog.watch(childGuard);
-        try {
-            requireShape(endpoint, childRank, child.size(), "ncclCommSplit");
-        } catch (RuntimeException ex) {
-            ctx.watchdog.unwatch(childGuard);
-            childGuard.destroy();
-            throw ex;
+        return entries;
+    }
+
+    /** Every member's {group rank, color, key}, all-gathered over this communicator itself (no store). */
+    private List<int[]> splitEntriesOverNccl(int color, int key) {
+        int[] gathered = exchangeOverNccl("split agreement", new int[] {color, key});
+        List<int[]> entries = new ArrayList<>();
+        for (int r = 0; r < size(); r++) {
+            entries.add(new int[] {r, gathered[2 * r], gathered[2 * r + 1]});
         }
-        LOG.debug("rank {}: split {} -> {}", ctx.worldRank, group.describe(), child.describe());
-        return new NcclGroupCommunicator(ctx, childGuard, childRank, false, null);
+        return entries;
+    }
+
+    /**
+     * All-gathers {@code mine} (the same length on every member) over this communicator on the
+     * communication stream and waits for the result on the host; the watchdog times it as any collective.
+     * Coordination, not payload: not counted as traffic.
+     */
+    private int[] exchangeOverNccl(String what, int[] mine) {
+        ExchangeBuffers x = ctx.exchange;
+        int n = size();
+        long bytes = (long) mine.length * Integer.BYTES;
+        DevicePointer s = x.send().slice(0, bytes);
+        DevicePointer r = x.recv().slice(0, bytes * n);
+        NcclEndpoint e = guard.endpoint();
+        PendingOperation op = enqueue(what, ctx.comm, 2, () -> {
+            x.upload(mine, ctx.comm);
+            e.allGather(s, r, mine.length, NcclDataType.INT32, ctx.comm);
+            x.download(mine.length * n, ctx.comm);
+        });
+        try {
+            ctx.awaitDevice(op);
+        } finally {
+            op.release();
+        }
+        return x.downloaded(mine.length * n);
     }
 
     @Override
@@ -406,7 +561,8 @@ public final class NcclGroupCommunicator implements Communicator {
                 try {
                     ownedStreams.close();
                 } catch (Exception e) {
-                    LOG.warn("rank {}: closing the communication stream failed: {}", ctx.worldRank, e.toString());
+                    LOG.warn("rank {}: freeing the communication stream (and exchange buffers) failed: {}", ctx.worldRank,
+                            e.toString());
                 }
             }
         }

@@ -7,6 +7,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.dist.store.StoreClient;
@@ -14,7 +15,9 @@ import org.usp4j.dist.store.StoreClient;
 /**
  * What all communicators of one rank share: its place in the world, its device and two streams (compute:
  * the backend's, where collectives run; comm: the rank's own, where ring transfers overlap compute), the
- * traffic counter, the store, the watchdog, and the communicators still open (the world closes them).
+ * traffic counter, the store (or, for a world over a caller's communicator, none and the buffers its
+ * barrier and split agreement go through NCCL with), the watchdog, and the communicators still open (the
+ * world closes them).
  */
 final class RankContext {
 
@@ -24,7 +27,10 @@ final class RankContext {
     final DeviceStream compute;
     final DeviceStream comm;
     final TrafficCounter traffic = new TrafficCounter();
+    /** Null for a world over a caller's communicator, which meets over NCCL through {@link #exchange}. */
     final StoreClient store;
+    /** Null where there is a store. */
+    final ExchangeBuffers exchange;
     final Duration timeout;
     final Watchdog watchdog;
     final NcclEndpoint.Factory nccl;
@@ -32,6 +38,15 @@ final class RankContext {
 
     RankContext(int worldRank, int worldSize, int device, DeviceStream compute, DeviceStream comm, StoreClient store,
                 Duration timeout, Watchdog watchdog, NcclEndpoint.Factory nccl) {
+        this(worldRank, worldSize, device, compute, comm, store, null, timeout, watchdog, nccl);
+    }
+
+    RankContext(int worldRank, int worldSize, int device, DeviceStream compute, DeviceStream comm, StoreClient store,
+                ExchangeBuffers exchange, Duration timeout, Watchdog watchdog, NcclEndpoint.Factory nccl) {
+        if ((store == null) == (exchange == null)) {
+            throw new IllegalArgumentException("a rank meets through a store or through exchange buffers, not both");
+        }
+        this.exchange = exchange;
         this.worldRank = worldRank;
         this.worldSize = worldSize;
         this.device = device;
@@ -93,6 +108,30 @@ final class RankContext {
                 watchdog.abandon(op);
                 throw new IllegalStateException("rank " + worldRank + ": interrupted while waiting for " + op, e);
             }
+        }
+    }
+
+    /**
+     * Waits on the host until {@code op}'s device work has run (a barrier or split agreement over NCCL):
+     * throws the rank's failure as soon as the watchdog records one, so a peer that never comes ends in
+     * the watchdog's error at the timeout, never in a hang.
+     */
+    void awaitDevice(PendingOperation op) {
+        long backstop = System.nanoTime() + timeout.toNanos() + TimeUnit.SECONDS.toNanos(30);
+        while (!op.isComplete()) {
+            RankFailureException f = failed();
+            if (f == null && System.nanoTime() - backstop > 0) { // the watchdog itself is gone
+                f = watchdog.fail(new RankFailureException("rank " + worldRank + ": " + op + " did not complete within "
+                        + timeout.toMillis() + " ms", List.of(), null));
+            }
+            if (f != null) {
+                throw f;
+            }
+            if (Thread.interrupted()) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("rank " + worldRank + ": interrupted while waiting for " + op);
+            }
+            LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(200));
         }
     }
 

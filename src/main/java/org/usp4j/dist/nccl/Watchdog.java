@@ -31,6 +31,10 @@ import org.usp4j.dist.store.StoreException;
  * logged, every communicator is aborted ({@code ncclCommAbort}, which ends the hung kernels), and the
  * listener is told. A rank thread stuck inside a blocking NCCL call keeps its communicator locked; the
  * abort then waits for a later round, and the listener (the CLI's ends the process) keeps it from hanging.
+ *
+ * <p>A world over a caller's communicator has no store: no heartbeats, so no rank can be named, and the
+ * caller's communicator is never aborted (see {@link EndpointGuard}); its failures end with a note that
+ * says both.
  */
 final class Watchdog implements AutoCloseable {
 
@@ -46,6 +50,7 @@ final class Watchdog implements AutoCloseable {
     private final long intervalNanos;
     private final Runnable bindThread;
     private final Consumer<RankFailureException> listener;
+    private final String note;
     private final Set<PendingOperation> pending = ConcurrentHashMap.newKeySet();
     private final List<EndpointGuard> guards = new CopyOnWriteArrayList<>();
     private final Thread thread;
@@ -65,6 +70,13 @@ final class Watchdog implements AutoCloseable {
      */
     Watchdog(int rank, int worldSize, StoreClient store, Duration timeout, Runnable bindThread,
              Consumer<RankFailureException> listener) {
+        this(rank, worldSize, store, timeout, bindThread, listener, null);
+    }
+
+    /** As above, with {@code note} (when not null) ending every failure's message. */
+    Watchdog(int rank, int worldSize, StoreClient store, Duration timeout, Runnable bindThread,
+             Consumer<RankFailureException> listener, String note) {
+        this.note = note;
         this.rank = rank;
         this.worldSize = worldSize;
         this.store = store;
@@ -320,6 +332,9 @@ final class Watchdog implements AutoCloseable {
         } else if (timedOut && storeLost == null && observing) {
             m.append("; every rank's heartbeat is fresh, so a rank did not make the same call "
                     + "(or is stuck outside NCCL)");
+        }
+        if (note != null) {
+            m.append("; ").append(note);
         }
         return new RankFailureException(m.toString(), missing, cause);
     }
