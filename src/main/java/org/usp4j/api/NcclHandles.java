@@ -6,8 +6,11 @@ import java.util.Objects;
 /**
  * The caller's native handles for one process rank: an initialised NCCL communicator
  * ({@code ncclComm_t}), the CUDA stream ({@code cudaStream_t}) the rank's work is ordered on, and the
- * CUDA device of that communicator. usp4j borrows them: it never destroys the communicator or the
- * stream, and the caller keeps them valid until the {@link ProcessRank} made from them is closed.
+ * CUDA device of that communicator. usp4j borrows them: it never destroys or aborts the communicator
+ * and never destroys the stream (it destroys only the sub-communicators it splits off), and the caller
+ * keeps them valid until the {@link ProcessRank} made from them is closed. After a
+ * {@link CommunicationException} the caller's communicator is in an unknown state; its owner decides
+ * whether to abort it.
  *
  * <p>A plain value, immutable and thread-safe. Addresses are raw pointers as frameworks pass them
  * (e.g. PyTorch's {@code torch.cuda.current_stream().cuda_stream}, JavaCPP's {@code Pointer.address()}).
