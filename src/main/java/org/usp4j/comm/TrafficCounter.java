@@ -45,6 +45,15 @@ public final class TrafficCounter {
         return map;
     }
 
+    /** The bytes sent per kind since {@code earlier}, a {@link #snapshot()} of this counter. */
+    public Map<TrafficKind, Long> since(Map<TrafficKind, Long> earlier) {
+        Map<TrafficKind, Long> map = new EnumMap<>(TrafficKind.class);
+        for (TrafficKind kind : TrafficKind.values()) {
+            map.put(kind, bytesSent(kind) - earlier.getOrDefault(kind, 0L));
+        }
+        return map;
+    }
+
     @Override
     public String toString() {
         return snapshot().toString();

@@ -14,8 +14,6 @@ import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.store.StoreClient;
-import org.usp4j.dist.store.StoreException;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
@@ -47,7 +45,6 @@ import org.usp4j.tensor.Tensor;
 public final class DistributedAttention {
 
     private static final Logger LOG = LogManager.getLogger(DistributedAttention.class);
-    private static final String KEY_PREFIX = "usp4j/attention/";
 
     private DistributedAttention() {
     }
@@ -167,7 +164,7 @@ public final class DistributedAttention {
                     rank.checkHealthy();
                     backwardSeconds = (System.nanoTime() - t1) / 1e9;
                 }
-                Map<TrafficKind, Long> sent = minus(world.traffic().snapshot(), before);
+                Map<TrafficKind, Long> sent = world.traffic().since(before);
                 RankFigures mine = new RankFigures(me, rank.device(), forwardSeconds, backwardSeconds, sent);
 
                 Gathered g = new Gathered(world, backend, memory, mesh, options, me == 0);
@@ -229,37 +226,17 @@ public final class DistributedAttention {
         return t;
     }
 
-    private static Map<TrafficKind, Long> minus(Map<TrafficKind, Long> after, Map<TrafficKind, Long> before) {
-        Map<TrafficKind, Long> m = new EnumMap<>(TrafficKind.class);
-        for (TrafficKind kind : TrafficKind.values()) {
-            m.put(kind, after.getOrDefault(kind, 0L) - before.getOrDefault(kind, 0L));
-        }
-        return m;
-    }
-
-    /**
-     * Every rank publishes its figures in the store; rank 0 reads them all (bounded by the timeout). The
-     * key's run number is each rank's own count of runs, equal on all ranks since runs are collective.
-     */
+    /** Every rank's figures to rank 0 through the store (the others get their own). */
     private static List<RankFigures> exchangeFigures(Rendezvous rendezvous, RankFigures mine) {
-        StoreClient store = rendezvous.store();
-        int me = rendezvous.rank();
-        try {
-            long run = store.add(KEY_PREFIX + "runs/" + me, 1);
-            String base = KEY_PREFIX + run + "/figures/";
-            store.set(base + me, encode(mine));
-            if (me != 0) {
-                return List.of(mine);
-            }
-            List<RankFigures> all = new ArrayList<>();
-            for (int r = 0; r < rendezvous.worldSize(); r++) {
-                all.add(decode(r, store.get(base + r, rendezvous.environment().timeout())));
-            }
-            return all;
-        } catch (StoreException e) {
-            throw new RendezvousException("rank " + me + " of " + rendezvous.worldSize()
-                    + ": could not exchange the per-rank figures: " + e.getMessage(), e);
+        List<byte[]> published = rendezvous.gatherToRoot("attention/figures", encode(mine));
+        if (rendezvous.rank() != 0) {
+            return List.of(mine);
         }
+        List<RankFigures> all = new ArrayList<>();
+        for (int r = 0; r < published.size(); r++) {
+            all.add(decode(r, published.get(r)));
+        }
+        return all;
     }
 
     private static byte[] encode(RankFigures f) {

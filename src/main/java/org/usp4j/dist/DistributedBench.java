@@ -12,8 +12,6 @@ import org.usp4j.backend.TensorAllocator;
 import org.usp4j.bench.AttentionProblem;
 import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.store.StoreClient;
-import org.usp4j.dist.store.StoreException;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
@@ -36,7 +34,6 @@ import org.usp4j.tensor.Tensor;
  */
 public final class DistributedBench {
 
-    private static final String KEY_PREFIX = "usp4j/bench/";
 
     private DistributedBench() {
     }
@@ -125,10 +122,11 @@ public final class DistributedBench {
                     backend.synchronize();
                     rank.checkHealthy();
                     double forwardSeconds = (System.nanoTime() - t0) / 1e9;
+                    Map<TrafficKind, Long> forwardSent = world.traffic().since(t0Bytes);
                     Map<TrafficKind, Long> t1Bytes = world.traffic().snapshot();
                     if (i >= warmup) {
                         fwd.add(forwardSeconds);
-                        fwdBytes = minus(t1Bytes, t0Bytes);
+                        fwdBytes = forwardSent;
                     }
                     if (backward) {
                         world.barrier();
@@ -138,7 +136,7 @@ public final class DistributedBench {
                         rank.checkHealthy();
                         if (i >= warmup) {
                             bwd.add((System.nanoTime() - t1) / 1e9);
-                            bwdBytes = minus(world.traffic().snapshot(), t1Bytes);
+                            bwdBytes = world.traffic().since(t1Bytes);
                         }
                     }
                 }
@@ -169,35 +167,17 @@ public final class DistributedBench {
         return mine;
     }
 
-    private static Map<TrafficKind, Long> minus(Map<TrafficKind, Long> after, Map<TrafficKind, Long> before) {
-        Map<TrafficKind, Long> m = new EnumMap<>(TrafficKind.class);
-        for (TrafficKind kind : TrafficKind.values()) {
-            m.put(kind, after.getOrDefault(kind, 0L) - before.getOrDefault(kind, 0L));
-        }
-        return m;
-    }
-
-    /** As in {@link DistributedAttention}: each rank's own run count numbers the keys. */
+    /** Every rank's times to rank 0 through the store (the others get their own). */
     private static List<RankTimes> exchange(Rendezvous rendezvous, RankTimes mine) {
-        StoreClient store = rendezvous.store();
-        int me = rendezvous.rank();
-        try {
-            long run = store.add(KEY_PREFIX + "runs/" + me, 1);
-            String base = KEY_PREFIX + run + "/times/";
-            store.set(base + me, encode(mine));
-            if (me != 0) {
-                return List.of(mine);
-            }
-            List<RankTimes> all = new ArrayList<>();
-            for (int r = 0; r < rendezvous.worldSize(); r++) {
-                all.add(decode(r, new String(store.get(base + r, rendezvous.environment().timeout()),
-                        StandardCharsets.US_ASCII)));
-            }
-            return all;
-        } catch (StoreException e) {
-            throw new RendezvousException("rank " + me + " of " + rendezvous.worldSize()
-                    + ": could not exchange the benchmark times: " + e.getMessage(), e);
+        List<byte[]> published = rendezvous.gatherToRoot("bench/times", encode(mine));
+        if (rendezvous.rank() != 0) {
+            return List.of(mine);
         }
+        List<RankTimes> all = new ArrayList<>();
+        for (int r = 0; r < published.size(); r++) {
+            all.add(decode(r, new String(published.get(r), StandardCharsets.US_ASCII)));
+        }
+        return all;
     }
 
     /** "device;f1,f2;b1,b2;a2a,p2p,ag;a2a,p2p,ag". */

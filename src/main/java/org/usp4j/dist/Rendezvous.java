@@ -145,6 +145,46 @@ public final class Rendezvous implements AutoCloseable {
     }
 
     /**
+     * Every rank publishes {@code value} under {@code key}; rank 0 returns all of them in rank order, the
+     * others only their own. Collective, like {@link #broadcast}: each call with a key is a new round.
+     *
+     * @throws RendezvousException naming the rank whose value did not come within the timeout, or when the
+     *                             store was lost
+     */
+    public List<byte[]> gatherToRoot(String key, byte[] value) {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(value, "value");
+        requireOpen();
+        int round;
+        synchronized (this) {
+            round = broadcastRounds.merge("gather/" + key, 1, Integer::sum) - 1;
+        }
+        String base = PREFIX + "gather/" + key + "/" + round + "/";
+        wrap(() -> {
+            store.set(base + rank(), value);
+            return null;
+        }, "publish '" + key + "'");
+        if (rank() != 0) {
+            return List.of(value.clone());
+        }
+        List<byte[]> all = new ArrayList<>(worldSize());
+        for (int r = 0; r < worldSize(); r++) {
+            int from = r;
+            try {
+                all.add(store.get(base + from, timeout));
+            } catch (StoreTimeoutException e) {
+                failed = true;
+                throw new RendezvousException("rank 0 of " + worldSize() + ": could not receive '" + key + "' from rank "
+                        + from + " within " + timeout.toMillis() + " ms", List.of(from), e);
+            } catch (StoreException e) {
+                failed = true;
+                throw lost("receive '" + key + "' from rank " + from, e);
+            }
+        }
+        return all;
+    }
+
+    /**
      * Returns when every rank has called {@code barrier(name)}.
      *
      * @throws RendezvousException naming the ranks that did not arrive within the timeout

@@ -1,5 +1,6 @@
 package org.usp4j.dist;
 
+import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -71,6 +72,43 @@ class RendezvousTest {
         try (ServerSocket again = new ServerSocket(port, 1, InetAddress.getByName("127.0.0.1"))) {
             assertEquals(port, again.getLocalPort(), "rank 0 stopped the store and freed the port");
         }
+    }
+
+    @Test
+    void rankZeroGathersEveryRanksValueInRankOrderAndNamesOneThatNeverSends() throws Exception {
+        int world = 3;
+        int port = freePort();
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<List<String>>> got = onThreads(pool, new int[] {0, 1, 2}, r -> {
+                try (Rendezvous rdzv = Rendezvous.join(rank(r, world, port, Duration.ofSeconds(2)))) {
+                    Thread.sleep(40L * (world - r)); // values arrive out of rank order
+                    List<String> first = strings(rdzv.gatherToRoot("figures", ("rank " + r).getBytes(UTF_8)));
+                    List<String> second = strings(rdzv.gatherToRoot("figures", ("again " + r).getBytes(UTF_8)));
+                    if (r == 0) {
+                        RendezvousException e = assertThrows(RendezvousException.class,
+                                () -> rdzv.gatherToRoot("late", new byte[] {0}));
+                        assertEquals(List.of(1), e.missingRanks(), e.getMessage());
+                        assertTrue(e.getMessage().startsWith("rank 0 of 3: could not receive 'late' from rank 1 within"),
+                                e.getMessage());
+                        rdzv.closeAfterFailure();
+                    }
+                    return concat(first, second);
+                }
+            });
+            assertEquals(List.of("rank 0", "rank 1", "rank 2", "again 0", "again 1", "again 2"), got.get(0).get());
+            assertEquals(List.of("rank 1", "again 1"), got.get(1).get());
+            assertEquals(List.of("rank 2", "again 2"), got.get(2).get());
+        }
+    }
+
+    private static List<String> strings(List<byte[]> values) {
+        return values.stream().map(b -> new String(b, UTF_8)).toList();
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
     }
 
     @Test
