@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.usp4j.cuda.Cuda;
@@ -66,10 +67,14 @@ public final class ElementwiseKernels {
         if (n == 0) {
             return;
         }
-        copy.launch(grid(n), Dim3.of(THREADS), 0, stream,
-                KernelArg.i64(src.deviceAddress()), KernelArg.i32(code(src.dtype())), KernelArg.i64s(g.paddedStrides(0)),
+        copy.launch(grid(n), Dim3.of(THREADS), 0, stream, copyArgs(src, dst, g));
+    }
+
+    /** usp4j_copy(src, srcType, srcStride, dst, dstType, dstStride, shape, n). */
+    static List<KernelArg> copyArgs(Tensor src, Tensor dst, StridedGeometry g) {
+        return List.of(KernelArg.i64(src.deviceAddress()), KernelArg.i32(code(src.dtype())), KernelArg.i64s(g.paddedStrides(0)),
                 KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(1)),
-                KernelArg.i64s(g.paddedShape()), KernelArg.i64(n));
+                KernelArg.i64s(g.paddedShape()), KernelArg.i64(g.numel()));
     }
 
     /** dst = value everywhere. */
@@ -79,9 +84,13 @@ public final class ElementwiseKernels {
         if (n == 0) {
             return;
         }
-        fill.launch(grid(n), Dim3.of(THREADS), 0, stream,
-                KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(0)),
-                KernelArg.i64s(g.paddedShape()), KernelArg.i64(n), KernelArg.f32(value));
+        fill.launch(grid(n), Dim3.of(THREADS), 0, stream, fillArgs(dst, value, g));
+    }
+
+    /** usp4j_fill(dst, dstType, dstStride, shape, n, value). */
+    static List<KernelArg> fillArgs(Tensor dst, float value, StridedGeometry g) {
+        return List.of(KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(0)),
+                KernelArg.i64s(g.paddedShape()), KernelArg.i64(g.numel()), KernelArg.f32(value));
     }
 
     /** dst += src, in float32. */
@@ -91,10 +100,14 @@ public final class ElementwiseKernels {
         if (n == 0) {
             return;
         }
-        add.launch(grid(n), Dim3.of(THREADS), 0, stream,
-                KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(0)),
+        add.launch(grid(n), Dim3.of(THREADS), 0, stream, addArgs(dst, src, g));
+    }
+
+    /** usp4j_add(dst, dstType, dstStride, src, srcType, srcStride, shape, n). */
+    static List<KernelArg> addArgs(Tensor dst, Tensor src, StridedGeometry g) {
+        return List.of(KernelArg.i64(dst.deviceAddress()), KernelArg.i32(code(dst.dtype())), KernelArg.i64s(g.paddedStrides(0)),
                 KernelArg.i64(src.deviceAddress()), KernelArg.i32(code(src.dtype())), KernelArg.i64s(g.paddedStrides(1)),
-                KernelArg.i64s(g.paddedShape()), KernelArg.i64(n));
+                KernelArg.i64s(g.paddedShape()), KernelArg.i64(g.numel()));
     }
 
     /**
@@ -107,8 +120,15 @@ public final class ElementwiseKernels {
             return;
         }
         long threads = rows * 32; // one warp per row
-        merge.launch(grid(threads), Dim3.of(THREADS), 0, stream,
-                KernelArg.i64(out.deviceAddress()), KernelArg.i64s(strides4(out)),
+        merge.launch(grid(threads), Dim3.of(THREADS), 0, stream, mergeArgs(out, lse, blockOut, blockLse));
+    }
+
+    /**
+     * usp4j_merge_attention(out, outStride, lse, lseStride, blockOut, blockType, blockStride, blockLse,
+     * blockLseStride, batch, seq, heads, headDim).
+     */
+    static List<KernelArg> mergeArgs(Tensor out, Tensor lse, Tensor blockOut, Tensor blockLse) {
+        return List.of(KernelArg.i64(out.deviceAddress()), KernelArg.i64s(strides4(out)),
                 KernelArg.i64(lse.deviceAddress()), KernelArg.i64s(strides4(lse)),
                 KernelArg.i64(blockOut.deviceAddress()), KernelArg.i32(code(blockOut.dtype())), KernelArg.i64s(strides4(blockOut)),
                 KernelArg.i64(blockLse.deviceAddress()), KernelArg.i64s(strides4(blockLse)),
