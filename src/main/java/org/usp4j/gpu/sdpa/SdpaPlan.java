@@ -81,16 +81,27 @@ public final class SdpaPlan implements AutoCloseable {
             for (HeuristicMode mode : new HeuristicMode[] {HeuristicMode.A, HeuristicMode.FALLBACK}) {
                 BackendDescriptor heuristics = BackendDescriptor.create(DescriptorType.ENGINEHEUR);
                 owned.add(heuristics);
-                heuristics.set(BackendAttribute.ENGINEHEUR_OPERATION_GRAPH, graph.operationGraph())
-                        .set(BackendAttribute.ENGINEHEUR_MODE, mode)
-                        .finish();
-                long count = heuristics.elementCount(BackendAttribute.ENGINEHEUR_RESULTS, AttributeType.BACKEND_DESCRIPTOR);
-                if (count < 1) {
-                    failures.add("heuristics " + mode + ": no engine config");
+                List<BackendDescriptor> configs;
+                try {
+                    // A mode that cannot serve the graph fails here; the next mode may still have engines.
+                    heuristics.set(BackendAttribute.ENGINEHEUR_OPERATION_GRAPH, graph.operationGraph())
+                            .set(BackendAttribute.ENGINEHEUR_MODE, mode)
+                            .finish();
+                    long count = heuristics.elementCount(BackendAttribute.ENGINEHEUR_RESULTS, AttributeType.BACKEND_DESCRIPTOR);
+                    if (count < 1) {
+                        failures.add("heuristics " + mode + ": no engine config");
+                        continue;
+                    }
+                    configs = heuristics.getDescriptors(BackendAttribute.ENGINEHEUR_RESULTS, DescriptorType.ENGINECFG,
+                            (int) count);
+                    if (configs.isEmpty()) { // seen without a device: a count, then nothing filled in
+                        failures.add("heuristics " + mode + ": " + count + " engine configs counted, none returned");
+                        continue;
+                    }
+                } catch (CudnnException e) {
+                    failures.add("heuristics " + mode + ": " + e.statusName());
                     continue;
                 }
-                List<BackendDescriptor> configs = heuristics.getDescriptors(BackendAttribute.ENGINEHEUR_RESULTS,
-                        DescriptorType.ENGINECFG, (int) count);
                 owned.addAll(configs);
                 for (int i = 0; i < configs.size(); i++) {
                     BackendDescriptor config = configs.get(i);
