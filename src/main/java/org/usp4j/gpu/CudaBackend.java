@@ -129,7 +129,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
                 CudaMemory.copyDeviceToDeviceAsync(src.contiguousDevicePointer(), dst.contiguousDevicePointer(), stream);
                 return;
             }
-            if (g.rank() == 2 && g.strides()[0][1] == 1 && g.strides()[1][1] == 1) {
+            if (g.isPitchedRows()) {
                 long rows = g.shape()[0];
                 long width = g.shape()[1] * e;
                 long srcPitch = g.strides()[0][0] * e;

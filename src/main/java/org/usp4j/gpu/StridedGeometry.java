@@ -79,6 +79,23 @@ public record StridedGeometry(long[] shape, long[][] strides) {
         return rank() == 1 && (strides[t][0] == 1 || shape[0] == 1);
     }
 
+    /**
+     * True when the space is rows of unit-stride elements whose row starts never overlap in any
+     * operand: what {@code cudaMemcpy2DAsync} copies (it needs every pitch >= the row width, so a
+     * broadcast row, stride 0, goes to the kernel instead).
+     */
+    public boolean isPitchedRows() {
+        if (rank() != 2) {
+            return false;
+        }
+        for (long[] s : strides) {
+            if (s[1] != 1 || s[0] < shape[1]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Shape padded with leading ones to {@link #MAX_RANK} (the kernels' {@code Dims}). */
     public long[] paddedShape() {
         return pad(shape, 1);

@@ -34,6 +34,20 @@ class StridedGeometryTest {
         assertArrayEquals(new long[] {8 * 40, 1}, g.strides()[0]);
         assertArrayEquals(new long[] {2 * 40, 1}, g.strides()[1]);
         assertFalse(g.isContiguous(0));
+        assertTrue(g.isPitchedRows(), "a head slice is one cudaMemcpy2DAsync");
+    }
+
+    @Test
+    void aBroadcastRowIsNoPitchedCopy() {
+        // One row read for every destination row: the source pitch is 0, which cudaMemcpy2DAsync refuses.
+        Tensor row = Tensor.allocate(arena, DType.F32, 1, 16);
+        Tensor replicated = row.withGeometry(new long[] {4, 16}, new long[] {0, 1}, 0);
+        Tensor out = Tensor.allocate(arena, DType.F32, 4, 16);
+        StridedGeometry g = StridedGeometry.of(replicated, out);
+        assertArrayEquals(new long[] {4, 16}, g.shape());
+        assertFalse(g.isPitchedRows());
+        Tensor transposed = Tensor.allocate(arena, DType.F32, 16, 4).transpose(0, 1);
+        assertFalse(StridedGeometry.of(transposed, out).isPitchedRows(), "inner stride 4 is no row copy");
     }
 
     @Test
