@@ -8,13 +8,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
  * The committed PTX is what src/main/cuda/build-ptx makes from elementwise.cu (checked where nvcc is
- * installed, as on CI), it exports every kernel the backend launches, and CUDA 12 drivers can load it.
+ * installed, as on CI; the script also has ptxas assemble it for sm_80 and sm_90), and it exports
+ * every kernel the backend launches.
  */
 class PtxUpToDateTest {
 
@@ -24,21 +23,6 @@ class PtxUpToDateTest {
         for (String kernel : List.of("usp4j_copy", "usp4j_fill", "usp4j_add", "usp4j_merge_attention")) {
             assertTrue(ptx.contains(".visible .entry " + kernel + "("), kernel + " missing from the PTX");
         }
-    }
-
-    /**
-     * The driver refuses PTX of an ISA newer than it knows. usp4j ships the CUDA 12 runtime, so the PTX
-     * must load on any CUDA 12 driver: ISA at most 8.0, for the sm_80 baseline.
-     */
-    @Test
-    void theShippedPtxLoadsOnEveryCuda12Driver() {
-        String ptx = ElementwiseKernels.ptx();
-        Matcher version = Pattern.compile("(?m)^\\.version (\\d+)\\.(\\d+)\\s*$").matcher(ptx);
-        assertTrue(version.find(), "no .version directive in the PTX");
-        int isa = Integer.parseInt(version.group(1)) * 10 + Integer.parseInt(version.group(2));
-        assertTrue(isa <= 80, "PTX ISA " + version.group(1) + "." + version.group(2)
-                + " needs a newer driver than CUDA 12.0's (8.0): run src/main/cuda/build-ptx, which pins it");
-        assertTrue(Pattern.compile("(?m)^\\.target sm_80\\s*$").matcher(ptx).find(), "PTX must target sm_80");
     }
 
     @Test
