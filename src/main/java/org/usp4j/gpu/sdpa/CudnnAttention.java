@@ -117,6 +117,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, dout, lse, dq, dk, dv);
         requireScale(scale);
+        SdpaGraphs.requireBackwardSupported(shape(sh), cudnnVersion);
         try (TensorAllocator scratch = backend.newAllocator()) {
             Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
             Tensor ob = inputAs(out, io, scratch), dob = inputAs(dout, io, scratch);

@@ -92,6 +92,7 @@ public final class SdpaGraphs {
      * @param cudnnVersion the loaded cuDNN's version code (e.g. 91400)
      */
     public static GraphSpec backward(Shape s, DataType io, boolean causal, long[][] bshdStrides, long cudnnVersion) {
+        requireBackwardSupported(s, cudnnVersion);
         float maskFill = maskFill(cudnnVersion);
         boolean padded = needsPaddingWorkaround(s, cudnnVersion);
         Builder g = new Builder("sdpa_bwd" + (causal ? "_causal" : ""));
@@ -153,6 +154,23 @@ public final class SdpaGraphs {
         g.matmul(dS, k, dQAccum, seqQ, null, seqKv);
         g.pointwise(PointwiseMode.IDENTITY, dQAccum, null, dQ);
         return g.build();
+    }
+
+    /**
+     * Refuses what cudnn-frontend refuses for the composite backward, before any work: a 1 x 1 score
+     * matrix (no engine) and cuDNN 9.10.0/9.10.1, whose fp16/bf16 SDPA backward has known bugs.
+     *
+     * @throws IllegalArgumentException      for s_q = s_kv = 1
+     * @throws UnsupportedOperationException on cuDNN 9.10.0 and 9.10.1
+     */
+    public static void requireBackwardSupported(Shape s, long cudnnVersion) {
+        if (cudnnVersion == 91000 || cudnnVersion == 91001) {
+            throw new UnsupportedOperationException("cuDNN " + cudnnVersion + " (9.10.0/9.10.1) has known bugs in the"
+                    + " fp16/bf16 SDPA backward; use cuDNN 9.10.2 or newer (or another 9.x)");
+        }
+        if (s.seqQ() == 1 && s.seqKv() == 1) {
+            throw new IllegalArgumentException("cuDNN SDPA backward does not support s_q = s_kv = 1, got " + s);
+        }
     }
 
     /** The value masked scores take: -inf from cuDNN 9.10, -FLT_MAX before (as cudnn-frontend does). */

@@ -124,6 +124,23 @@ class SdpaGraphsTest {
         assertThrows(IllegalArgumentException.class, () -> new SdpaGraphs.Shape(1, 4, 4, 0, 64, 32));
     }
 
+    @Test
+    void backwardRefusesWhatCudnnFrontendRefuses() {
+        SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, 4, 4, 128, 128, 64);
+        long[][] strides = SdpaGraphs.contiguousStrides(s, 8);
+        for (long buggy : new long[] {91000, 91001}) {
+            UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                    () -> SdpaGraphs.backward(s, DataType.BFLOAT16, true, strides, buggy));
+            assertTrue(e.getMessage().contains(String.valueOf(buggy)), e.getMessage());
+        }
+        SdpaGraphs.backward(s, DataType.BFLOAT16, true, strides, 91002); // 9.10.2 is fixed
+        SdpaGraphs.Shape single = new SdpaGraphs.Shape(2, 4, 4, 1, 1, 64);
+        assertThrows(IllegalArgumentException.class, () -> SdpaGraphs.backward(single, DataType.BFLOAT16, false,
+                SdpaGraphs.contiguousStrides(single, 8), 90501));
+        SdpaGraphs.Shape oneQuery = new SdpaGraphs.Shape(2, 4, 4, 1, 64, 64);
+        SdpaGraphs.backward(oneQuery, DataType.BFLOAT16, false, SdpaGraphs.contiguousStrides(oneQuery, 8), 90501);
+    }
+
     private static int indexOf(GraphSpec g, PointwiseMode mode) {
         for (int i = 0; i < g.ops().size(); i++) {
             if (g.ops().get(i) instanceof Pointwise p && p.mode() == mode) {
