@@ -41,4 +41,24 @@ class CudnnGraphTest {
             assertTrue(g.engineCount() >= 1, "no engine for " + g.spec());
         }
     }
+
+    /**
+     * The zigzag ring's half-block steps bind sequence slices of full-length buffers (batch strides of
+     * the whole block), with GQA and, for s_kv = 100 on cuDNN <= 9.15, the padding workaround.
+     */
+    @ParameterizedTest(name = "sliced causal={0} hkv={1} sq={2} skv={3}")
+    @CsvSource({"false, 2, 200, 100", "true, 8, 100, 100", "false, 1, 100, 200"})
+    void sequenceSlicesOfLongerBuffersFinalize(boolean causal, long hkv, long sq, long skv) {
+        long b = 2, h = 8, d = 64, full = 2 * Math.max(sq, skv);
+        SdpaGraphs.Shape s = new SdpaGraphs.Shape(b, h, hkv, sq, skv, d);
+        long[] qSlice = {full * h * d, h * d, d, 1};
+        long[] kvSlice = {full * hkv * d, hkv * d, d, 1};
+        long[][] fwd = {qSlice, kvSlice, kvSlice, qSlice};
+        long[][] bwd = {qSlice, kvSlice, kvSlice, qSlice, qSlice, qSlice, kvSlice, kvSlice};
+        try (CudnnGraph f = CudnnGraph.build(SdpaGraphs.forward(s, DataType.BFLOAT16, causal, fwd, Cudnn.versionCode()), null);
+             CudnnGraph g = CudnnGraph.build(SdpaGraphs.backward(s, DataType.BFLOAT16, causal, bwd, Cudnn.versionCode()), null)) {
+            assertTrue(f.engineCount() >= 1, "no engine for " + f.spec());
+            assertTrue(g.engineCount() >= 1, "no engine for " + g.spec());
+        }
+    }
 }
