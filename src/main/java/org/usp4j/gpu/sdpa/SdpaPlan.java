@@ -40,12 +40,13 @@ public final class SdpaPlan implements AutoCloseable {
     private final long[] uids;
     private boolean closed;
 
-    private SdpaPlan(CudnnGraph graph, List<BackendDescriptor> owned, BackendDescriptor plan, String engine) {
+    private SdpaPlan(CudnnGraph graph, List<BackendDescriptor> owned, BackendDescriptor plan, String engine,
+                     long workspaceBytes) {
         this.graph = graph;
         this.owned = owned;
         this.plan = plan;
         this.engine = engine;
-        this.workspaceBytes = plan.getInt64(BackendAttribute.EXECUTION_PLAN_WORKSPACE_SIZE);
+        this.workspaceBytes = workspaceBytes;
         this.uids = graph.spec().boundTensors().stream().mapToLong(GraphSpec.Tensor::uid).toArray();
     }
 
@@ -117,7 +118,9 @@ public final class SdpaPlan implements AutoCloseable {
                     }
                     owned.add(plan);
                     String engine = describeEngine(config, mode, i);
-                    SdpaPlan built = new SdpaPlan(graph, owned, plan, engine);
+                    // Read before the plan object exists: a failure here must not strand its scalar arena.
+                    long workspaceBytes = plan.getInt64(BackendAttribute.EXECUTION_PLAN_WORKSPACE_SIZE);
+                    SdpaPlan built = new SdpaPlan(graph, owned, plan, engine, workspaceBytes);
                     try {
                         built.bindConstants(byValue, deviceInts);
                     } catch (RuntimeException | Error e) {
