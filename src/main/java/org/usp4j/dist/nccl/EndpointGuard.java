@@ -115,9 +115,20 @@ final class EndpointGuard {
         }
     }
 
-    /** Abort from the rank's own thread (after a failure); a borrowed endpoint is only left alone. Idempotent. */
-    void abort() {
-        lock.lock();
+    /**
+     * Abort from the rank's own thread (after a failure); a borrowed endpoint is only left alone. Idempotent.
+     * Gives up after {@code waitMillis} when a call that never returned (a split on a helper thread) still
+     * holds the endpoint: false then, and nothing was aborted.
+     */
+    boolean abort(long waitMillis) {
+        try {
+            if (!lock.tryLock(waitMillis, TimeUnit.MILLISECONDS)) {
+                return false;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
         try {
             if (!ended) {
                 ended = true;
@@ -126,6 +137,7 @@ final class EndpointGuard {
                     endpoint.abort();
                 }
             }
+            return true;
         } finally {
             lock.unlock();
         }

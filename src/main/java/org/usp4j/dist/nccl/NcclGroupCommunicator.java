@@ -454,7 +454,10 @@ public final class NcclGroupCommunicator implements Communicator {
         GroupMembers child = new GroupMembers(group.name() + "/s" + round + "c" + color, childWorldRanks);
         NcclEndpoint parent = guard.endpoint();
         PendingOperation op = ctx.watchdog.begin("ncclCommSplit", group, 1);
-        NcclEndpoint endpoint = guard.call(() -> ctx.callBounded(op, () -> parent.split(color, key)), this::gone);
+        // The helper thread, not this one, holds the parent's lock: if this thread gives up (the watchdog failed
+        // the rank), the lock stays held until ncclCommSplit returns, so the parent is never aborted under it
+        // (with blocking communicators NCCL would free it under the running split).
+        NcclEndpoint endpoint = ctx.callBounded(op, () -> guard.call(() -> parent.split(color, key), this::gone));
         EndpointGuard childGuard = new EndpointGuard(endpoint, child);
         ctx.watchdog.watch(childGuard);
         try {
@@ -572,10 +575,15 @@ public final class NcclGroupCommunicator implements Communicator {
         ctx.watchdog.unwatch(g);
         if (ctx.awaitQuiet()) {
             g.destroy();
-        } else {
-            g.abort();
+        } else if (!g.abort(ABORT_WAIT_MILLIS)) {
+            LOG.warn("rank {}: {} is left neither aborted nor destroyed: an NCCL call that never returned is still "
+                    + "inside it (aborting under a blocking call would free the communicator under it)", ctx.worldRank,
+                    g.group().describe());
         }
     }
+
+    /** How long close waits for a stuck NCCL call to leave a communicator before leaving it unaborted. */
+    static final long ABORT_WAIT_MILLIS = 2_000;
 
     @Override
     public String toString() {

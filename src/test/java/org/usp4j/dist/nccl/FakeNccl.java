@@ -41,6 +41,13 @@ final class FakeNccl {
     private final ThreadLocal<List<List<Runnable>>> group = new ThreadLocal<>();
     private final ThreadLocal<FakeStream> groupStream = new ThreadLocal<>();
     private volatile boolean killed;
+    /** A rank whose splits never reach the meeting (a peer that froze before ncclCommSplit); -1 for none. */
+    private volatile int stalledSplitter = -1;
+    /**
+     * Aborts that hit a communicator while one of its blocking calls was still inside: undefined behaviour in
+     * real NCCL with blocking communicators (the abort frees the communicator under the call).
+     */
+    final List<String> abortsUnderACall = Collections.synchronizedList(new ArrayList<>());
 
     FakeNccl(int worldSize, boolean nativeAllToAll) {
         this.worldSize = worldSize;
@@ -80,6 +87,11 @@ final class FakeNccl {
                 return "fake NCCL";
             }
         };
+    }
+
+    /** Every split of world rank {@code rank}'s endpoints waits until {@link #kill}, never meeting its peers. */
+    void stallSplitsOf(int rank) {
+        stalledSplitter = rank;
     }
 
     /** Ends every wait, as if the job were torn down (test cleanup). */
@@ -160,6 +172,8 @@ final class FakeNccl {
         volatile boolean aborted;
         volatile boolean destroyed;
         volatile RuntimeException asyncError;
+        /** The blocking call (split) a thread is inside, or null. */
+        volatile String inside;
         private int splitRounds;
 
         Endpoint(int comm, int rank, int size) {
@@ -256,6 +270,26 @@ final class FakeNccl {
         @Override
         public NcclEndpoint split(int color, int key) {
             calls.add("split color " + color + " key " + key);
+            inside = "split";
+            try {
+                return splitInside(color, key);
+            } finally {
+                inside = null;
+            }
+        }
+
+        private NcclEndpoint splitInside(int color, int key) {
+            if (comm == 0 && rank == stalledSplitter) {
+                while (!killed) {
+                    try {
+                        Thread.sleep(5);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+                throw new IllegalStateException("fake NCCL: split of rank " + rank + " ended by the job's teardown");
+            }
             Meeting m = meet("split/" + comm + "/" + splitRounds++, size, rank, color, key, null, this);
             List<Integer> members = new ArrayList<>();
             for (int r = 0; r < size; r++) {
@@ -274,6 +308,10 @@ final class FakeNccl {
         @Override
         public void abort() {
             calls.add("abort");
+            String call = inside;
+            if (call != null) {
+                abortsUnderACall.add("comm " + comm + " rank " + rank + " aborted inside " + call);
+            }
             aborted = true;
         }
 

@@ -207,6 +207,35 @@ class RankFailureTest {
                 + "(or is stuck outside NCCL)"), f.getMessage());
     }
 
+    /**
+     * A peer that agreed on the split but never calls {@code ncclCommSplit}: the rank fails in time, yet the
+     * world is not aborted while the helper thread is still inside {@code ncclCommSplit} on it (with blocking
+     * communicators NCCL frees the communicator under the call); it is aborted once the call has returned.
+     */
+    @Test
+    void aSplitThatNeverReturnsIsReportedWithoutAbortingTheParentUnderIt() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        nccl.stallSplitsOf(1);
+        List<FakeRanks.Outcome<RankFailureException>> outcomes = FakeRanks.run(nccl, 2, TIMEOUT, true, r -> {
+            RankFailureException f = assertThrows(RankFailureException.class, () -> r.world().split(0, r.rank()));
+            Thread.sleep(5 * r.world().watchdog().interval().toMillis()); // rounds in which the watchdog retries its abort
+            if (r.rank() == 0) {
+                assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall), "aborted while ncclCommSplit was inside");
+                nccl.kill(); // the job is torn down: the stuck splits return
+            }
+            return f;
+        });
+        RankFailureException f = outcomes.get(0).get();
+        assertTrue(f.getMessage().startsWith("rank 0 of 2: NCCL ncclCommSplit on group world (world ranks [0, 1]) did "
+                + "not complete within 1500 ms (still inside the NCCL call)"), f.getMessage());
+        outcomes.get(1).get();
+        assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall), "aborted while ncclCommSplit was inside");
+        for (int rank = 0; rank < 2; rank++) {
+            List<String> calls = NcclGroupCommunicatorTest.worldEndpoint(nccl, rank).calls;
+            assertTrue(calls.contains("abort") && !calls.contains("destroy"), "rank " + rank + ": " + calls);
+        }
+    }
+
     /** A rank that joined the rendezvous but never creates its communicator: init fails in time, naming it. */
     @Test
     void worldCreationNamesARankThatNeverJoinsNccl() throws Exception {
