@@ -185,6 +185,11 @@ class NcclInteropTest {
                 () -> NcclCommunicator.initRank(1, id, 0, NcclConfig.defaults().withBlocking(false)));
         assertThrows(IllegalArgumentException.class, NcclCommunicator::initAll);
         assertThrows(IllegalArgumentException.class, () -> NcclConfig.defaults().withCtas(4, 2));
+        var minOnly = assertThrows(IllegalArgumentException.class, () -> new NcclConfig(NcclConfig.UNSET,
+                NcclConfig.UNSET, 2, NcclConfig.UNSET, NcclConfig.UNSET, null, null));
+        assertTrue(minOnly.getMessage().contains("minCtas 2 needs maxCtas"), minOnly.getMessage());
+        assertEquals(8, new NcclConfig(NcclConfig.UNSET, NcclConfig.UNSET, NcclConfig.UNSET, 8, NcclConfig.UNSET, null,
+                null).maxCtas(), "a maximum alone is fine: NCCL compares INT_MIN > max");
         assertThrows(IllegalArgumentException.class, () -> NcclConfig.defaults().withCgaClusterSize(9));
     }
 
