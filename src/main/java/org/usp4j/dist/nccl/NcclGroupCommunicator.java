@@ -133,7 +133,7 @@ public final class NcclGroupCommunicator implements Communicator {
             NcclUniqueId id = NcclUniqueId.fromBytes(rendezvous.broadcast("nccl/world-id", () -> nccl.uniqueId().bytes()));
             PendingOperation init = watchdog.begin("ncclCommInitRank", members, 1);
             NcclEndpoint endpoint = ctx.callBounded(init, () -> nccl.initRank(size, id, rank));
-            EndpointGuard guard = new EndpointGuard(endpoint, members);
+            EndpointGuard guard = new EndpointGuard(endpoint, members, ctx.ncclLock);
             watchdog.watch(guard);
             requireShape(endpoint, rank, size, "ncclCommInitRank");
             LOG.info("rank {} of {}: NCCL world ready on device {} ({}, all-to-all {})", rank, size, device, nccl,
@@ -198,7 +198,7 @@ public final class NcclGroupCommunicator implements Communicator {
         GroupMembers members = new GroupMembers("world", range(size));
         Watchdog watchdog = new Watchdog(rank, size, null, timeout, nccl::bindThread, onFailure, BORROWED_NOTE);
         RankContext ctx = new RankContext(rank, size, device, compute, comm, null, exchange, timeout, watchdog, nccl);
-        EndpointGuard guard = new EndpointGuard(borrowed, members, true);
+        EndpointGuard guard = new EndpointGuard(borrowed, members, ctx.ncclLock, true);
         watchdog.watch(guard);
         LOG.info("rank {} of {}: NCCL world over the caller's communicator on device {} ({}, all-to-all {})", rank, size,
                 device, nccl, borrowed.hasNativeAllToAll() ? "native ncclAlltoAll" : "grouped send/recv");
@@ -454,11 +454,11 @@ public final class NcclGroupCommunicator implements Communicator {
         GroupMembers child = new GroupMembers(group.name() + "/s" + round + "c" + color, childWorldRanks);
         NcclEndpoint parent = guard.endpoint();
         PendingOperation op = ctx.watchdog.begin("ncclCommSplit", group, 1);
-        // The helper thread, not this one, holds the parent's lock: if this thread gives up (the watchdog failed
-        // the rank), the lock stays held until ncclCommSplit returns, so the parent is never aborted under it
-        // (with blocking communicators NCCL would free it under the running split).
+        // The helper thread, not this one, holds the rank's NCCL lock: if this thread gives up (the watchdog
+        // failed the rank), the lock stays held until ncclCommSplit returns, so nothing is aborted under it
+        // (with blocking communicators NCCL would free the parent under the running split).
         NcclEndpoint endpoint = ctx.callBounded(op, () -> guard.call(() -> parent.split(color, key), this::gone));
-        EndpointGuard childGuard = new EndpointGuard(endpoint, child);
+        EndpointGuard childGuard = new EndpointGuard(endpoint, child, ctx.ncclLock);
         ctx.watchdog.watch(childGuard);
         try {
             requireShape(endpoint, childRank, child.size(), "ncclCommSplit");

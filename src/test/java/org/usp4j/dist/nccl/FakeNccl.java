@@ -44,8 +44,9 @@ final class FakeNccl {
     /** A rank whose splits never reach the meeting (a peer that froze before ncclCommSplit); -1 for none. */
     private volatile int stalledSplitter = -1;
     /**
-     * Aborts that hit a communicator while one of its blocking calls was still inside: undefined behaviour in
-     * real NCCL with blocking communicators (the abort frees the communicator under the call).
+     * Aborts that hit a communicator while a blocking call of the same rank (on it or on another of the rank's
+     * communicators) was still inside: NCCL forbids any NCCL call in flight during ncclCommAbort, and with
+     * blocking communicators the abort frees the communicator under a call on it.
      */
     final List<String> abortsUnderACall = Collections.synchronizedList(new ArrayList<>());
 
@@ -75,7 +76,7 @@ final class FakeNccl {
                         throw new IllegalStateException("fake NCCL: the ranks passed different unique ids");
                     }
                 }
-                return register(new Endpoint(0, r, nranks));
+                return register(new Endpoint(0, r, nranks, r));
             }
 
             @Override
@@ -168,18 +169,37 @@ final class FakeNccl {
         final int comm;
         final int rank;
         final int size;
+        /** The world rank whose endpoint this is. */
+        final int worldRank;
         final List<String> calls = Collections.synchronizedList(new ArrayList<>());
         volatile boolean aborted;
         volatile boolean destroyed;
         volatile RuntimeException asyncError;
-        /** The blocking call (split) a thread is inside, or null. */
+        /** The call a thread is inside (one that may block: collective, group end, split), or null. */
         volatile String inside;
         private int splitRounds;
 
-        Endpoint(int comm, int rank, int size) {
+        Endpoint(int comm, int rank, int size, int worldRank) {
             this.comm = comm;
             this.rank = rank;
             this.size = size;
+            this.worldRank = worldRank;
+        }
+
+        private <T> T inside(String call, java.util.function.Supplier<T> body) {
+            inside = call;
+            try {
+                return body.get();
+            } finally {
+                inside = null;
+            }
+        }
+
+        private void inside(String call, Runnable body) {
+            inside(call, () -> {
+                body.run();
+                return null;
+            });
         }
 
         @Override
@@ -201,28 +221,28 @@ final class FakeNccl {
         public void allToAll(DevicePointer send, DevicePointer recv, long count, NcclDataType type, DeviceStream stream) {
             calls.add("allToAll " + count + "x" + type + " on " + stream);
             long block = count * type.byteSize();
-            run(stream, false, () -> {
+            inside("allToAll", () -> run(stream, false, () -> {
                 for (int p = 0; p < size; p++) {
                     post(send.slice(p * block, block), p);
                 }
                 for (int p = 0; p < size; p++) {
                     take(recv.slice(p * block, block), p);
                 }
-            });
+            }));
         }
 
         @Override
         public void allGather(DevicePointer send, DevicePointer recv, long count, NcclDataType type, DeviceStream stream) {
             calls.add("allGather " + count + "x" + type + " on " + stream);
             long block = count * type.byteSize();
-            run(stream, false, () -> {
+            inside("allGather", () -> run(stream, false, () -> {
                 for (int p = 0; p < size; p++) {
                     post(send.slice(0, block), p);
                 }
                 for (int p = 0; p < size; p++) {
                     take(recv.slice(p * block, block), p);
                 }
-            });
+            }));
         }
 
         @Override
@@ -256,10 +276,10 @@ final class FakeNccl {
             if (ops == null || stream == null) {
                 return;
             }
-            stream.enqueue(() -> {
+            inside("groupEnd", () -> stream.enqueue(() -> {
                 ops.get(0).forEach(Runnable::run);
                 ops.get(1).forEach(Runnable::run);
-            });
+            }));
         }
 
         @Override
@@ -270,12 +290,7 @@ final class FakeNccl {
         @Override
         public NcclEndpoint split(int color, int key) {
             calls.add("split color " + color + " key " + key);
-            inside = "split";
-            try {
-                return splitInside(color, key);
-            } finally {
-                inside = null;
-            }
+            return inside("split", () -> splitInside(color, key));
         }
 
         private NcclEndpoint splitInside(int color, int key) {
@@ -302,15 +317,18 @@ final class FakeNccl {
             synchronized (m) {
                 child = m.commOfColor.computeIfAbsent(color, c -> nextComm.getAndIncrement());
             }
-            return register(new Endpoint(child, members.indexOf(rank), members.size()));
+            return register(new Endpoint(child, members.indexOf(rank), members.size(), worldRank));
         }
 
         @Override
         public void abort() {
             calls.add("abort");
-            String call = inside;
-            if (call != null) {
-                abortsUnderACall.add("comm " + comm + " rank " + rank + " aborted inside " + call);
+            for (Endpoint e : endpoints()) {
+                String call = e.inside;
+                if (e.worldRank == worldRank && call != null) {
+                    abortsUnderACall.add("comm " + comm + " of world rank " + worldRank + " aborted while " + call
+                            + " on comm " + e.comm + " was inside");
+                }
             }
             aborted = true;
         }

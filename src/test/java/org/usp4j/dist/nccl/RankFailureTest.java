@@ -19,6 +19,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.usp4j.comm.Communicator;
 import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.LaunchSource;
 import org.usp4j.dist.Rendezvous;
@@ -205,6 +206,57 @@ class RankFailureTest {
         assertEquals(List.of(), f.missingRanks());
         assertTrue(f.getMessage().endsWith("every rank's heartbeat is fresh, so a rank did not make the same call "
                 + "(or is stuck outside NCCL)"), f.getMessage());
+    }
+
+    /**
+     * The rank thread stuck inside a collective on a split: the watchdog reports in time but aborts none of the
+     * rank's communicators, the world included, until that call has returned (NCCL allows no NCCL call in
+     * flight during ncclCommAbort); then every one is aborted.
+     */
+    @Test
+    void noCommunicatorOfTheRankIsAbortedWhileItsThreadIsInsideNccl() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        AtomicReference<List<RankFailureException>> told = new AtomicReference<>();
+        CountDownLatch finished = new CountDownLatch(1);
+        try (ExecutorService test = Executors.newSingleThreadExecutor()) {
+            Future<List<FakeRanks.Outcome<Throwable>>> run = test.submit(() -> FakeRanks.run(nccl, 2, TIMEOUT, true, r -> {
+                Communicator split = r.world().split(0, r.rank());
+                if (r.rank() == 1) {
+                    r.world().watchdog().freeze();
+                    finished.await();
+                    return null;
+                }
+                told.set(r.failures());
+                try (Arena arena = Arena.ofShared()) {
+                    Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                    Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                    return assertThrows(RuntimeException.class, () -> split.allToAll(send, recv));
+                } finally {
+                    finished.countDown();
+                }
+            }));
+            try {
+                long t0 = System.nanoTime();
+                while (told.get() == null || told.get().isEmpty()) {
+                    assertTrue(System.nanoTime() - t0 < TimeUnit.MILLISECONDS.toNanos(TIMEOUT.toMillis() + SLACK),
+                            "the listener was not told in time");
+                    Thread.sleep(10);
+                }
+                Thread.sleep(TIMEOUT.toMillis() / 2); // five more rounds in which the watchdog retries its aborts
+                assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall));
+                assertFalse(NcclGroupCommunicatorTest.worldEndpoint(nccl, 0).calls.contains("abort"),
+                        "the world was aborted while the rank's thread was inside NCCL on the split");
+            } finally {
+                nccl.kill(); // the job is torn down: the stuck call returns
+            }
+            assertInstanceOf(RankFailureException.class, run.get().getFirst().get());
+            assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall));
+            for (FakeNccl.Endpoint e : nccl.endpoints()) {
+                if (e.worldRank == 0) {
+                    assertTrue(e.calls.contains("abort") && !e.calls.contains("destroy"), "comm " + e.comm + ": " + e.calls);
+                }
+            }
+        }
     }
 
     /**
