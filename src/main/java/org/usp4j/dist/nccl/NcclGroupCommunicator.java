@@ -24,6 +24,7 @@ import org.usp4j.dist.store.StoreException;
 import org.usp4j.dist.store.StoreTimeoutException;
 import org.usp4j.nccl.NcclCommunicator;
 import org.usp4j.nccl.NcclDataType;
+import org.usp4j.nccl.NcclException;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
 import org.usp4j.tensor.Tensor;
@@ -607,6 +608,12 @@ public final class NcclGroupCommunicator implements Communicator {
             if (f != null && !(e instanceof RankFailureException)) {
                 f.addSuppressed(e); // the call failed because the watchdog aborted it: report why
                 throw f;
+            }
+            if (e instanceof NcclException nccl) {
+                // NCCL's rule after a failed call or group: abort every communicator in it. A group that failed
+                // part-way may also have launched the calls before the failure, untimed, waiting on the peers.
+                throw ctx.watchdog.fail(new RankFailureException(who() + ": NCCL " + what + " on " + group.describe()
+                        + " failed: " + nccl.getMessage(), List.of(), nccl));
             }
             throw e;
         }

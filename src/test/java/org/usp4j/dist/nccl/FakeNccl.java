@@ -16,6 +16,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.usp4j.nccl.NcclDataType;
+import org.usp4j.nccl.NcclException;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
 
@@ -175,6 +176,8 @@ final class FakeNccl {
         volatile boolean aborted;
         volatile boolean destroyed;
         volatile RuntimeException asyncError;
+        /** Thrown by the next groupEnd (after it launched the group), as NCCL reports a failed group; then cleared. */
+        volatile NcclException groupEndFailure;
         /** The call a thread is inside (one that may block: collective, group end, split), or null. */
         volatile String inside;
         private int splitRounds;
@@ -280,6 +283,11 @@ final class FakeNccl {
                 ops.get(0).forEach(Runnable::run);
                 ops.get(1).forEach(Runnable::run);
             }));
+            NcclException failure = groupEndFailure;
+            if (failure != null) {
+                groupEndFailure = null;
+                throw failure;
+            }
         }
 
         @Override

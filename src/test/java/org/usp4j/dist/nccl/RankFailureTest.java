@@ -24,6 +24,7 @@ import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.LaunchSource;
 import org.usp4j.dist.Rendezvous;
 import org.usp4j.dist.store.Tokens;
+import org.usp4j.nccl.NcclException;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -206,6 +207,46 @@ class RankFailureTest {
         assertEquals(List.of(), f.missingRanks());
         assertTrue(f.getMessage().endsWith("every rank's heartbeat is fresh, so a rank did not make the same call "
                 + "(or is stuck outside NCCL)"), f.getMessage());
+    }
+
+    /**
+     * An NCCL error from a grouped call (here ncclGroupEnd, after the group was launched) fails the rank at once:
+     * NCCL's rule is to abort every communicator of a failed group, whose launched part is not timed otherwise.
+     */
+    @Test
+    void anNcclErrorInAGroupFailsTheRankAndAbortsItsCommunicators() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        List<FakeRanks.Outcome<List<String>>> outcomes = FakeRanks.run(nccl, 2, TIMEOUT, false, r -> {
+            FakeNccl.Endpoint world = NcclGroupCommunicatorTest.worldEndpoint(nccl, r.rank());
+            NcclException broken = new NcclException("ncclGroupEnd", 2, "unhandled system error", "socket closed");
+            if (r.rank() == 0) {
+                world.groupEndFailure = broken;
+            }
+            try (Arena arena = Arena.ofShared()) {
+                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                int peer = 1 - r.rank();
+                if (r.rank() == 1) {
+                    r.world().sendRecv(List.of(send), peer, List.of(recv), peer).await();
+                    r.world().checkHealthy();
+                    return world.calls;
+                }
+                RankFailureException f = assertThrows(RankFailureException.class,
+                        () -> r.world().sendRecv(List.of(send), peer, List.of(recv), peer));
+                assertTrue(f.getMessage().startsWith("rank 0 of 2: NCCL sendRecv (1 to rank 1, 1 from rank 1) on group "
+                        + "world (world ranks [0, 1]) failed: ncclGroupEnd failed: ncclSystemError (2)"), f.getMessage());
+                assertEquals(broken, f.getCause());
+                assertTrue(world.calls.contains("abort"), "aborted at once: " + world.calls);
+                assertThrows(RankFailureException.class, () -> r.world().barrier());
+                assertEquals(1, told(r.failures()).size(), "the listener is told once");
+                return world.calls;
+            }
+        });
+        List<String> calls0 = outcomes.get(0).get();
+        List<String> calls1 = outcomes.get(1).get();
+        assertEquals(1, calls0.stream().filter("abort"::equals).count(), "aborted once, never destroyed: " + calls0);
+        assertFalse(calls0.contains("destroy"), calls0::toString);
+        assertTrue(calls1.contains("destroy") && !calls1.contains("abort"), "the healthy peer ends cleanly: " + calls1);
     }
 
     /**
