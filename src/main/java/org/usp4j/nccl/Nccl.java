@@ -131,6 +131,12 @@ public final class Nccl {
     }
 
     static NcclException failure(int status, String function, MemorySegment comm) {
-        return new NcclException(function, status, errorString(status), ncclGetLastError(comm).getString(0));
+        String description = errorString(status);
+        if (status == ncclInProgress()) {
+            // only a non-blocking communicator answers this; usp4j's wrappers never poll for completion
+            description += " (the communicator is non-blocking, by its config or NCCL_COMM_BLOCKING=0; usp4j drives "
+                    + "blocking communicators only)";
+        }
+        return new NcclException(function, status, description, ncclGetLastError(comm).getString(0));
     }
 }

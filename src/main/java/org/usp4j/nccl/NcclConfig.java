@@ -35,6 +35,12 @@ public record NcclConfig(int blocking, int cgaClusterSize, int minCtas, int maxC
         if (minCtas != UNSET && minCtas < 1 || maxCtas != UNSET && maxCtas < 1) {
             throw new IllegalArgumentException("CTA counts must be >= 1, got min " + minCtas + ", max " + maxCtas);
         }
+        if (minCtas != UNSET && maxCtas == UNSET) {
+            // NCCL (2.14 to 2.30) checks minCTAs > maxCTAs before it defaults the unset maxCTAs (INT_MIN), so it
+            // refuses this config with ncclInvalidArgument
+            throw new IllegalArgumentException("minCtas " + minCtas + " needs maxCtas as well (NCCL refuses a minimum "
+                    + "without a maximum)");
+        }
         if (minCtas != UNSET && maxCtas != UNSET && minCtas > maxCtas) {
             throw new IllegalArgumentException("minCtas " + minCtas + " exceeds maxCtas " + maxCtas);
         }

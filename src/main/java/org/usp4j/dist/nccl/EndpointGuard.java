@@ -6,10 +6,12 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 
 /**
- * One NCCL endpoint and the lock that keeps the watchdog's abort from freeing it under a call the rank's
- * own thread is making: the rank calls under the lock, the watchdog aborts only when it gets the lock.
- * (A rank thread stuck inside NCCL keeps the lock; the watchdog then reports the failure without the
- * abort and tries again on its next round.)
+ * One NCCL endpoint and the rank's NCCL lock, which keeps the watchdog's abort from running while any NCCL
+ * call of the rank is in flight: the rank calls under the lock, the watchdog aborts only when it gets the
+ * lock. The lock is the rank's, shared by all its endpoints, because NCCL allows no NCCL call in flight
+ * while {@code ncclCommAbort} runs (and with blocking communicators the abort frees a communicator under a
+ * call on it). A thread stuck inside NCCL keeps the lock; the watchdog then reports the failure without
+ * the abort and tries again on its next round.
  *
  * <p>A borrowed endpoint (the caller's communicator) is never destroyed or aborted here: ending it only
  * stops usp4j's use of it; its owner decides what becomes of the native communicator.
@@ -19,20 +21,22 @@ final class EndpointGuard {
     private final NcclEndpoint endpoint;
     private final GroupMembers group;
     private final boolean borrowed;
-    private final ReentrantLock lock = new ReentrantLock();
+    private final ReentrantLock lock;
     /** Guarded by lock: aborted or destroyed, the native handle is gone. */
     private boolean ended;
     private volatile boolean aborted;
     private volatile boolean abortDeferred;
 
-    EndpointGuard(NcclEndpoint endpoint, GroupMembers group) {
-        this(endpoint, group, false);
+    /** A guard under the rank's NCCL {@code lock}. */
+    EndpointGuard(NcclEndpoint endpoint, GroupMembers group, ReentrantLock lock) {
+        this(endpoint, group, lock, false);
     }
 
     /** A guard whose endpoint, when {@code borrowed}, is never destroyed or aborted by usp4j. */
-    EndpointGuard(NcclEndpoint endpoint, GroupMembers group, boolean borrowed) {
+    EndpointGuard(NcclEndpoint endpoint, GroupMembers group, ReentrantLock lock, boolean borrowed) {
         this.endpoint = endpoint;
         this.group = group;
+        this.lock = lock;
         this.borrowed = borrowed;
     }
 
@@ -115,9 +119,20 @@ final class EndpointGuard {
         }
     }
 
-    /** Abort from the rank's own thread (after a failure); a borrowed endpoint is only left alone. Idempotent. */
-    void abort() {
-        lock.lock();
+    /**
+     * Abort from the rank's own thread (after a failure); a borrowed endpoint is only left alone. Idempotent.
+     * Gives up after {@code waitMillis} when a call that never returned (a split on a helper thread) still
+     * holds the endpoint: false then, and nothing was aborted.
+     */
+    boolean abort(long waitMillis) {
+        try {
+            if (!lock.tryLock(waitMillis, TimeUnit.MILLISECONDS)) {
+                return false;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
         try {
             if (!ended) {
                 ended = true;
@@ -126,6 +141,7 @@ final class EndpointGuard {
                     endpoint.abort();
                 }
             }
+            return true;
         } finally {
             lock.unlock();
         }

@@ -4,6 +4,7 @@ import java.util.Optional;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.nccl.Nccl;
 import org.usp4j.nccl.NcclCommunicator;
+import org.usp4j.nccl.NcclConfig;
 import org.usp4j.nccl.NcclDataType;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
@@ -13,6 +14,14 @@ import org.usp4j.tensor.DevicePointer;
  * {@link #abort} and {@link #destroy} only end the wrapper (and the group communicator never calls them).
  */
 final class NativeNcclEndpoint implements NcclEndpoint {
+
+    /**
+     * Every split is blocking and shares nothing with its parent. Without a config NCCL copies the parent's:
+     * a caller's communicator made with splitShare = 1 would hand its abort flag to the split, so usp4j's abort
+     * of the split after a failure would abort the caller's communicator too; a non-blocking one would make
+     * the split's calls return ncclInProgress, which usp4j does not poll for.
+     */
+    static final NcclConfig SPLIT_CONFIG = NcclConfig.defaults().withBlocking(true).withSplitShare(false);
 
     private final NcclCommunicator comm;
     private final boolean nativeAllToAll;
@@ -105,7 +114,7 @@ final class NativeNcclEndpoint implements NcclEndpoint {
 
     @Override
     public NcclEndpoint split(int color, int key) {
-        return new NativeNcclEndpoint(comm.split(color, key).orElseThrow(
+        return new NativeNcclEndpoint(comm.split(color, key, SPLIT_CONFIG).orElseThrow(
                 () -> new IllegalStateException("ncclCommSplit with color " + color + " returned no communicator")));
     }
 

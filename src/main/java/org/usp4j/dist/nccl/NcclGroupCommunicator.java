@@ -24,6 +24,7 @@ import org.usp4j.dist.store.StoreException;
 import org.usp4j.dist.store.StoreTimeoutException;
 import org.usp4j.nccl.NcclCommunicator;
 import org.usp4j.nccl.NcclDataType;
+import org.usp4j.nccl.NcclException;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
 import org.usp4j.tensor.Tensor;
@@ -133,7 +134,7 @@ public final class NcclGroupCommunicator implements Communicator {
             NcclUniqueId id = NcclUniqueId.fromBytes(rendezvous.broadcast("nccl/world-id", () -> nccl.uniqueId().bytes()));
             PendingOperation init = watchdog.begin("ncclCommInitRank", members, 1);
             NcclEndpoint endpoint = ctx.callBounded(init, () -> nccl.initRank(size, id, rank));
-            EndpointGuard guard = new EndpointGuard(endpoint, members);
+            EndpointGuard guard = new EndpointGuard(endpoint, members, ctx.ncclLock);
             watchdog.watch(guard);
             requireShape(endpoint, rank, size, "ncclCommInitRank");
             LOG.info("rank {} of {}: NCCL world ready on device {} ({}, all-to-all {})", rank, size, device, nccl,
@@ -198,7 +199,7 @@ public final class NcclGroupCommunicator implements Communicator {
         GroupMembers members = new GroupMembers("world", range(size));
         Watchdog watchdog = new Watchdog(rank, size, null, timeout, nccl::bindThread, onFailure, BORROWED_NOTE);
         RankContext ctx = new RankContext(rank, size, device, compute, comm, null, exchange, timeout, watchdog, nccl);
-        EndpointGuard guard = new EndpointGuard(borrowed, members, true);
+        EndpointGuard guard = new EndpointGuard(borrowed, members, ctx.ncclLock, true);
         watchdog.watch(guard);
         LOG.info("rank {} of {}: NCCL world over the caller's communicator on device {} ({}, all-to-all {})", rank, size,
                 device, nccl, borrowed.hasNativeAllToAll() ? "native ncclAlltoAll" : "grouped send/recv");
@@ -454,8 +455,11 @@ public final class NcclGroupCommunicator implements Communicator {
         GroupMembers child = new GroupMembers(group.name() + "/s" + round + "c" + color, childWorldRanks);
         NcclEndpoint parent = guard.endpoint();
         PendingOperation op = ctx.watchdog.begin("ncclCommSplit", group, 1);
-        NcclEndpoint endpoint = guard.call(() -> ctx.callBounded(op, () -> parent.split(color, key)), this::gone);
-        EndpointGuard childGuard = new EndpointGuard(endpoint, child);
+        // The helper thread, not this one, holds the rank's NCCL lock: if this thread gives up (the watchdog
+        // failed the rank), the lock stays held until ncclCommSplit returns, so nothing is aborted under it
+        // (with blocking communicators NCCL would free the parent under the running split).
+        NcclEndpoint endpoint = ctx.callBounded(op, () -> guard.call(() -> parent.split(color, key), this::gone));
+        EndpointGuard childGuard = new EndpointGuard(endpoint, child, ctx.ncclLock);
         ctx.watchdog.watch(childGuard);
         try {
             requireShape(endpoint, childRank, child.size(), "ncclCommSplit");
@@ -572,10 +576,15 @@ public final class NcclGroupCommunicator implements Communicator {
         ctx.watchdog.unwatch(g);
         if (ctx.awaitQuiet()) {
             g.destroy();
-        } else {
-            g.abort();
+        } else if (!g.abort(ABORT_WAIT_MILLIS)) {
+            LOG.warn("rank {}: {} is left neither aborted nor destroyed: an NCCL call that never returned is still "
+                    + "inside it (aborting under a blocking call would free the communicator under it)", ctx.worldRank,
+                    g.group().describe());
         }
     }
+
+    /** How long close waits for a stuck NCCL call to leave a communicator before leaving it unaborted. */
+    static final long ABORT_WAIT_MILLIS = 2_000;
 
     @Override
     public String toString() {
@@ -599,6 +608,12 @@ public final class NcclGroupCommunicator implements Communicator {
             if (f != null && !(e instanceof RankFailureException)) {
                 f.addSuppressed(e); // the call failed because the watchdog aborted it: report why
                 throw f;
+            }
+            if (e instanceof NcclException nccl) {
+                // NCCL's rule after a failed call or group: abort every communicator in it. A group that failed
+                // part-way may also have launched the calls before the failure, untimed, waiting on the peers.
+                throw ctx.watchdog.fail(new RankFailureException(who() + ": NCCL " + what + " on " + group.describe()
+                        + " failed: " + nccl.getMessage(), List.of(), nccl));
             }
             throw e;
         }

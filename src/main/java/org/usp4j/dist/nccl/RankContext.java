@@ -8,6 +8,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.dist.store.StoreClient;
@@ -35,6 +36,8 @@ final class RankContext {
     final Watchdog watchdog;
     final NcclEndpoint.Factory nccl;
     final List<NcclGroupCommunicator> open = new CopyOnWriteArrayList<>();
+    /** Held by every NCCL call of the rank, and by the watchdog while it aborts (see {@link EndpointGuard}). */
+    final ReentrantLock ncclLock = new ReentrantLock();
 
     RankContext(int worldRank, int worldSize, int device, DeviceStream compute, DeviceStream comm, StoreClient store,
                 Duration timeout, Watchdog watchdog, NcclEndpoint.Factory nccl) {

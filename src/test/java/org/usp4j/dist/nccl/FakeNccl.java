@@ -16,6 +16,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.usp4j.nccl.NcclDataType;
+import org.usp4j.nccl.NcclException;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
 
@@ -41,6 +42,14 @@ final class FakeNccl {
     private final ThreadLocal<List<List<Runnable>>> group = new ThreadLocal<>();
     private final ThreadLocal<FakeStream> groupStream = new ThreadLocal<>();
     private volatile boolean killed;
+    /** A rank whose splits never reach the meeting (a peer that froze before ncclCommSplit); -1 for none. */
+    private volatile int stalledSplitter = -1;
+    /**
+     * Aborts that hit a communicator while a blocking call of the same rank (on it or on another of the rank's
+     * communicators) was still inside: NCCL forbids any NCCL call in flight during ncclCommAbort, and with
+     * blocking communicators the abort frees the communicator under a call on it.
+     */
+    final List<String> abortsUnderACall = Collections.synchronizedList(new ArrayList<>());
 
     FakeNccl(int worldSize, boolean nativeAllToAll) {
         this.worldSize = worldSize;
@@ -68,7 +77,7 @@ final class FakeNccl {
                         throw new IllegalStateException("fake NCCL: the ranks passed different unique ids");
                     }
                 }
-                return register(new Endpoint(0, r, nranks));
+                return register(new Endpoint(0, r, nranks, r));
             }
 
             @Override
@@ -80,6 +89,11 @@ final class FakeNccl {
                 return "fake NCCL";
             }
         };
+    }
+
+    /** Every split of world rank {@code rank}'s endpoints waits until {@link #kill}, never meeting its peers. */
+    void stallSplitsOf(int rank) {
+        stalledSplitter = rank;
     }
 
     /** Ends every wait, as if the job were torn down (test cleanup). */
@@ -156,16 +170,39 @@ final class FakeNccl {
         final int comm;
         final int rank;
         final int size;
+        /** The world rank whose endpoint this is. */
+        final int worldRank;
         final List<String> calls = Collections.synchronizedList(new ArrayList<>());
         volatile boolean aborted;
         volatile boolean destroyed;
         volatile RuntimeException asyncError;
+        /** Thrown by the next groupEnd (after it launched the group), as NCCL reports a failed group; then cleared. */
+        volatile NcclException groupEndFailure;
+        /** The call a thread is inside (one that may block: collective, group end, split), or null. */
+        volatile String inside;
         private int splitRounds;
 
-        Endpoint(int comm, int rank, int size) {
+        Endpoint(int comm, int rank, int size, int worldRank) {
             this.comm = comm;
             this.rank = rank;
             this.size = size;
+            this.worldRank = worldRank;
+        }
+
+        private <T> T inside(String call, java.util.function.Supplier<T> body) {
+            inside = call;
+            try {
+                return body.get();
+            } finally {
+                inside = null;
+            }
+        }
+
+        private void inside(String call, Runnable body) {
+            inside(call, () -> {
+                body.run();
+                return null;
+            });
         }
 
         @Override
@@ -187,28 +224,28 @@ final class FakeNccl {
         public void allToAll(DevicePointer send, DevicePointer recv, long count, NcclDataType type, DeviceStream stream) {
             calls.add("allToAll " + count + "x" + type + " on " + stream);
             long block = count * type.byteSize();
-            run(stream, false, () -> {
+            inside("allToAll", () -> run(stream, false, () -> {
                 for (int p = 0; p < size; p++) {
                     post(send.slice(p * block, block), p);
                 }
                 for (int p = 0; p < size; p++) {
                     take(recv.slice(p * block, block), p);
                 }
-            });
+            }));
         }
 
         @Override
         public void allGather(DevicePointer send, DevicePointer recv, long count, NcclDataType type, DeviceStream stream) {
             calls.add("allGather " + count + "x" + type + " on " + stream);
             long block = count * type.byteSize();
-            run(stream, false, () -> {
+            inside("allGather", () -> run(stream, false, () -> {
                 for (int p = 0; p < size; p++) {
                     post(send.slice(0, block), p);
                 }
                 for (int p = 0; p < size; p++) {
                     take(recv.slice(p * block, block), p);
                 }
-            });
+            }));
         }
 
         @Override
@@ -242,10 +279,15 @@ final class FakeNccl {
             if (ops == null || stream == null) {
                 return;
             }
-            stream.enqueue(() -> {
+            inside("groupEnd", () -> stream.enqueue(() -> {
                 ops.get(0).forEach(Runnable::run);
                 ops.get(1).forEach(Runnable::run);
-            });
+            }));
+            NcclException failure = groupEndFailure;
+            if (failure != null) {
+                groupEndFailure = null;
+                throw failure;
+            }
         }
 
         @Override
@@ -256,6 +298,21 @@ final class FakeNccl {
         @Override
         public NcclEndpoint split(int color, int key) {
             calls.add("split color " + color + " key " + key);
+            return inside("split", () -> splitInside(color, key));
+        }
+
+        private NcclEndpoint splitInside(int color, int key) {
+            if (comm == 0 && rank == stalledSplitter) {
+                while (!killed) {
+                    try {
+                        Thread.sleep(5);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        break;
+                    }
+                }
+                throw new IllegalStateException("fake NCCL: split of rank " + rank + " ended by the job's teardown");
+            }
             Meeting m = meet("split/" + comm + "/" + splitRounds++, size, rank, color, key, null, this);
             List<Integer> members = new ArrayList<>();
             for (int r = 0; r < size; r++) {
@@ -268,12 +325,19 @@ final class FakeNccl {
             synchronized (m) {
                 child = m.commOfColor.computeIfAbsent(color, c -> nextComm.getAndIncrement());
             }
-            return register(new Endpoint(child, members.indexOf(rank), members.size()));
+            return register(new Endpoint(child, members.indexOf(rank), members.size(), worldRank));
         }
 
         @Override
         public void abort() {
             calls.add("abort");
+            for (Endpoint e : endpoints()) {
+                String call = e.inside;
+                if (e.worldRank == worldRank && call != null) {
+                    abortsUnderACall.add("comm " + comm + " of world rank " + worldRank + " aborted while " + call
+                            + " on comm " + e.comm + " was inside");
+                }
+            }
             aborted = true;
         }
 

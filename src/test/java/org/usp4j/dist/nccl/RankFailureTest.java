@@ -19,10 +19,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.usp4j.comm.Communicator;
 import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.LaunchSource;
 import org.usp4j.dist.Rendezvous;
 import org.usp4j.dist.store.Tokens;
+import org.usp4j.nccl.NcclException;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -205,6 +207,124 @@ class RankFailureTest {
         assertEquals(List.of(), f.missingRanks());
         assertTrue(f.getMessage().endsWith("every rank's heartbeat is fresh, so a rank did not make the same call "
                 + "(or is stuck outside NCCL)"), f.getMessage());
+    }
+
+    /**
+     * An NCCL error from a grouped call (here ncclGroupEnd, after the group was launched) fails the rank at once:
+     * NCCL's rule is to abort every communicator of a failed group, whose launched part is not timed otherwise.
+     */
+    @Test
+    void anNcclErrorInAGroupFailsTheRankAndAbortsItsCommunicators() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        List<FakeRanks.Outcome<List<String>>> outcomes = FakeRanks.run(nccl, 2, TIMEOUT, false, r -> {
+            FakeNccl.Endpoint world = NcclGroupCommunicatorTest.worldEndpoint(nccl, r.rank());
+            NcclException broken = new NcclException("ncclGroupEnd", 2, "unhandled system error", "socket closed");
+            if (r.rank() == 0) {
+                world.groupEndFailure = broken;
+            }
+            try (Arena arena = Arena.ofShared()) {
+                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                int peer = 1 - r.rank();
+                if (r.rank() == 1) { // its peer's abort may come before its message: then it times out, as with NCCL
+                    r.world().sendRecv(List.of(send), peer, List.of(recv), peer).await();
+                    return world.calls;
+                }
+                RankFailureException f = assertThrows(RankFailureException.class,
+                        () -> r.world().sendRecv(List.of(send), peer, List.of(recv), peer));
+                assertTrue(f.getMessage().startsWith("rank 0 of 2: NCCL sendRecv (1 to rank 1, 1 from rank 1) on group "
+                        + "world (world ranks [0, 1]) failed: ncclGroupEnd failed: ncclSystemError (2)"), f.getMessage());
+                assertEquals(broken, f.getCause());
+                assertTrue(world.calls.contains("abort"), "aborted at once: " + world.calls);
+                assertThrows(RankFailureException.class, () -> r.world().barrier());
+                assertEquals(1, told(r.failures()).size(), "the listener is told once");
+                return world.calls;
+            }
+        });
+        List<String> calls0 = outcomes.get(0).get();
+        outcomes.get(1).get();
+        assertEquals(1, calls0.stream().filter("abort"::equals).count(), "aborted once, never destroyed: " + calls0);
+        assertFalse(calls0.contains("destroy"), calls0::toString);
+    }
+
+    /**
+     * The rank thread stuck inside a collective on a split: the watchdog reports in time but aborts none of the
+     * rank's communicators, the world included, until that call has returned (NCCL allows no NCCL call in
+     * flight during ncclCommAbort); then every one is aborted.
+     */
+    @Test
+    void noCommunicatorOfTheRankIsAbortedWhileItsThreadIsInsideNccl() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        AtomicReference<List<RankFailureException>> told = new AtomicReference<>();
+        CountDownLatch finished = new CountDownLatch(1);
+        try (ExecutorService test = Executors.newSingleThreadExecutor()) {
+            Future<List<FakeRanks.Outcome<Throwable>>> run = test.submit(() -> FakeRanks.run(nccl, 2, TIMEOUT, true, r -> {
+                Communicator split = r.world().split(0, r.rank());
+                if (r.rank() == 1) {
+                    r.world().watchdog().freeze();
+                    finished.await();
+                    return null;
+                }
+                told.set(r.failures());
+                try (Arena arena = Arena.ofShared()) {
+                    Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                    Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                    return assertThrows(RuntimeException.class, () -> split.allToAll(send, recv));
+                } finally {
+                    finished.countDown();
+                }
+            }));
+            try {
+                long t0 = System.nanoTime();
+                while (told.get() == null || told.get().isEmpty()) {
+                    assertTrue(System.nanoTime() - t0 < TimeUnit.MILLISECONDS.toNanos(TIMEOUT.toMillis() + SLACK),
+                            "the listener was not told in time");
+                    Thread.sleep(10);
+                }
+                Thread.sleep(TIMEOUT.toMillis() / 2); // five more rounds in which the watchdog retries its aborts
+                assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall));
+                assertFalse(NcclGroupCommunicatorTest.worldEndpoint(nccl, 0).calls.contains("abort"),
+                        "the world was aborted while the rank's thread was inside NCCL on the split");
+            } finally {
+                nccl.kill(); // the job is torn down: the stuck call returns
+            }
+            assertInstanceOf(RankFailureException.class, run.get().getFirst().get());
+            assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall));
+            for (FakeNccl.Endpoint e : nccl.endpoints()) {
+                if (e.worldRank == 0) {
+                    assertTrue(e.calls.contains("abort") && !e.calls.contains("destroy"), "comm " + e.comm + ": " + e.calls);
+                }
+            }
+        }
+    }
+
+    /**
+     * A peer that agreed on the split but never calls {@code ncclCommSplit}: the rank fails in time, yet the
+     * world is not aborted while the helper thread is still inside {@code ncclCommSplit} on it (with blocking
+     * communicators NCCL frees the communicator under the call); it is aborted once the call has returned.
+     */
+    @Test
+    void aSplitThatNeverReturnsIsReportedWithoutAbortingTheParentUnderIt() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        nccl.stallSplitsOf(1);
+        List<FakeRanks.Outcome<RankFailureException>> outcomes = FakeRanks.run(nccl, 2, TIMEOUT, true, r -> {
+            RankFailureException f = assertThrows(RankFailureException.class, () -> r.world().split(0, r.rank()));
+            Thread.sleep(5 * r.world().watchdog().interval().toMillis()); // rounds in which the watchdog retries its abort
+            if (r.rank() == 0) {
+                assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall), "aborted while ncclCommSplit was inside");
+                nccl.kill(); // the job is torn down: the stuck splits return
+            }
+            return f;
+        });
+        RankFailureException f = outcomes.get(0).get();
+        assertTrue(f.getMessage().startsWith("rank 0 of 2: NCCL ncclCommSplit on group world (world ranks [0, 1]) did "
+                + "not complete within 1500 ms (still inside the NCCL call)"), f.getMessage());
+        outcomes.get(1).get();
+        assertEquals(List.of(), List.copyOf(nccl.abortsUnderACall), "aborted while ncclCommSplit was inside");
+        for (int rank = 0; rank < 2; rank++) {
+            List<String> calls = NcclGroupCommunicatorTest.worldEndpoint(nccl, rank).calls;
+            assertTrue(calls.contains("abort") && !calls.contains("destroy"), "rank " + rank + ": " + calls);
+        }
     }
 
     /** A rank that joined the rendezvous but never creates its communicator: init fails in time, naming it. */
