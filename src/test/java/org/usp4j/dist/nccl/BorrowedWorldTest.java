@@ -63,8 +63,8 @@ class BorrowedWorldTest {
                 NcclGroupCommunicator ulysses = (NcclGroupCommunicator) g.ulysses();
                 NcclGroupCommunicator ring = (NcclGroupCommunicator) g.ring();
                 // The group moves data: every member's rank, gathered in group order.
-                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 1);
-                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2);
+                Tensor send = HostDeviceBackend.deviceTensor(DType.F32, 1);
+                Tensor recv = HostDeviceBackend.deviceTensor(DType.F32, 2);
                 HostDeviceBackend.host(send).dtype().write(HostDeviceBackend.host(send).segment(), 0, r.rank());
                 ulysses.allGather(send, recv);
                 float[] got = NcclGroupCommunicatorTest.toArray(recv);
@@ -123,7 +123,7 @@ class BorrowedWorldTest {
                 try (ProcessRank rank = new CommunicatorRank(r.world(), backend, BackendKind.CUDA, HostDeviceBackend.DEVICE,
                         () -> { }, List.of(r.world(), backend))) {
                     return step(rank, mesh, options, new Tensor[] {q, k, v, dout}, got,
-                            shape -> HostDeviceBackend.deviceTensor(arena, dtype, shape), HostDeviceBackend::host,
+                            shape -> HostDeviceBackend.deviceTensor(dtype, shape), HostDeviceBackend::host,
                             () -> r.world().traffic().snapshot());
                 }
             }));

@@ -40,10 +40,15 @@ final class HostDeviceBackend implements Backend {
         };
     }
 
-    /** A "device" tensor over host memory of {@code arena}. */
-    static Tensor deviceTensor(Arena arena, DType dtype, long... shape) {
+    /**
+     * A "device" tensor over host memory that is never freed. A fake stream, like a GPU kernel, may still
+     * write into a buffer after its rank has failed and given it up (a stalled peer's late message); on a
+     * GPU the abort stops NCCL's kernels before buffers go, here leaking keeps such late writes out of
+     * memory the heap has reused. Tests allocate little, so the leak is small.
+     */
+    static Tensor deviceTensor(DType dtype, long... shape) {
         long bytes = Math.max(16, Tensor.numel(shape) * dtype.byteSize());
-        MemorySegment memory = arena.allocate(bytes, 64);
+        MemorySegment memory = Arena.global().allocate(bytes, 64);
         return Tensor.device(new DevicePointer(memory.address(), bytes, DEVICE), dtype, shape);
     }
 
@@ -71,18 +76,14 @@ final class HostDeviceBackend implements Backend {
     @Override
     public TensorAllocator newAllocator() {
         return new TensorAllocator() {
-            private final Arena arena = Arena.ofShared();
-
             @Override
             public Tensor allocate(DType dtype, long... shape) {
-                return deviceTensor(arena, dtype, shape);
+                return deviceTensor(dtype, shape);
             }
 
             @Override
             public void close() {
-                if (arena.scope().isAlive()) {
-                    arena.close();
-                }
+                // fake device memory is never freed (see deviceTensor)
             }
         };
     }

@@ -11,7 +11,8 @@ import org.usp4j.tensor.DevicePointer;
  */
 final class HostExchangeBuffers implements ExchangeBuffers {
 
-    private final Arena arena = Arena.ofShared();
+    // Never freed, like HostDeviceBackend's memory: a fake stream may copy into it after a failure.
+    private final Arena arena = Arena.global();
     private final int capacity;
     private final MemorySegment send;
     private final MemorySegment recv;
@@ -61,8 +62,6 @@ final class HostExchangeBuffers implements ExchangeBuffers {
 
     @Override
     public void close() {
-        if (closes++ == 0) {
-            arena.close();
-        }
+        closes++; // counted, not freed (see the arena)
     }
 }

@@ -49,8 +49,8 @@ class NcclGroupCommunicatorTest {
         FakeNccl nccl = new FakeNccl(n, nativeAllToAll);
         List<float[]> received = FakeRanks.values(FakeRanks.run(nccl, n, TIMEOUT, true, r -> {
             try (Arena arena = Arena.ofShared()) {
-                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, n, per);
-                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, n, per);
+                Tensor send = HostDeviceBackend.deviceTensor(DType.F32, n, per);
+                Tensor recv = HostDeviceBackend.deviceTensor(DType.F32, n, per);
                 for (int j = 0; j < n; j++) {
                     for (int i = 0; i < per; i++) {
                         HostDeviceBackend.host(send).set(tag(r.rank(), j, i), j, i);
@@ -89,14 +89,14 @@ class NcclGroupCommunicatorTest {
         FakeNccl nccl = new FakeNccl(n, false);
         List<float[][]> got = FakeRanks.values(FakeRanks.run(nccl, n, TIMEOUT, true, r -> {
             try (Arena arena = Arena.ofShared()) {
-                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.BF16, 2, 3);
+                Tensor send = HostDeviceBackend.deviceTensor(DType.BF16, 2, 3);
                 for (int i = 0; i < 6; i++) {
                     HostDeviceBackend.host(send).set(tag(r.rank(), 0, i), i / 3, i % 3);
                 }
-                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.BF16, n, 2, 3);
+                Tensor recv = HostDeviceBackend.deviceTensor(DType.BF16, n, 2, 3);
                 r.world().allGather(send, recv);
                 // in place: rank r's block already sits at r
-                Tensor inPlace = HostDeviceBackend.deviceTensor(arena, DType.BF16, n, 2, 3);
+                Tensor inPlace = HostDeviceBackend.deviceTensor(DType.BF16, n, 2, 3);
                 Tensor mine = inPlace.slice(0, r.rank(), 1).view(2, 3);
                 backendCopy(send, mine);
                 r.world().allGather(mine, inPlace);
@@ -126,10 +126,10 @@ class NcclGroupCommunicatorTest {
         FakeNccl nccl = new FakeNccl(n, false);
         List<float[]> got = FakeRanks.values(FakeRanks.run(nccl, n, TIMEOUT, false, r -> {
             try (Arena arena = Arena.ofShared()) {
-                Tensor k = HostDeviceBackend.deviceTensor(arena, DType.F32, 8);
-                Tensor v = HostDeviceBackend.deviceTensor(arena, DType.F16, 8);
-                Tensor kIn = HostDeviceBackend.deviceTensor(arena, DType.F32, 8);
-                Tensor vIn = HostDeviceBackend.deviceTensor(arena, DType.F16, 8);
+                Tensor k = HostDeviceBackend.deviceTensor(DType.F32, 8);
+                Tensor v = HostDeviceBackend.deviceTensor(DType.F16, 8);
+                Tensor kIn = HostDeviceBackend.deviceTensor(DType.F32, 8);
+                Tensor vIn = HostDeviceBackend.deviceTensor(DType.F16, 8);
                 r.compute().enqueue(() -> {
                     sleep(300);
                     for (int i = 0; i < 8; i++) {
@@ -180,9 +180,9 @@ class NcclGroupCommunicatorTest {
                 assertEquals(mesh.ulyssesRank(r.rank()), u.rank());
                 assertEquals(mesh.ringRank(r.rank()), ring.rank());
                 // the groups really are the mesh's: an all-gather of world ranks over each
-                Tensor me = HostDeviceBackend.deviceTensor(arena, DType.F32, 1);
+                Tensor me = HostDeviceBackend.deviceTensor(DType.F32, 1);
                 HostDeviceBackend.host(me).set(r.rank(), 0);
-                Tensor ringRanks = HostDeviceBackend.deviceTensor(arena, DType.F32, 2);
+                Tensor ringRanks = HostDeviceBackend.deviceTensor(DType.F32, 2);
                 ring.allGather(me, ringRanks);
                 return List.of(u.worldRanks(), ring.worldRanks(), u.groupName(), ring.groupName(),
                         List.of(toArray(ringRanks)[0], toArray(ringRanks)[1]));
@@ -213,12 +213,12 @@ class NcclGroupCommunicatorTest {
             }
             NcclGroupCommunicator c = r.world();
             try (Arena arena = Arena.ofShared()) {
-                Tensor a = HostDeviceBackend.deviceTensor(arena, DType.F32, 4, 6);
-                Tensor b = HostDeviceBackend.deviceTensor(arena, DType.F32, 4, 6);
+                Tensor a = HostDeviceBackend.deviceTensor(DType.F32, 4, 6);
+                Tensor b = HostDeviceBackend.deviceTensor(DType.F32, 4, 6);
                 Tensor host = Tensor.allocate(arena, DType.F32, 4, 6);
-                Tensor bf = HostDeviceBackend.deviceTensor(arena, DType.BF16, 4, 6);
-                Tensor odd = HostDeviceBackend.deviceTensor(arena, DType.F32, 3, 5);
-                Tensor odd2 = HostDeviceBackend.deviceTensor(arena, DType.F32, 3, 5);
+                Tensor bf = HostDeviceBackend.deviceTensor(DType.BF16, 4, 6);
+                Tensor odd = HostDeviceBackend.deviceTensor(DType.F32, 3, 5);
+                Tensor odd2 = HostDeviceBackend.deviceTensor(DType.F32, 3, 5);
                 Tensor strided = a.transpose(0, 1);
                 Tensor otherDevice = Tensor.device(new DevicePointer(a.devicePointer().address(), 96, 3), DType.F32, 4, 6);
                 Map<String, Runnable> bad = new java.util.LinkedHashMap<>();
@@ -256,7 +256,7 @@ class NcclGroupCommunicatorTest {
             r.world().close();
             child.close();
             try (Arena arena = Arena.ofShared()) {
-                Tensor a = HostDeviceBackend.deviceTensor(arena, DType.F32, 2);
+                Tensor a = HostDeviceBackend.deviceTensor(DType.F32, 2);
                 assertThrows(IllegalStateException.class, () -> r.world().allGather(a, a));
                 assertThrows(IllegalStateException.class, () -> child.allToAll(a, a));
                 assertThrows(IllegalStateException.class, () -> r.world().barrier());

@@ -55,8 +55,8 @@ class RankFailureTest {
                 return null;
             }
             try (Arena arena = Arena.ofShared()) {
-                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 3, 4);
-                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 3, 4);
+                Tensor send = HostDeviceBackend.deviceTensor(DType.F32, 3, 4);
+                Tensor recv = HostDeviceBackend.deviceTensor(DType.F32, 3, 4);
                 long t0 = System.nanoTime();
                 r.world().allToAll(send, recv); // enqueued; the (fake) device waits for rank 2
                 RankFailureException f = awaitFailure(r.world());
@@ -104,8 +104,8 @@ class RankFailureTest {
                 }
                 told.set(r.failures());
                 try (Arena arena = Arena.ofShared()) {
-                    Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
-                    Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                    Tensor send = HostDeviceBackend.deviceTensor(DType.F32, 2, 4);
+                    Tensor recv = HostDeviceBackend.deviceTensor(DType.F32, 2, 4);
                     return assertThrows(RuntimeException.class, () -> r.world().allToAll(send, recv));
                 } finally {
                     finished.countDown();
@@ -137,8 +137,8 @@ class RankFailureTest {
         FakeNccl nccl = new FakeNccl(2, false);
         List<FakeRanks.Outcome<Seen>> outcomes = FakeRanks.run(nccl, 2, TIMEOUT, false, r -> {
             try (Arena arena = Arena.ofShared()) {
-                Tensor eight = HostDeviceBackend.deviceTensor(arena, DType.F32, 8);
-                Tensor four = HostDeviceBackend.deviceTensor(arena, DType.F32, 4);
+                Tensor eight = HostDeviceBackend.deviceTensor(DType.F32, 8);
+                Tensor four = HostDeviceBackend.deviceTensor(DType.F32, 4);
                 long t0 = System.nanoTime();
                 if (r.rank() == 0) {
                     r.world().sendRecv(List.of(eight), 1, List.of(), 1).await();
@@ -196,7 +196,7 @@ class RankFailureTest {
                 return null;
             }
             try (Arena arena = Arena.ofShared()) {
-                Tensor t = HostDeviceBackend.deviceTensor(arena, DType.F32, 2);
+                Tensor t = HostDeviceBackend.deviceTensor(DType.F32, 2);
                 r.world().allGather(t.slice(0, 0, 1), t);
                 RankFailureException f = awaitFailure(r.world());
                 finished.countDown();
@@ -223,8 +223,8 @@ class RankFailureTest {
                 world.groupEndFailure = broken;
             }
             try (Arena arena = Arena.ofShared()) {
-                Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
-                Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                Tensor send = HostDeviceBackend.deviceTensor(DType.F32, 2, 4);
+                Tensor recv = HostDeviceBackend.deviceTensor(DType.F32, 2, 4);
                 int peer = 1 - r.rank();
                 if (r.rank() == 1) { // its peer's abort may come before its message: then it times out, as with NCCL
                     r.world().sendRecv(List.of(send), peer, List.of(recv), peer).await();
@@ -267,8 +267,8 @@ class RankFailureTest {
                 }
                 told.set(r.failures());
                 try (Arena arena = Arena.ofShared()) {
-                    Tensor send = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
-                    Tensor recv = HostDeviceBackend.deviceTensor(arena, DType.F32, 2, 4);
+                    Tensor send = HostDeviceBackend.deviceTensor(DType.F32, 2, 4);
+                    Tensor recv = HostDeviceBackend.deviceTensor(DType.F32, 2, 4);
                     return assertThrows(RuntimeException.class, () -> split.allToAll(send, recv));
                 } finally {
                     finished.countDown();
