@@ -126,24 +126,10 @@ final class EndpointGuard {
      */
     boolean abort(long waitMillis) {
         try {
-            if (!lock.tryLock(waitMillis, TimeUnit.MILLISECONDS)) {
-                return false;
-            }
+            return tryAbort(waitMillis);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return false;
-        }
-        try {
-            if (!ended) {
-                ended = true;
-                aborted = true;
-                if (!borrowed) {
-                    endpoint.abort();
-                }
-            }
-            return true;
-        } finally {
-            lock.unlock();
         }
     }
 
