@@ -49,7 +49,7 @@ interface NcclEndpoint {
     /** {@code ncclCommAbort}: ends outstanding work and frees the communicator. Idempotent with {@link #destroy}. */
     void abort();
 
-    /** {@code ncclCommDestroy} (finalizes first). Idempotent with {@link #abort}. */
+    /** {@code ncclCommDestroy} (which in NCCL 2.23 also does the finalize work). Idempotent with {@link #abort}. */
     void destroy();
 
     /** How a rank makes its world endpoint. */

@@ -95,8 +95,9 @@ public final class NcclGroupCommunicator implements Communicator {
      * the rendezvous carries it to every rank, each joins ({@code ncclCommInitRank}) with its collectives
      * on {@code computeStream} (the backend's; not closed here). Collective over the rendezvous' ranks.
      *
-     * @param onFailure told once, on the watchdog's thread, when the rank fails (e.g. to end the process
-     *                  when its main thread is stuck in a native call); the failure is logged anyway
+     * @param onFailure told once when the rank fails, on the watchdog's thread (or on the rank's own for store
+     *                  timeouts and NCCL errors), e.g. to end the process when its main thread is stuck in a
+     *                  native call; the failure is logged anyway
      * @throws RankFailureException when not every rank joined within the timeout (naming the missing ones)
      */
     public static NcclGroupCommunicator createWorld(Rendezvous rendezvous, int device, CudaStream computeStream,
@@ -154,7 +155,8 @@ public final class NcclGroupCommunicator implements Communicator {
      *
      * @param timeout   how long any NCCL operation (and barrier or split agreement) may take before the
      *                  rank fails
-     * @param onFailure told once, on the watchdog's thread, when the rank fails
+     * @param onFailure told once when the rank fails, on the watchdog's thread (or on the rank's own for store
+     *                  timeouts and NCCL errors)
      * @throws IllegalArgumentException when the timeout is not positive
      */
     public static NcclGroupCommunicator borrowWorld(NcclCommunicator borrowed, CudaStream computeStream,
