@@ -69,9 +69,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
         Objects.requireNonNull(mask, "mask");
-        AttentionShapes shapes = AttentionShapes.of(q, k, v);
-        shapes.requireQueryShaped("out", out);
-        shapes.requireLse("lse", lse);
+        AttentionShapes shapes = AttentionShapes.ofForward(q, k, v, out, lse);
         requireHostRows("q", q);
         requireHostRows("k", k);
         requireHostRows("v", v);
@@ -90,13 +88,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
     public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask, float scale,
                          Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
         Objects.requireNonNull(mask, "mask");
-        AttentionShapes shapes = AttentionShapes.of(q, k, v);
-        shapes.requireQueryShaped("out", out);
-        shapes.requireQueryShaped("dout", dout);
-        shapes.requireLse("lse", lse);
-        shapes.requireQueryShaped("dq", dq);
-        shapes.requireKvShaped("dk", dk);
-        shapes.requireKvShaped("dv", dv);
+        AttentionShapes shapes = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         requireHostRows("q", q);
         requireHostRows("k", k);
         requireHostRows("v", v);

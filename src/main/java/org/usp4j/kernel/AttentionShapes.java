@@ -38,6 +38,27 @@ public record AttentionShapes(long batch, long seqQ, long seqKv, long heads, lon
         return new AttentionShapes(q.size(0), q.size(1), k.size(1), h, hkv, q.size(3));
     }
 
+    /** The shapes of a {@link AttentionKernel#forward} call, with out and lse checked against them. */
+    public static AttentionShapes ofForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+        AttentionShapes sh = of(q, k, v);
+        sh.requireQueryShaped("out", out);
+        sh.requireLse("lse", lse);
+        return sh;
+    }
+
+    /** The shapes of a {@link AttentionKernel#backward} call, with every other argument checked against them. */
+    public static AttentionShapes ofBackward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                                             Tensor dq, Tensor dk, Tensor dv) {
+        AttentionShapes sh = of(q, k, v);
+        sh.requireQueryShaped("out", out);
+        sh.requireQueryShaped("dout", dout);
+        sh.requireLse("lse", lse);
+        sh.requireQueryShaped("dq", dq);
+        sh.requireKvShaped("dk", dk);
+        sh.requireKvShaped("dv", dv);
+        return sh;
+    }
+
     /** Query heads per KV head. */
     public long groupSize() {
         return heads / kvHeads;

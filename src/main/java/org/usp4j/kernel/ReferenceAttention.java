@@ -14,9 +14,7 @@ public final class ReferenceAttention implements AttentionKernel {
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
-        AttentionShapes sh = AttentionShapes.of(q, k, v);
-        sh.requireQueryShaped("out", out);
-        sh.requireLse("lse", lse);
+        AttentionShapes sh = AttentionShapes.ofForward(q, k, v, out, lse);
         int b = (int) sh.batch(), sq = (int) sh.seqQ(), skv = (int) sh.seqKv();
         int h = (int) sh.heads(), hkv = (int) sh.kvHeads(), d = (int) sh.headDim();
         int group = h / hkv;
@@ -76,13 +74,7 @@ public final class ReferenceAttention implements AttentionKernel {
     @Override
     public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask, float scale,
                          Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
-        AttentionShapes sh = AttentionShapes.of(q, k, v);
-        sh.requireQueryShaped("out", out);
-        sh.requireQueryShaped("dout", dout);
-        sh.requireLse("lse", lse);
-        sh.requireQueryShaped("dq", dq);
-        sh.requireKvShaped("dk", dk);
-        sh.requireKvShaped("dv", dv);
+        AttentionShapes sh = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         int b = (int) sh.batch(), sq = (int) sh.seqQ(), skv = (int) sh.seqKv();
         int h = (int) sh.heads(), hkv = (int) sh.kvHeads(), d = (int) sh.headDim();
         int group = h / hkv;

@@ -72,9 +72,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     @Override
     public synchronized void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
         requireOpen();
-        AttentionShapes sh = AttentionShapes.of(q, k, v);
-        sh.requireQueryShaped("out", out);
-        sh.requireLse("lse", lse);
+        AttentionShapes sh = AttentionShapes.ofForward(q, k, v, out, lse);
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, lse);
         requireScale(scale);
@@ -107,13 +105,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     public synchronized void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
                                       float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
         requireOpen();
-        AttentionShapes sh = AttentionShapes.of(q, k, v);
-        sh.requireQueryShaped("out", out);
-        sh.requireQueryShaped("dout", dout);
-        sh.requireLse("lse", lse);
-        sh.requireQueryShaped("dq", dq);
-        sh.requireKvShaped("dk", dk);
-        sh.requireKvShaped("dv", dv);
+        AttentionShapes sh = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, dout, lse, dq, dk, dv);
         requireScale(scale);
