@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaKernel;
 import org.usp4j.cuda.CudaStream;
@@ -63,11 +64,7 @@ public final class ElementwiseKernels {
     /** dst = src over any strides, converting the dtype. Both on the device. */
     public void copy(Tensor src, Tensor dst, CudaStream stream) {
         StridedGeometry g = StridedGeometry.of(src, dst);
-        long n = g.numel();
-        if (n == 0) {
-            return;
-        }
-        copy.launch(grid(n), Dim3.of(THREADS), 0, stream, copyArgs(src, dst, g));
+        launchPerElement(copy, g.numel(), stream, () -> copyArgs(src, dst, g));
     }
 
     /** usp4j_copy(src, srcType, srcStride, dst, dstType, dstStride, shape, n). */
@@ -80,11 +77,7 @@ public final class ElementwiseKernels {
     /** dst = value everywhere. */
     public void fill(Tensor dst, float value, CudaStream stream) {
         StridedGeometry g = StridedGeometry.of(dst);
-        long n = g.numel();
-        if (n == 0) {
-            return;
-        }
-        fill.launch(grid(n), Dim3.of(THREADS), 0, stream, fillArgs(dst, value, g));
+        launchPerElement(fill, g.numel(), stream, () -> fillArgs(dst, value, g));
     }
 
     /** usp4j_fill(dst, dstType, dstStride, shape, n, value). */
@@ -96,11 +89,7 @@ public final class ElementwiseKernels {
     /** dst += src, in float32. */
     public void add(Tensor dst, Tensor src, CudaStream stream) {
         StridedGeometry g = StridedGeometry.of(dst, src);
-        long n = g.numel();
-        if (n == 0) {
-            return;
-        }
-        add.launch(grid(n), Dim3.of(THREADS), 0, stream, addArgs(dst, src, g));
+        launchPerElement(add, g.numel(), stream, () -> addArgs(dst, src, g));
     }
 
     /** usp4j_add(dst, dstType, dstStride, src, srcType, srcStride, shape, n). */
@@ -116,11 +105,7 @@ public final class ElementwiseKernels {
      */
     public void mergeAttention(Tensor out, Tensor lse, Tensor blockOut, Tensor blockLse, CudaStream stream) {
         long rows = out.size(0) * out.size(1) * out.size(2);
-        if (rows == 0) {
-            return;
-        }
-        long threads = rows * 32; // one warp per row
-        merge.launch(grid(threads), Dim3.of(THREADS), 0, stream, mergeArgs(out, lse, blockOut, blockLse));
+        launchPerElement(merge, rows * 32, stream, () -> mergeArgs(out, lse, blockOut, blockLse)); // a warp per row
     }
 
     /**
@@ -142,6 +127,14 @@ public final class ElementwiseKernels {
             s[i] = t.stride(i);
         }
         return s;
+    }
+
+    /** {@code threads} threads (grid-stride loops cap the grid); nothing is launched for none. */
+    private void launchPerElement(CudaKernel kernel, long threads, CudaStream stream, Supplier<List<KernelArg>> args) {
+        if (threads == 0) {
+            return;
+        }
+        kernel.launch(grid(threads), Dim3.of(THREADS), 0, stream, args.get());
     }
 
     private Dim3 grid(long threads) {
