@@ -15,6 +15,13 @@ import org.usp4j.tensor.Tensor;
 public interface AttentionKernel {
 
     /**
+     * Throws an {@link IllegalArgumentException} naming the mask if this kernel cannot compute under it,
+     * so that a strategy can refuse before any transfer. Default: every {@link Mask} is supported.
+     */
+    default void requireSupported(Mask mask) {
+    }
+
+    /**
      * out = softmax(scale * q k^T + mask) v, and lse. Rows that see no key get lse = -inf and out = 0.
      * {@code out} may be float32 (for exact merging) or the input dtype.
      */

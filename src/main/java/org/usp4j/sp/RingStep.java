@@ -5,7 +5,7 @@ import org.usp4j.tensor.Tensor;
 
 /**
  * Which local query rows attend to which rows of the visiting K/V block at one ring step, and under
- * which mask (DESIGN section 4). Forward and backward use the same plan, so they agree by construction.
+ * which mask. Forward and backward use the same plan, so they agree by construction.
  * With ring rank g holding the block of ring rank j:
  * <ul>
  *   <li>not causal: every row sees every key;</li>
@@ -15,6 +15,9 @@ import org.usp4j.tensor.Tensor;
  *       chunks see all of chunk j and none of chunk 2R-1-j, so all rows against the first half; j &gt; g:
  *       only my second chunk (2R-1-g) comes after both of its chunks, so my second half against all.
  *       Every zigzag step costs the same half-block of scores.</li>
+ *   <li>striped (my block = positions g + R a, its block = positions j + R b): key b is visible to row a
+ *       when j + R b &lt;= g + R a, i.e. b &lt;= a for j &lt; g (the diagonal included) and b &lt; a for
+ *       j &gt; g (excluded): the whole block under a causal mask with diagonal 0 or -1.</li>
  * </ul>
  */
 record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long keyStart, long keyLength) {
@@ -33,7 +36,18 @@ record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long
             case ZIGZAG -> owner < me
                     ? new RingStep(false, Mask.NONE, 0, blockLength, 0, half)
                     : new RingStep(false, Mask.NONE, half, blockLength - half, 0, blockLength);
+            case STRIPED -> new RingStep(false, owner < me ? Mask.CAUSAL : Mask.causal(-1), 0, blockLength, 0,
+                    blockLength);
         };
+    }
+
+    /** Every mask a plan can hand the kernel under these options (for the kernel's check before any work). */
+    static java.util.Set<Mask> masks(AttentionOptions options) {
+        if (!options.causal()) {
+            return java.util.Set.of(Mask.NONE);
+        }
+        return options.layout() == SequenceLayout.STRIPED ? java.util.Set.of(Mask.CAUSAL, Mask.causal(-1))
+                : java.util.Set.of(Mask.NONE, Mask.CAUSAL);
     }
 
     /** The attending rows of a [b, s, h, d] tensor shaped like the local queries. */
