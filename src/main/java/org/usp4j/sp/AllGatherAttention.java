@@ -9,7 +9,6 @@ import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
-import org.usp4j.kernel.Mask;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -78,19 +77,17 @@ public final class AllGatherAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        if (local.seqQ() != local.seqKv()) {
-            throw new IllegalArgumentException("all-gather attention is self-attention over one block: q has "
-                    + local.seqQ() + " rows but k and v have " + local.seqKv());
+        RingStep.requireBlock("all-gather attention", local, options);
+        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
+            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
         }
-        if (local.seqQ() <= 0) {
-            throw new IllegalArgumentException("the ring block must hold at least one row, got " + local.seqQ());
-        }
-        if (options.layout() == SequenceLayout.ZIGZAG && local.seqQ() % 2 != 0) {
-            throw new IllegalArgumentException("zigzag needs an even ring block (chunks g and 2R-1-g), got "
-                    + local.seqQ() + " rows");
-        }
-        for (Mask mask : RingStep.masks(options)) {
-            backend.kernel().requireSupported(mask);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype) {
+        RingStep.requireBlock("all-gather attention", local, options);
+        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
+            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
         }
     }
 
@@ -147,6 +144,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
+        validateBackward(f.shapes, f.out.dtype()); // before the reduce-scatter: every rank refuses alike
         int size = ring.size();
         int me = ring.rank();
         long rows = f.shapes.seqQ();

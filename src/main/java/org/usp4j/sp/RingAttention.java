@@ -2,6 +2,7 @@ package org.usp4j.sp;
 
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Objects;
 import java.util.Set;
 import org.usp4j.backend.Backend;
@@ -11,7 +12,6 @@ import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.Transfer;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
-import org.usp4j.kernel.Mask;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -84,26 +84,32 @@ public final class RingAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        if (local.seqQ() != local.seqKv()) {
-            throw new IllegalArgumentException("ring attention is self-attention over one block: q has "
-                    + local.seqQ() + " rows but k and v have " + local.seqKv());
+        requireBlock(local);
+        for (RingStep step : kernelSteps(local)) {
+            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
         }
-        if (local.seqQ() <= 0) {
-            throw new IllegalArgumentException("the ring block must hold at least one row, got " + local.seqQ());
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype) {
+        requireBlock(local);
+        for (RingStep step : kernelSteps(local)) {
+            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
         }
-        if (options.layout() == SequenceLayout.ZIGZAG && local.seqQ() % 2 != 0) {
-            throw new IllegalArgumentException("zigzag needs an even ring block (chunks g and 2R-1-g), got "
-                    + local.seqQ() + " rows");
-        }
-        for (Mask mask : RingStep.masks(options)) {
-            backend.kernel().requireSupported(mask);
-        }
+    }
+
+    private void requireBlock(AttentionShapes local) {
+        RingStep.requireBlock("ring attention", local, options);
     }
 
     /** X = b * s_block * h_kv * d: the elements of one K (or V) block. */
     static long kvElements(AttentionShapes block) {
         return Math.multiplyExact(Math.multiplyExact(block.batch(), block.seqKv()),
                 Math.multiplyExact(block.kvHeads(), block.headDim()));
+    }
+
+    private Set<RingStep> kernelSteps(AttentionShapes local) {
+        return RingStep.kernelSteps(options, ring.size(), local.seqQ());
     }
 
     @Override
@@ -115,7 +121,7 @@ public final class RingAttention implements SequenceParallelAttention {
         float scale = options.scale(sh.headDim());
         AttentionKernel kernel = backend.kernel();
         TensorAllocator saved = backend.newAllocator();
-        try (TensorAllocator scratch = backend.newAllocator()) {
+        try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
             Tensor out = scratch.allocate(DType.F32, q.shape());
             Tensor lse = saved.allocate(DType.F32, sh.batch(), sh.heads(), rows);
             Tensor blockOut = size > 1 ? scratch.allocate(DType.F32, q.shape()) : null;
@@ -153,6 +159,7 @@ public final class RingAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
+        validateBackward(f.shapes, f.q.dtype());
         int size = ring.size();
         int me = ring.rank();
         int right = (me + 1) % size;
@@ -160,7 +167,7 @@ public final class RingAttention implements SequenceParallelAttention {
         long rows = f.shapes.seqQ();
         float scale = options.scale(f.shapes.headDim());
         AttentionKernel kernel = backend.kernel();
-        try (TensorAllocator scratch = backend.newAllocator()) {
+        try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
             Tensor dq = scratch.allocate(DType.F32, f.q.shape());
             backend.fill(dq, 0f);
             long[] kvShape = f.k.shape();
@@ -198,7 +205,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 }
                 if (size > 1) {
                     incoming = held == first ? second : first;
-                    accumulators = ring.sendRecv(List.of(held[0], held[1]), right, List.of(incoming[0], incoming[1]), left);
+                    accumulators = scratch.track(ring.sendRecv(List.of(held[0], held[1]), right,
+                            List.of(incoming[0], incoming[1]), left));
                 }
                 kv.receive(next);
             }
@@ -232,13 +240,13 @@ public final class RingAttention implements SequenceParallelAttention {
      * is refilled only after the step that computed on it and sent it has awaited its transfer.
      */
     private final class KvRotation {
-        private final TensorAllocator scratch;
+        private final TransferScope scratch;
         private final Tensor[][] buffers = new Tensor[2][];
         private int heldBuffer = -1; // -1: the caller's own k and v
         private Tensor k;
         private Tensor v;
 
-        KvRotation(Tensor k, Tensor v, TensorAllocator scratch) {
+        KvRotation(Tensor k, Tensor v, TransferScope scratch) {
             this.scratch = scratch;
             this.k = k;
             this.v = v;
@@ -267,8 +275,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 return null;
             }
             Tensor[] into = buffer(heldBuffer == 0 ? 1 : 0);
-            return ring.sendRecv(List.of(k, v), (ring.rank() + 1) % size, List.of(into[0], into[1]),
-                    (ring.rank() + size - 1) % size);
+            return scratch.track(ring.sendRecv(List.of(k, v), (ring.rank() + 1) % size, List.of(into[0], into[1]),
+                    (ring.rank() + size - 1) % size));
         }
 
         /** Waits for the block started by {@link #passOn} and holds it from now on. */

@@ -1,5 +1,9 @@
 package org.usp4j.sp;
 
+import org.usp4j.kernel.AttentionShapes;
+import java.util.LinkedHashSet;
+import java.util.Set;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.tensor.Tensor;
 
@@ -41,13 +45,42 @@ record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long
         };
     }
 
-    /** Every mask a plan can hand the kernel under these options (for the kernel's check before any work). */
-    static java.util.Set<Mask> masks(AttentionOptions options) {
-        if (!options.causal()) {
-            return java.util.Set.of(Mask.NONE);
+    /** Throws unless {@code local} is a ring block the plans can cut: self-attention, non-empty, even for zigzag. */
+    static void requireBlock(String who, AttentionShapes local, AttentionOptions options) {
+        if (local.seqQ() != local.seqKv()) {
+            throw new IllegalArgumentException(who + " is self-attention over one block: q has "
+                    + local.seqQ() + " rows but k and v have " + local.seqKv());
         }
-        return options.layout() == SequenceLayout.STRIPED ? java.util.Set.of(Mask.CAUSAL, Mask.causal(-1))
-                : java.util.Set.of(Mask.NONE, Mask.CAUSAL);
+        if (local.seqQ() <= 0) {
+            throw new IllegalArgumentException("the ring block must hold at least one row, got " + local.seqQ());
+        }
+        if (options.layout() == SequenceLayout.ZIGZAG && local.seqQ() % 2 != 0) {
+            throw new IllegalArgumentException("zigzag needs an even ring block (chunks g and 2R-1-g), got "
+                    + local.seqQ() + " rows");
+        }
+    }
+
+    /**
+     * Every kernel call any of the {@code ringSize} ring ranks makes on blocks of {@code blockLength} rows,
+     * so that each rank refuses exactly what any rank would.
+     */
+    static Set<RingStep> kernelSteps(AttentionOptions options, int ringSize, long blockLength) {
+        Set<RingStep> steps = new LinkedHashSet<>();
+        for (int me = 0; me < ringSize; me++) {
+            for (int owner = 0; owner < ringSize; owner++) {
+                RingStep step = plan(options, me, owner, blockLength);
+                if (!step.skip()) {
+                    steps.add(step);
+                }
+            }
+        }
+        return steps;
+    }
+
+    /** The shapes of this step's kernel call on a block of {@code block}'s shapes. */
+    AttentionShapes shapes(AttentionShapes block) {
+        return new AttentionShapes(block.batch(), queryLength, keyLength, block.heads(), block.kvHeads(),
+                block.headDim());
     }
 
     /** The attending rows of a [b, s, h, d] tensor shaped like the local queries. */
