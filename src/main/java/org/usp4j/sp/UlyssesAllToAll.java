@@ -10,7 +10,7 @@ import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
- * The Ulysses exchange over a group of U ranks (DESIGN section 4). Forward: [b, s, h, d] (my sequence
+ * The Ulysses exchange over a group of U ranks (DeepSpeed-Ulysses). Forward: [b, s, h, d] (my sequence
  * piece, all heads) becomes [b, U s, h/U, d] (the group's sequence, my head slice): the slice of heads
  * [j h/U, (j+1) h/U) goes to peer j, and the pieces received are concatenated along the sequence in peer
  * order. Back: the reverse exchange.

@@ -156,7 +156,7 @@ class AttentionCommandTest {
         assertEquals(p, ranks.size());
         long e = DType.F32.byteSize();
         long sLoc = s / p;
-        // DESIGN section 4, per rank: all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
+        // Per rank (docs/ARCHITECTURE.md): all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
         long allToAll = (u - 1) * b * sLoc * d * e * (2L * h + 2L * hkv) / u;
         long p2p = 2L * (ring - 1) * b * sLoc * hkv * d * e;
         for (int r = 0; r < p; r++) {
