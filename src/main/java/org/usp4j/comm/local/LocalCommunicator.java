@@ -249,6 +249,7 @@ public final class LocalCommunicator implements Communicator {
                 return null; // left unclaimed: the sender withdraws it when it cancels
             }
             if (!m.claim()) {
+                awaitAbortOf(src); // the sender withdrew because it is failing: report its error, not this
                 throw new LocalCommunicationException("rank " + worldRank() + ": rank " + group.worldRank(src)
                         + " withdrew its send (it failed before the copy started)");
             }
@@ -269,6 +270,15 @@ public final class LocalCommunicator implements Communicator {
             }
         } finally {
             transport.release(receiverReady);
+        }
+    }
+
+    /** Waits (up to the timeout) for the world abort that a withdrawing sender is about to raise, and throws it. */
+    private void awaitAbortOf(int src) throws InterruptedException {
+        long deadline = System.nanoTime() + group.world.timeoutNanos();
+        while (System.nanoTime() - deadline < 0) {
+            group.world.checkNotAborted(worldRank(), "sendRecv from rank " + group.worldRank(src));
+            TimeUnit.NANOSECONDS.sleep(LocalWorld.POLL_NANOS);
         }
     }
 
