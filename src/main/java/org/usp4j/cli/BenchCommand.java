@@ -52,7 +52,8 @@ import picocli.CommandLine.Spec;
         description = {
             "Measure USP attention throughput over sequence lengths and meshes (U x R simulated ranks): "
                     + "time per call, FLOP/s over unmasked pairs (forward 4*b*h*pairs*d, backward 2.5x), "
-                    + "and the bytes one rank sent per call next to the cost model.",
+                    + "the bytes one rank sent per call next to the cost model, and the spread (max/min) of the "
+                    + "ranks' attention pairs (the unmasked (query, key) pairs each rank's kernels computed).",
             "",
             "--suite gpu prints the JSON lines of the GPU comparison suite (.ci/gpu-suite): single-call cuDNN "
                     + "SDPA on bf16, h=16, head_dim 64 and 128, causal and not, 4K..64K tokens (or --seq), and USP "
@@ -186,8 +187,8 @@ final class BenchCommand implements Callable<Integer> {
                         first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
                         repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s %11s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model", "pairs max/min");
                 out.flush();
             }
             for (Mesh mesh : meshList) {
@@ -201,14 +202,10 @@ final class BenchCommand implements Callable<Integer> {
                         m = w.measure(warmup, repeat, backward, i -> progress.phase(what + (i < warmup
                                 ? ": warm-up call " + (i + 1) : ": timed call " + (i - warmup + 1) + " of " + repeat)));
                     }
-                    List<Double> fwd = m.forwardSpans();
-                    List<Double> bwd = m.backwardSpans();
-                    long fwdBytes = maxTotal(m, true);
-                    long bwdBytes = maxTotal(m, false);
                     List<BenchRow> made = new ArrayList<>();
-                    made.add(row(backendName, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
+                    made.add(row(backendName, mesh, problem, Pass.FORWARD, m));
                     if (backward) {
-                        made.add(row(backendName, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
+                        made.add(row(backendName, mesh, problem, Pass.BACKWARD, m));
                     }
                     progress.clear();
                     for (BenchRow r : made) {
@@ -290,8 +287,8 @@ final class BenchCommand implements Callable<Integer> {
                         env.worldSize(), first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
                         repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", "TFLOP/s", "bytes/rank", "cost model");
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s %11s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", "TFLOP/s", "bytes/rank", "cost model", "pairs max/min");
                 out.flush();
             }
             for (Mesh mesh : meshList) {
@@ -304,12 +301,10 @@ final class BenchCommand implements Callable<Integer> {
                     if (!root) {
                         continue;
                     }
-                    print(out, row("cuda", mesh, problem, Pass.FORWARD, m.forwardSpans(),
-                            maxTotal(m, true)), true);
+                    print(out, row("cuda", mesh, problem, Pass.FORWARD, m), true);
                     printPerRank(out, m, true);
                     if (backward) {
-                        print(out, row("cuda", mesh, problem, Pass.BACKWARD, m.backwardSpans(),
-                                maxTotal(m, false)), true);
+                        print(out, row("cuda", mesh, problem, Pass.BACKWARD, m), true);
                         printPerRank(out, m, false);
                     }
                 }
@@ -368,25 +363,35 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
+    /** One pass's row: the slowest rank's median time, the most bytes any rank sent, every rank's pairs. */
+    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, AttentionEngine.Result m) {
+        boolean forward = pass == Pass.FORWARD;
+        List<Double> seconds = forward ? m.forwardSpans() : m.backwardSpans();
+        long bytes = maxTotal(m, forward);
         double median = Timings.median(seconds);
         double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
         double flops = p.flops(pass, problemOptions.causal) / median;
         UspPlan plan = problemOptions.plan(mesh);
-        RankBytes model = pass == Pass.FORWARD ? plan.forwardBytes(p.shapes(), p.dtype())
-                : plan.backwardBytes(p.shapes(), p.dtype());
+        long model = 0;
+        for (int r = 0; r < mesh.size(); r++) {
+            RankBytes b = forward ? plan.forwardBytes(p.shapes(), p.dtype(), r) : plan.backwardBytes(p.shapes(), p.dtype(), r);
+            model = Math.max(model, b.total());
+        }
+        List<Long> pairs = m.ranks().stream()
+                .map(f -> forward ? f.forwardPairs() : f.backwardPairs()).toList();
         return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
                 p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
                 problemOptions.causal, problemOptions.layout.toString(), pass.label(), seconds.size(), median * 1e3,
-                best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model.total());
+                best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model, pairs, m.pairsSpread(forward));
     }
 
     private void print(PrintWriter out, BenchRow r, boolean cuda) throws JsonProcessingException {
         if (json) {
             out.println(JSON.writeValueAsString(r));
         } else {
-            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n", r.mesh(), r.ranks(), r.seq(), r.pass(),
-                    r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
+            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s %11.2f%n", r.mesh(), r.ranks(), r.seq(),
+                    r.pass(), r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()),
+                    Units.bytes(r.modelBytesPerRank()), r.pairsSpread());
         }
         out.flush();
     }

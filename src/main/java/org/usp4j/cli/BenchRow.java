@@ -1,11 +1,14 @@
 package org.usp4j.cli;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import java.util.List;
 
 /**
  * One line of {@code usp4j bench}: a configuration, a pass, and what it measured. Times are per call
  * (median and best of the timed calls); throughput counts unmasked pairs; bytes are what one rank sent
- * during one call, next to the cost model's figure.
+ * during one call, next to the cost model's figure (the most any rank sends); attention pairs are what
+ * each rank's kernels computed in one call (over batch and heads), and their spread the most over the
+ * fewest.
  */
 record BenchRow(
         String backend,
@@ -28,5 +31,7 @@ record BenchRow(
         double gflops,
         double tflops,
         @JsonProperty("bytes_per_rank") long bytesPerRank,
-        @JsonProperty("model_bytes_per_rank") long modelBytesPerRank) {
+        @JsonProperty("model_bytes_per_rank") long modelBytesPerRank,
+        @JsonProperty("attention_pairs") List<Long> attentionPairs,
+        @JsonProperty("pairs_spread") double pairsSpread) {
 }
