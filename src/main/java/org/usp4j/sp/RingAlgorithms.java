@@ -13,6 +13,7 @@ public final class RingAlgorithms {
     static {
         register(RingAttention.ALGORITHM);
         register(AllGatherAttention.ALGORITHM);
+        register(TokenRingAttention.ALGORITHM);
     }
 
     private RingAlgorithms() {
