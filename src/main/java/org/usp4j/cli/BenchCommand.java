@@ -182,13 +182,13 @@ final class BenchCommand implements Callable<Integer> {
             if (!json) {
                 AttentionProblem first = problems.get(0);
                 out.printf(Locale.ROOT, "usp4j bench: %s backend%s; b=%d h=%d h_kv=%d d=%d %s, %s; median of %d call%s "
-                                + "after %d warm-up%n", backendName,
+                                + "after %d warm-up; spread: most attention pairs of a rank over fewest%n", backendName,
                         cuda ? " (in-process ranks on GPU 0)" : " (" + backends.cpuThreads() + " kernel threads)",
                         first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
                         repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s %11s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model", "pairs max/min");
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %7s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", "spread", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
                 out.flush();
             }
             for (Mesh mesh : meshList) {
@@ -287,8 +287,8 @@ final class BenchCommand implements Callable<Integer> {
                         env.worldSize(), first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
                         repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s %11s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", "TFLOP/s", "bytes/rank", "cost model", "pairs max/min");
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %7s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", "spread", "TFLOP/s", "bytes/rank", "cost model");
                 out.flush();
             }
             for (Mesh mesh : meshList) {
@@ -389,9 +389,9 @@ final class BenchCommand implements Callable<Integer> {
         if (json) {
             out.println(JSON.writeValueAsString(r));
         } else {
-            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s %11.2f%n", r.mesh(), r.ranks(), r.seq(),
-                    r.pass(), r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()),
-                    Units.bytes(r.modelBytesPerRank()), r.pairsSpread());
+            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %7.2f %11.1f %12s %12s%n", r.mesh(), r.ranks(), r.seq(),
+                    r.pass(), r.ms(), r.pairsSpread(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()),
+                    Units.bytes(r.modelBytesPerRank()));
         }
         out.flush();
     }

@@ -14,6 +14,7 @@ public final class RingAlgorithms {
         register(RingAttention.ALGORITHM);
         register(AllGatherAttention.ALGORITHM);
         register(TokenRingAttention.ALGORITHM);
+        register(LightSeqAttention.ALGORITHM);
     }
 
     private RingAlgorithms() {

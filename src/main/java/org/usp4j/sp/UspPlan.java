@@ -37,7 +37,8 @@ public record UspPlan(Mesh mesh, AttentionOptions options, RingAlgorithm ringAlg
         }
         if (!ringAlgorithm.layouts().contains(options.layout())) {
             throw new IllegalArgumentException("ring algorithm " + ringAlgorithm.name() + " does not support the "
-                    + options.layout().label() + " layout (it supports " + ringAlgorithm.layouts() + ")");
+                    + options.layout().label() + " layout (it supports " + String.join(", ",
+                    ringAlgorithm.layouts().stream().map(SequenceLayout::label).toList()) + ")");
         }
         options.layout().validate(global.seqQ(), mesh);
         UlyssesAllToAll.validateHeads(global.heads(), global.kvHeads(), mesh.ulysses());

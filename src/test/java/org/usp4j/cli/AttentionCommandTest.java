@@ -159,9 +159,10 @@ class AttentionCommandTest {
         // Per rank (docs/ARCHITECTURE.md): all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
         long allToAll = (u - 1) * b * sLoc * d * e * (2L * h + 2L * hkv) / u;
         long p2p = 2L * (ring - 1) * b * sLoc * hkv * d * e;
+        long pairs = 0;
         for (int r = 0; r < p; r++) {
             JsonNode rank = ranks.get(r);
-            assertEquals(List.of("rank", "bytes_sent"), names(rank));
+            assertEquals(List.of("rank", "bytes_sent", "attention_pairs"), names(rank));
             assertEquals(r, rank.get("rank").asInt());
             JsonNode bytes = rank.get("bytes_sent");
             assertEquals(List.of("all_to_all", "p2p", "all_gather"), names(bytes));
@@ -169,7 +170,12 @@ class AttentionCommandTest {
             assertEquals(allToAll, bytes.get("all_to_all").asLong(), "rank " + r + " all_to_all");
             assertEquals(p2p, bytes.get("p2p").asLong(), "rank " + r + " p2p");
             assertEquals(0, bytes.get("all_gather").asLong(), "rank " + r + " all_gather");
+            assertEquals(List.of("forward", "backward"), names(rank.get("attention_pairs")));
+            assertEquals(0, rank.get("attention_pairs").get("backward").asLong(), "no backward ran");
+            pairs += rank.get("attention_pairs").get("forward").asLong();
         }
+        // The ranks' kernels together compute every unmasked pair of the sequence once, per batch and head.
+        assertEquals((long) b * h * (causal ? (long) s * (s + 1) / 2 : (long) s * s), pairs);
     }
 
     private static List<String> names(JsonNode node) {
@@ -351,7 +357,9 @@ class AttentionCommandTest {
                 new Bad("layout unknown", ok, "--layout spiral", 2,
                         "expected one of contiguous, zigzag, striped but was 'spiral'"),
                 new Bad("ring algorithm unknown", ok, "--ring-algo spiral", 2,
-                        "unknown ring algorithm 'spiral' (known: ring, allgather)"),
+                        "unknown ring algorithm 'spiral' (known: ring, allgather, tokenring, lightseq)"),
+                new Bad("lightseq on zigzag", ok, "--ring-algo lightseq --ring 2 --layout zigzag", 1,
+                        "ring algorithm lightseq does not support the zigzag layout (it supports contiguous)"),
                 new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of auto, cpu, cuda but was 'tpu'"),
                 new Bad("unknown option", ok, "--fast", 2, "Unknown option: '--fast'"),
                 new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"));
