@@ -63,7 +63,13 @@ class AttentionCommandTest {
                         "--ring-algo allgather --layout zigzag --causal --backward --ulysses 2 --ring 2"),
                 Arguments.of(DType.BF16, 1, 32, 4, 1, 8, "--layout striped --causal --backward --ulysses 2 --ring 2"),
                 Arguments.of(DType.F32, 1, 24, 2, 2, 8, "--ring-algo allgather --layout striped --causal --backward "
-                        + "--ring 3"));
+                        + "--ring 3"),
+                // the two commands, on the CPU kernel: TokenRing over USP 2x2, LightSeq over a ring of 4
+                Arguments.of(DType.BF16, 1, 32, 4, 2, 8, "--ring-algo tokenring --ulysses 2 --ring 2 --causal --layout zigzag "
+                        + "--backward"),
+                Arguments.of(DType.F32, 2, 32, 4, 1, 8, "--ring-algo lightseq --ring 4 --causal --layout contiguous --backward"),
+                Arguments.of(DType.F32, 1, 24, 2, 2, 8, "--ring-algo tokenring --ring 3 --layout striped --causal --backward"),
+                Arguments.of(DType.BF16, 1, 24, 2, 2, 8, "--ring-algo lightseq --ring 3 --causal --backward"));
     }
 
     @ParameterizedTest(name = "{0} b={1} s={2} h={3} h_kv={4} d={5} {6}")
