@@ -105,6 +105,14 @@ final class AttentionCommand implements Callable<Integer> {
             description = "Write the bytes each rank sent, per kind (all_to_all, p2p, all_gather).")
     Path report;
 
+    @Option(names = "--allow-nonfinite",
+            description = "Compute even when an input holds NaN or Inf (by default such input is refused).")
+    boolean allowNonfinite;
+
+    @Option(names = "--dry-run",
+            description = "Check everything, print the memory the run would need, and stop before computing.")
+    boolean dryRun;
+
     /** Where the launch environment is read from (a launcher's RANK, WORLD_SIZE, ...); tests put their own. */
     Map<String, String> environment = System.getenv();
 
@@ -130,7 +138,28 @@ final class AttentionCommand implements Callable<Integer> {
                 inputs.checkMesh(ulysses, ring, layout);
                 String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
                         + ", " + layout + ", backend " + backend;
-                LOG.info("attention: {}", what);
+                MemoryEstimate memory = MemoryEstimate.of(inputs.shapes(), inputs.dtype(), ulysses, ring, backward);
+                long hostNeed = backends.kind() == BackendKind.CUDA ? memory.resultBytes() : memory.totalBytes();
+                long hostAvailable = MemoryEstimate.availableHostBytes();
+                if (!dryRun) {
+                    memory.require(hostNeed, hostAvailable, "host");
+                    if (backends.kind() == BackendKind.CUDA) {
+                        memory.require(memory.ranks() * memory.perRankBytes(), backends.deviceFreeBytes(), "device");
+                    }
+                }
+                if (!allowNonfinite) {
+                    inputs.requireFinite(input);
+                }
+                if (dryRun) {
+                    out.println("attention: " + what);
+                    out.println("memory: " + memory.describe() + (backends.kind() == BackendKind.CUDA
+                            ? " on the device, " + Units.bytes(hostNeed) + " on the host" : " on the host")
+                            + "; " + (hostAvailable == Long.MAX_VALUE ? "host memory available unknown"
+                            : Units.bytes(hostAvailable) + " host memory available") + "; dry run, nothing computed");
+                    out.flush();
+                    return ExitCodes.OK;
+                }
+                LOG.info("attention: {}; memory {}", what, memory.describe());
 
                 Mesh mesh = new Mesh(ulysses, ring);
                 AttentionOptions options = new AttentionOptions(causal, layout.layout(), scale);
@@ -213,6 +242,21 @@ final class AttentionCommand implements Callable<Integer> {
             inputs.checkMesh(ulysses, ring, layout);
             String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
                     + ", " + layout + ", " + env.worldSize() + " processes on NCCL";
+            MemoryEstimate all = MemoryEstimate.of(inputs.shapes(), inputs.dtype(), ulysses, ring, backward);
+            if (root && !dryRun) {
+                all.require(all.resultBytes(), MemoryEstimate.availableHostBytes(), "host");
+            }
+            if (!allowNonfinite) {
+                inputs.requireFinite(input);
+            }
+            if (dryRun) {
+                out.println("attention, " + who + ": " + what);
+                out.println("memory: " + Units.bytes(all.perRankBytes()) + " on this rank's device"
+                        + (root ? ", " + Units.bytes(all.resultBytes()) + " of results on this host" : "")
+                        + "; dry run, nothing computed");
+                out.flush();
+                return ExitCodes.OK;
+            }
             LOG.info("attention, {}: {}", who, what);
             AttentionOptions options = new AttentionOptions(causal, layout.layout(), scale);
             DistributedAttention.Result result;
@@ -298,14 +342,14 @@ final class AttentionCommand implements Callable<Integer> {
         if (scale != null && !(Double.isFinite(scale) && scale > 0)) {
             throw new ParameterException(spec.commandLine(), "--scale must be a finite number > 0, got " + scale);
         }
-        Path in = input.toAbsolutePath().normalize();
-        Path outPath = output.toAbsolutePath().normalize();
-        if (report != null) {
-            Path rep = report.toAbsolutePath().normalize();
-            if (rep.equals(outPath) || rep.equals(in)) {
-                throw new ParameterException(spec.commandLine(), "--report " + report + " would overwrite "
-                        + (rep.equals(outPath) ? "--output" : "--input"));
-            }
+        // real paths (symbolic links, "..", hard links), so that no spelling of the input can be overwritten
+        if (OutputPaths.sameFile(output, input)) {
+            throw new ParameterException(spec.commandLine(), "--output " + output + " is the same file as --input "
+                    + input + ": the results would replace the input");
+        }
+        if (report != null && (OutputPaths.sameFile(report, input) || OutputPaths.sameFile(report, output))) {
+            throw new ParameterException(spec.commandLine(), "--report " + report + " would overwrite "
+                    + (OutputPaths.sameFile(report, output) ? "--output" : "--input"));
         }
     }
 
