@@ -1,7 +1,11 @@
 package org.usp4j.gpu;
 
+import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaEvent;
@@ -33,8 +37,15 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
         }
     }
 
+    private static final Logger LOG = LogManager.getLogger(DeviceTransport.class);
+    /** How long {@link #close} waits for receives that copy threads are still enqueuing. */
+    static final Duration CLOSE_WAIT = Duration.ofSeconds(60);
+
     private final CudaBackend backend;
     private final CudaStream copyStream;
+    /** Receives inside {@link #receive} now; guarded by this, like {@code closed}. */
+    private int receiving;
+    private boolean closed;
 
     DeviceTransport(CudaBackend backend) {
         this.backend = backend;
@@ -77,16 +88,33 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
 
     @Override
     public Object receive(List<Tensor> from, Object senderReady, List<Tensor> into, Object receiverReady) {
-        Cuda.setDevice(backend.device()); // copy threads start on device 0
-        copyStream.waitFor((CudaEvent) senderReady);
-        copyStream.waitFor((CudaEvent) receiverReady);
-        for (int i = 0; i < from.size(); i++) {
-            CudaMemory.copyDeviceToDeviceAsync(from.get(i).contiguousDevicePointer(), into.get(i).contiguousDevicePointer(),
-                    copyStream);
+        enterReceive();
+        try {
+            Cuda.setDevice(backend.device()); // copy threads start on device 0
+            copyStream.waitFor((CudaEvent) senderReady);
+            copyStream.waitFor((CudaEvent) receiverReady);
+            for (int i = 0; i < from.size(); i++) {
+                CudaMemory.copyDeviceToDeviceAsync(from.get(i).contiguousDevicePointer(),
+                        into.get(i).contiguousDevicePointer(), copyStream);
+            }
+            CudaEvent done = CudaEvent.create(false);
+            done.record(copyStream);
+            return new SharedEvent(done);
+        } finally {
+            exitReceive();
         }
-        CudaEvent done = CudaEvent.create(false);
-        done.record(copyStream);
-        return new SharedEvent(done);
+    }
+
+    private synchronized void enterReceive() {
+        if (closed) {
+            throw new IllegalStateException("the device transport of GPU " + backend.device() + " is closed");
+        }
+        receiving++;
+    }
+
+    private synchronized void exitReceive() {
+        receiving--;
+        notifyAll();
     }
 
     @Override
@@ -105,8 +133,33 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
         }
     }
 
+    /**
+     * Waits for receives a copy thread is still enqueuing, then for the copy stream, and destroys it. A
+     * receive that does not finish within {@link #CLOSE_WAIT} leaves the stream alive (leaked, with a
+     * warning): destroying it under a running {@code cudaStreamWaitEvent} would crash the process.
+     */
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        long deadline = System.nanoTime() + CLOSE_WAIT.toNanos();
+        while (receiving > 0) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                LOG.warn("GPU {}: {} receive(s) still enqueuing after {}; the copy stream is leaked, not destroyed",
+                        backend.device(), receiving, CLOSE_WAIT);
+                return;
+            }
+            try {
+                wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                LOG.warn("GPU {}: interrupted while closing; the copy stream is leaked, not destroyed", backend.device());
+                return;
+            }
+        }
         copyStream.synchronize();
         copyStream.close();
     }

@@ -1,6 +1,8 @@
 package org.usp4j.sp;
 
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Objects;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
@@ -39,6 +41,21 @@ public final class RingAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
+        requireBlock(local);
+        for (RingStep step : kernelSteps(local)) {
+            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
+        }
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype) {
+        requireBlock(local);
+        for (RingStep step : kernelSteps(local)) {
+            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
+        }
+    }
+
+    private void requireBlock(AttentionShapes local) {
         if (local.seqQ() != local.seqKv()) {
             throw new IllegalArgumentException("ring attention is self-attention over one block: q has "
                     + local.seqQ() + " rows but k and v have " + local.seqKv());
@@ -52,6 +69,21 @@ public final class RingAttention implements SequenceParallelAttention {
         }
     }
 
+    /** Every kernel call any ring rank makes, so that each rank refuses exactly what any rank would. */
+    private Set<RingStep> kernelSteps(AttentionShapes local) {
+        Set<RingStep> steps = new LinkedHashSet<>();
+        int size = ring.size();
+        for (int me = 0; me < size; me++) {
+            for (int owner = 0; owner < size; owner++) {
+                RingStep step = RingStep.plan(options, me, owner, local.seqQ());
+                if (!step.skip()) {
+                    steps.add(step);
+                }
+            }
+        }
+        return steps;
+    }
+
     @Override
     public Forward forward(Tensor q, Tensor k, Tensor v) {
         AttentionShapes sh = checkInputs(q, k, v);
@@ -61,7 +93,7 @@ public final class RingAttention implements SequenceParallelAttention {
         float scale = options.scale(sh.headDim());
         AttentionKernel kernel = backend.kernel();
         TensorAllocator saved = backend.newAllocator();
-        try (TensorAllocator scratch = backend.newAllocator()) {
+        try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
             Tensor out = scratch.allocate(DType.F32, q.shape());
             Tensor lse = saved.allocate(DType.F32, sh.batch(), sh.heads(), rows);
             Tensor blockOut = size > 1 ? scratch.allocate(DType.F32, q.shape()) : null;
@@ -99,6 +131,7 @@ public final class RingAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
+        validateBackward(f.shapes, f.q.dtype());
         int size = ring.size();
         int me = ring.rank();
         int right = (me + 1) % size;
@@ -106,7 +139,7 @@ public final class RingAttention implements SequenceParallelAttention {
         long rows = f.shapes.seqQ();
         float scale = options.scale(f.shapes.headDim());
         AttentionKernel kernel = backend.kernel();
-        try (TensorAllocator scratch = backend.newAllocator()) {
+        try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
             Tensor dq = scratch.allocate(DType.F32, f.q.shape());
             backend.fill(dq, 0f);
             long[] kvShape = f.k.shape();
@@ -144,7 +177,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 }
                 if (size > 1) {
                     incoming = held == first ? second : first;
-                    accumulators = ring.sendRecv(List.of(held[0], held[1]), right, List.of(incoming[0], incoming[1]), left);
+                    accumulators = scratch.track(ring.sendRecv(List.of(held[0], held[1]), right,
+                            List.of(incoming[0], incoming[1]), left));
                 }
                 kv.receive(next);
             }
@@ -178,13 +212,13 @@ public final class RingAttention implements SequenceParallelAttention {
      * is refilled only after the step that computed on it and sent it has awaited its transfer.
      */
     private final class KvRotation {
-        private final TensorAllocator scratch;
+        private final TransferScope scratch;
         private final Tensor[][] buffers = new Tensor[2][];
         private int heldBuffer = -1; // -1: the caller's own k and v
         private Tensor k;
         private Tensor v;
 
-        KvRotation(Tensor k, Tensor v, TensorAllocator scratch) {
+        KvRotation(Tensor k, Tensor v, TransferScope scratch) {
             this.scratch = scratch;
             this.k = k;
             this.v = v;
@@ -213,8 +247,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 return null;
             }
             Tensor[] into = buffer(heldBuffer == 0 ? 1 : 0);
-            return ring.sendRecv(List.of(k, v), (ring.rank() + 1) % size, List.of(into[0], into[1]),
-                    (ring.rank() + size - 1) % size);
+            return scratch.track(ring.sendRecv(List.of(k, v), (ring.rank() + 1) % size, List.of(into[0], into[1]),
+                    (ring.rank() + size - 1) % size));
         }
 
         /** Waits for the block started by {@link #passOn} and holds it from now on. */

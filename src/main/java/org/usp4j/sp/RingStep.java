@@ -1,5 +1,6 @@
 package org.usp4j.sp;
 
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.tensor.Tensor;
 
@@ -34,6 +35,12 @@ record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long
                     ? new RingStep(false, Mask.NONE, 0, blockLength, 0, half)
                     : new RingStep(false, Mask.NONE, half, blockLength - half, 0, blockLength);
         };
+    }
+
+    /** The shapes of this step's kernel call on a block of {@code block}'s shapes. */
+    AttentionShapes shapes(AttentionShapes block) {
+        return new AttentionShapes(block.batch(), queryLength, keyLength, block.heads(), block.kvHeads(),
+                block.headDim());
     }
 
     /** The attending rows of a [b, s, h, d] tensor shaped like the local queries. */

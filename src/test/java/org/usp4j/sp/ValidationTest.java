@@ -13,6 +13,9 @@ import org.junit.jupiter.api.Test;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.DevicePointer;
@@ -150,6 +153,78 @@ class ValidationTest {
             assertTrue(messages.get(1).contains("h = 3") && messages.get(1).contains("U = 2"), messages.get(1));
             assertTrue(messages.get(2).contains("even ring block") && messages.get(2).contains("3"), messages.get(2));
             world.traffic().stream().map(TrafficCounter::totalBytesSent).forEach(b -> assertEquals(0L, b));
+        }
+    }
+
+    /** A kernel that, like cuDNN, refuses F32, and in the backward refuses blocks with a single key. */
+    private static final class PickyKernel implements AttentionKernel {
+        private final ReferenceAttention reference = new ReferenceAttention();
+
+        @Override
+        public void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
+            reference.forward(q, k, v, mask, scale, out, lse);
+        }
+
+        @Override
+        public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
+                             float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
+            reference.backward(q, k, v, out, dout, lse, mask, scale, dq, dk, dv, accumulate);
+        }
+
+        @Override
+        public void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+            if (dtype == DType.F32) {
+                throw new IllegalArgumentException("picky kernel refuses F32");
+            }
+        }
+
+        @Override
+        public void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+            validateForward(block, dtype, mask);
+            if (block.seqKv() == 1) {
+                throw new IllegalArgumentException("picky kernel refuses a backward block with 1 key, " + mask);
+            }
+        }
+    }
+
+    @Test
+    void whatTheKernelWouldRefuseIsRefusedOnEveryRankBeforeAnyTransfer() {
+        // USP 1 x 4: every rank refuses F32 in validate; zigzag with 2 rows per ring block makes the
+        // backward's off-diagonal steps of the ranks after the first attend to one key (chunk j), which every
+        // rank (the first too, whose own steps never do) refuses before its backward sends a byte.
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (LocalWorld world = new LocalWorld(4, Duration.ofSeconds(10)); Arena arena = Arena.ofShared()) {
+                Mesh mesh = new Mesh(1, 4);
+                List<String> messages = new CopyOnWriteArrayList<>();
+                long[] forwardBytes = new long[4];
+                world.run((rank, comm) -> {
+                    try (MeshGroups groups = MeshGroups.split(mesh, comm)) {
+                        CpuBackend backend = new CpuBackend(new PickyKernel());
+                        UspAttention usp = new UspAttention(groups, backend,
+                                new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
+                        Tensor x = t(arena, dtype, 1, 2, 2, 8);
+                        if (dtype == DType.F32) {
+                            messages.add(assertThrows(IllegalArgumentException.class, () -> usp.forward(x, x, x))
+                                    .getMessage());
+                        } else {
+                            try (Forward f = usp.forward(x, x, x)) {
+                                forwardBytes[rank] = comm.traffic().totalBytesSent();
+                                messages.add(assertThrows(IllegalArgumentException.class, () -> usp.backward(f, x))
+                                        .getMessage());
+                            }
+                        }
+                        assertEquals(0, backend.liveBytes());
+                    }
+                    return null;
+                });
+                assertEquals(4, messages.size(), messages.toString());
+                for (String m : messages) {
+                    assertTrue(m.contains(dtype == DType.F32 ? "refuses F32" : "backward block with 1 key"), m);
+                }
+                for (int r = 0; r < 4; r++) {
+                    assertEquals(forwardBytes[r], world.traffic(r).totalBytesSent(), "rank " + r + " sent in the backward");
+                }
+            }
         }
     }
 }

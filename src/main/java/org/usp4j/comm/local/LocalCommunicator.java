@@ -1,12 +1,11 @@
 package org.usp4j.comm.local;
 
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
@@ -138,9 +137,11 @@ public final class LocalCommunicator implements Communicator {
             // Claim the next message from src now, in program order; the copy runs in the background.
             CompletableFuture<LocalGroup.Message> match = group.channel(src, rank).receive();
             Object receiverReady = transport.ready();
-            receive = group.world.copyThreads().submit(() -> receive(src, match, in, receiverReady, abandoned));
+            receive = group.world.submitCopy(() -> receive(src, match, in, receiverReady, abandoned));
         }
-        return new LocalTransfer(message, dst, receive, src, abandoned);
+        LocalTransfer transfer = new LocalTransfer(message, dst, receive, src, abandoned);
+        group.world.opened(transfer);
+        return transfer;
     }
 
     @Override
@@ -195,44 +196,65 @@ public final class LocalCommunicator implements Communicator {
         return "LocalCommunicator[rank " + rank + " of " + size() + ", world rank " + worldRank() + "]";
     }
 
-    // Runs on a copy thread: waits for the matching message, copies it, releases the sender.
-    // Returns the copy's token (null on the host).
+    // Runs on a copy thread: waits for the matching message, claims it, copies it, releases the sender.
+    // Returns the copy's token (null on the host). The receiver's ready token is released on every path.
     private Object receive(int src, CompletableFuture<LocalGroup.Message> match, List<Tensor> into,
                            Object receiverReady, AtomicBoolean abandoned) throws InterruptedException, ExecutionException {
-        LocalGroup.Message m = null;
-        while (m == null) {
+        try {
+            LocalGroup.Message m = null;
+            while (m == null) {
+                if (abandoned.get()) {
+                    return null;
+                }
+                group.world.checkNotAborted(worldRank(), "sendRecv");
+                try {
+                    m = match.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
+                } catch (TimeoutException e) {
+                    // not yet sent: look at the abort flag again
+                }
+            }
             if (abandoned.get()) {
-                transport.release(receiverReady);
-                return null;
+                return null; // left unclaimed: the sender withdraws it when it cancels
             }
-            group.world.checkNotAborted(worldRank(), "sendRecv");
+            if (!m.claim()) {
+                throw new LocalCommunicationException("rank " + worldRank() + ": rank " + group.worldRank(src)
+                        + " withdrew its send (it failed before the copy started)");
+            }
             try {
-                m = match.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
-            } catch (TimeoutException e) {
-                // not yet sent: look at the abort flag again
+                List<Tensor> from = m.tensors();
+                long[] sent = from.stream().mapToLong(Tensor::byteSize).toArray();
+                long[] expected = into.stream().mapToLong(Tensor::byteSize).toArray();
+                if (!Arrays.equals(sent, expected)) {
+                    throw new IllegalArgumentException("sendRecv: rank " + group.worldRank(src) + " sent tensors of "
+                            + Arrays.toString(sent) + " bytes but rank " + worldRank() + " expects "
+                            + Arrays.toString(expected));
+                }
+                Object copied = transport.receive(from, m.ready(), into, receiverReady);
+                m.copied().set(copied);
+                return copied;
+            } finally {
+                m.taken().countDown(); // the sender may now reuse its buffers (after the copied token)
             }
+        } finally {
+            transport.release(receiverReady);
         }
-        List<Tensor> from = m.tensors();
-        long[] sent = from.stream().mapToLong(Tensor::byteSize).toArray();
-        long[] expected = into.stream().mapToLong(Tensor::byteSize).toArray();
-        if (!Arrays.equals(sent, expected)) {
-            throw new IllegalArgumentException("sendRecv: rank " + group.worldRank(src) + " sent tensors of "
-                    + Arrays.toString(sent) + " bytes but rank " + worldRank() + " expects " + Arrays.toString(expected));
-        }
-        Object copied = transport.receive(from, m.ready(), into, receiverReady);
-        transport.release(receiverReady);
-        m.copied().set(copied);
-        m.taken().countDown();
-        return copied;
     }
 
-    /** The handle {@link #sendRecv} returns: waits for our receive and for the peer taking our send. */
-    private final class LocalTransfer implements Transfer {
+    /**
+     * The handle {@link #sendRecv} returns: waits for our receive and for the peer taking our send. Each
+     * half (receive, send) is settled once, by {@link #await} or by {@link #cancel}, which also release
+     * the half's tokens; the world cancels what a failed rank left open.
+     */
+    final class LocalTransfer implements Transfer {
         private final LocalGroup.Message sent;
         private final int dst;
         private final Future<Object> receive;
         private final int src;
         private final AtomicBoolean abandoned;
+        private boolean receiveSettled;
+        private boolean sendSettled;
+        private boolean ended;
+        private boolean cancelled;
 
         LocalTransfer(LocalGroup.Message sent, int dst, Future<Object> receive, int src, AtomicBoolean abandoned) {
             this.sent = sent;
@@ -240,16 +262,24 @@ public final class LocalCommunicator implements Communicator {
             this.receive = receive;
             this.src = src;
             this.abandoned = abandoned;
+            this.receiveSettled = receive == null;
+            this.sendSettled = sent == null;
         }
 
         @Override
-        public void await() {
+        public synchronized void await() {
+            if (cancelled) {
+                throw new IllegalStateException("this transfer was cancelled: its data never arrived");
+            }
+            if (ended) {
+                return;
+            }
             long deadline = System.nanoTime() + group.world.timeoutNanos();
             try {
-                if (receive != null) {
+                if (!receiveSettled) {
                     awaitReceive(deadline);
                 }
-                if (sent != null) {
+                if (!sendSettled) {
                     awaitTaken(deadline);
                 }
             } catch (InterruptedException e) {
@@ -257,14 +287,49 @@ public final class LocalCommunicator implements Communicator {
                 abandoned.set(true);
                 throw new LocalCommunicationException("rank " + worldRank() + " interrupted in sendRecv", e);
             }
+            end();
+        }
+
+        @Override
+        public synchronized boolean cancel() {
+            if (ended) {
+                return true;
+            }
+            cancelled = true;
+            abandoned.set(true);
+            long deadline = System.nanoTime() + group.world.timeoutNanos();
+            boolean idle = true;
+            if (!receiveSettled) {
+                idle &= cancelReceive(deadline);
+            }
+            if (!sendSettled) {
+                idle &= cancelSend(deadline);
+            }
+            end();
+            if (!idle) {
+                LocalWorld.LOG.warn("rank {}: a transfer with rank {} / rank {} did not settle within {} ms; its"
+                        + " buffers stay allocated", worldRank(), group.worldRank(dst), group.worldRank(src),
+                        TimeUnit.NANOSECONDS.toMillis(group.world.timeoutNanos()));
+            }
+            return idle;
+        }
+
+        /** Whether {@link #await} or {@link #cancel} has ended this transfer. */
+        synchronized boolean isEnded() {
+            return ended;
+        }
+
+        private void end() {
+            ended = true;
+            group.world.closed(this);
         }
 
         private void awaitReceive(long deadline) throws InterruptedException {
             while (true) {
                 try {
                     Object copied = receive.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
-                    transport.awaitCopy(copied); // my later work reads what landed
-                    transport.release(copied);
+                    receiveSettled = true;
+                    orderAfter(copied); // my later work reads what landed
                     return;
                 } catch (TimeoutException e) {
                     group.world.checkNotAborted(worldRank(), "sendRecv");
@@ -274,6 +339,7 @@ public final class LocalCommunicator implements Communicator {
                                 + group.worldRank(src) + " to send");
                     }
                 } catch (ExecutionException e) {
+                    receiveSettled = true; // the copy task ended without a copy in flight
                     Throwable cause = e.getCause();
                     if (cause instanceof RuntimeException re) {
                         throw re;
@@ -292,10 +358,63 @@ public final class LocalCommunicator implements Communicator {
                             + group.worldRank(dst) + " to receive");
                 }
             }
+            sendSettled = true;
             transport.release(sent.ready());
-            Object copied = sent.copied().get();
-            transport.awaitCopy(copied); // my later writes to the sent buffers come after the peer read them
-            transport.release(copied);
+            orderAfter(sent.copied().get()); // my later writes to the sent buffers come after the peer read them
+        }
+
+        private boolean cancelReceive(long deadline) {
+            try {
+                Object copied = receive.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                receiveSettled = true;
+                return orderAfterQuietly(copied);
+            } catch (ExecutionException e) {
+                receiveSettled = true;
+                return true;
+            } catch (TimeoutException | CancellationException e) {
+                return false; // the copy task may still run
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+
+        private boolean cancelSend(long deadline) {
+            if (sent.withdraw()) {
+                sendSettled = true;
+                transport.release(sent.ready()); // no receiver will wait on it
+                return true;
+            }
+            try {
+                if (!sent.taken().await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                    return false; // the receiver may still wait on my ready token: leak it
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+            sendSettled = true;
+            transport.release(sent.ready());
+            return orderAfterQuietly(sent.copied().get());
+        }
+
+        private void orderAfter(Object copied) {
+            try {
+                transport.awaitCopy(copied);
+            } finally {
+                transport.release(copied);
+            }
+        }
+
+        private boolean orderAfterQuietly(Object copied) {
+            try {
+                orderAfter(copied);
+                return true;
+            } catch (RuntimeException e) {
+                LocalWorld.LOG.warn("rank {}: could not order later work after a cancelled transfer: {}",
+                        worldRank(), e.toString());
+                return false;
+            }
         }
     }
 

@@ -735,5 +735,27 @@ public final class NcclGroupCommunicator implements Communicator {
             awaited = true;
             op.release();
         }
+
+        /**
+         * A failed rank's end of the exchange: its communicators are aborted by then (which ends NCCL's
+         * kernels), and ordering the compute stream after the operation's marker keeps the stream-ordered
+         * frees that follow behind whatever the copy stream had queued.
+         */
+        @Override
+        public boolean cancel() {
+            if (awaited) {
+                return true;
+            }
+            awaited = true;
+            try {
+                op.orderAfter(ctx.compute);
+                return true;
+            } catch (RuntimeException e) {
+                LOG.warn("could not order the compute stream after a cancelled transfer ({}): {}", op, e.toString());
+                return false;
+            } finally {
+                op.release();
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ import java.util.Map;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.backend.TensorAllocator;
+import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.DeviceBuffer;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.cudnn.CudnnHandle;
@@ -18,6 +19,7 @@ import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.tensor.DType;
+import org.usp4j.tensor.DevicePointer;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -28,8 +30,9 @@ import org.usp4j.tensor.Tensor;
  * <p>cuDNN wants io tensors in bf16 or f16 with head_dim contiguous and 16-byte aligned addresses,
  * and dense float32 stats. Caller tensors that already fit are bound in place; others (a float32
  * output accumulator, a strided lse slice, accumulate-mode gradients) go through scratch memory and
- * one element-wise copy or add. dQ is taken from cuDNN's float32 accumulator, so the ring's float32
- * dq never sees a bf16 rounding. Plans are cached by shape, dtype, mask, scale and strides.
+ * one element-wise copy or add. dQ is the graph's io-typed output; the float32 dQ_accum and
+ * softmax_sum tensors are cuDNN's scratch, placed behind its workspace. Plans are cached by shape,
+ * dtype, mask, scale and strides.
  */
 public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
@@ -91,7 +94,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             at.put(SdpaGraphs.V, vb.deviceAddress());
             at.put(SdpaGraphs.O, o.deviceAddress());
             at.put(SdpaGraphs.STATS, stats.deviceAddress());
-            plan.execute(handle, at, workspace(plan.workspaceBytes()));
+            plan.execute(handle, at, workspaceAddress(plan.workspaceBytes()));
             if (o != out) {
                 backend.copy(o, out);
             }
@@ -114,16 +117,17 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
             Tensor ob = inputAs(out, io, scratch), dob = inputAs(dout, io, scratch);
             Tensor stats = lse.isContiguous() && aligned(lse) ? lse : copyOf(lse, DType.F32, scratch);
-            // dQ comes from cuDNN's float32 accumulator; its io-typed dQ output is scratch.
-            Tensor dqIo = scratch.allocate(io, dq.shape());
+            // dQ is the io-typed output of the graph's final IDENTITY(dQ_accum) op. dQ_accum is cuDNN's
+            // float32 scratch, as in cudnn-frontend's CompositeSDPABackwardNode, which counts it in the
+            // workspace: it does not hold dQ after execution (reading it gave relative errors of 1.2 on an
+            // H200). Precision across ring steps comes from the strategy's own float32 accumulation.
+            Tensor dqOut = !accumulate && bindable(dq, io) ? dq : scratch.allocate(io, dq.shape());
             Tensor dkOut = !accumulate && bindable(dk, io) ? dk : scratch.allocate(io, dk.shape());
             Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.allocate(io, dv.shape());
             long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
-            Tensor softmaxSum = scratch.allocate(DType.F32, b, h, sq, 1);
-            Tensor dqAccum = scratch.allocate(DType.F32, b, h, sq, d); // zeroed, as cuDNN < 9.6 requires
             SdpaGraphs.Shape shape = shape(sh);
             boolean causal = mask == Mask.CAUSAL;
-            Tensor[] io8 = {qb, kb, vb, ob, dob, dqIo, dkOut, dvOut};
+            Tensor[] io8 = {qb, kb, vb, ob, dob, dqOut, dkOut, dvOut};
             SdpaPlan plan = plan(new PlanKey(true, io, shape, causal, scale, strides(io8)), () ->
                     SdpaGraphs.backward(shape, cudnnType(io), causal, strideArrays(io8), cudnnVersion), scale);
             Map<Long, Long> at = new HashMap<>();
@@ -133,19 +137,40 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
                 at.put(uids[i], io8[i].deviceAddress());
             }
             at.put(SdpaGraphs.STATS, stats.deviceAddress());
-            at.put(SdpaGraphs.SOFTMAX_SUM, softmaxSum.deviceAddress());
-            at.put(SdpaGraphs.DQ_ACCUM, dqAccum.deviceAddress());
-            plan.execute(handle, at, workspace(plan.workspaceBytes()));
-            // dQ_accum is dense [b, h, s, d]: seen as bshd it has strides [h*s*d, d, s*d, 1].
-            Tensor dqFloat = dqAccum.withGeometry(new long[] {b, sq, h, d}, new long[] {h * sq * d, d, sq * d, 1}, 0);
-            place(dqFloat, dq, accumulate);
-            if (dkOut != dk) {
-                place(dkOut, dk, accumulate);
+            // The two float32 scratch tensors live behind cuDNN's own workspace, as the frontend places them.
+            long cudnnBytes = align(plan.workspaceBytes());
+            long dqAccumBytes = align(b * h * sq * d * Float.BYTES);
+            long softmaxSumBytes = align(b * h * sq * Float.BYTES);
+            DevicePointer ws = workspace(cudnnBytes + dqAccumBytes + softmaxSumBytes);
+            DevicePointer dqAccum = ws.slice(cudnnBytes, dqAccumBytes);
+            if (cudnnVersion < 90600) {
+                CudaMemory.memsetAsync(dqAccum, 0, backend.stream()); // before 9.6 the backward accumulates into it
             }
-            if (dvOut != dv) {
-                place(dvOut, dv, accumulate);
+            at.put(SdpaGraphs.DQ_ACCUM, dqAccum.address());
+            at.put(SdpaGraphs.SOFTMAX_SUM, ws.address() + cudnnBytes + dqAccumBytes);
+            plan.execute(handle, at, ws.address());
+            for (Tensor[] pair : new Tensor[][] {{dqOut, dq}, {dkOut, dk}, {dvOut, dv}}) {
+                if (pair[0] != pair[1]) {
+                    place(pair[0], pair[1], accumulate);
+                }
             }
         }
+    }
+
+    @Override
+    public void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+        requireIo(block, dtype);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+        requireIo(block, dtype);
+        SdpaGraphs.requireBackwardSupported(shape(block), cudnnVersion);
+    }
+
+    /** Workspace sub-buffers start on 256-byte boundaries, like cudaMalloc's. */
+    private static long align(long bytes) {
+        return (bytes + 255) & ~255L;
     }
 
     private void place(Tensor result, Tensor target, boolean accumulate) {
@@ -192,10 +217,10 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         return plan;
     }
 
-    /** The workspace, grown (in stream order) when a plan needs more. */
-    private long workspace(long bytes) {
+    /** The workspace, grown (in stream order) when a call needs more; null for zero bytes. */
+    private DevicePointer workspace(long bytes) {
         if (bytes == 0) {
-            return 0;
+            return null;
         }
         if (workspace == null || workspace.byteSize() < bytes) {
             if (workspace != null) {
@@ -203,7 +228,12 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             }
             workspace = DeviceBuffer.allocateAsync(bytes, backend.stream());
         }
-        return workspace.pointer().address();
+        return workspace.pointer().slice(0, bytes);
+    }
+
+    private long workspaceAddress(long bytes) {
+        DevicePointer ws = workspace(bytes);
+        return ws == null ? 0 : ws.address();
     }
 
     private Tensor input(Tensor t, TensorAllocator scratch) {
@@ -262,13 +292,17 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
     private static DType requireIo(AttentionShapes sh, Tensor q, Tensor k, Tensor v) {
         requireDevice(q, k, v);
-        DType io = q.dtype();
-        if (io == DType.F32) {
-            throw new IllegalArgumentException("cuDNN SDPA computes on BF16 or F16 inputs, got F32 q");
-        }
-        if (k.dtype() != io || v.dtype() != io) {
+        if (k.dtype() != q.dtype() || v.dtype() != q.dtype()) {
             throw new IllegalArgumentException("q, k and v must share one dtype, got " + q.dtype() + ", " + k.dtype()
                     + ", " + v.dtype());
+        }
+        return requireIo(sh, q.dtype());
+    }
+
+    private static DType requireIo(AttentionShapes sh, DType io) {
+        if (io == DType.F32) {
+            throw new IllegalArgumentException("cuDNN SDPA computes on BF16 or F16 inputs, got F32 q, k and v;"
+                    + " convert them to bf16 or f16 first, or use the cpu backend, which computes on F32");
         }
         if (sh.headDim() % 8 != 0 || sh.headDim() > 256) {
             throw new IllegalArgumentException("cuDNN SDPA needs head_dim a multiple of 8 and at most 256, got "

@@ -82,7 +82,8 @@ public final class SdpaGraphs {
     /**
      * Backward graph. Binds Q, K, V, O, DO (io type), STATS (f32, dense), DQ, DK, DV (io type), SCALE,
      * ONE (f32 by value), NEG_INF when causal, and two float32 scratch buffers: SOFTMAX_SUM
-     * [b,h,s_q,1] and DQ_ACCUM [b,h,s_q,d], both dense. DQ_ACCUM holds dQ in float32 after execution.
+     * [b,h,s_q,1] and DQ_ACCUM [b,h,s_q,d], both dense. DQ_ACCUM is cuDNN's scratch (zeroed before
+     * 9.6), not a result: dQ is the io-typed output of the final IDENTITY op, as in cudnn-frontend.
      *
      * <p>Up to cuDNN 9.15.0 the backward engines need a padding mask when s_kv is not a multiple of
      * 128 (cudnn-frontend adds one silently): the graph then also binds SEQ_LEN_Q and SEQ_LEN_KV,
@@ -147,7 +148,7 @@ public final class SdpaGraphs {
         Tensor dST = g.reshape(dS, g.virtualStrided("dS^T", io, dims(b, h, skv, sq), dims(h * sq * skv, sq * skv, 1, skv)));
         g.matmulMaybeReduced(dST, q, dK, gqa, "dK_fullhead", io, dims(b, h, skv, d), seqKv, null, seqQ);
 
-        // dQ = dS K, accumulated in float32, then converted.
+        // dQ = dS K, accumulated in float32 scratch, then converted into the io-typed dQ (the result).
         long[] kStrides = kt.strides();
         Tensor k = g.reshape(kt, g.virtualStrided("K", DataType.FLOAT, dims(b, hk, skv, d),
                 dims(kStrides[0], kStrides[1], kStrides[3], kStrides[2])));
