@@ -197,25 +197,25 @@ class RendezvousTest {
     @Test
     void idleConnectionsDoNotDelayRankZerosClose() throws Exception {
         int port = freePort();
+        List<StoreClient> idle = new java.util.concurrent.CopyOnWriteArrayList<>();
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
             List<Future<Long>> closeMillis = onThreads(pool, new int[] {0, 1}, r -> {
                 Rendezvous rdzv = Rendezvous.join(rank(r, 2, port, Duration.ofSeconds(20)));
-                List<StoreClient> idle = new ArrayList<>();
                 if (r == 1) {
-                    for (int i = 0; i < 20; i++) { // logged-in connections that never hang up
+                    for (int i = 0; i < 20; i++) { // logged-in connections that stay open past the job
                         idle.add(StoreClient.connect("127.0.0.1", port, token, Duration.ofSeconds(10)));
                     }
                 }
                 rdzv.barrier("idle-connected");
                 long t0 = System.nanoTime();
                 rdzv.close();
-                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
-                idle.forEach(StoreClient::close);
-                return ms;
+                return TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             });
             long rank0 = closeMillis.get(0).get(30, TimeUnit.SECONDS);
             closeMillis.get(1).get(30, TimeUnit.SECONDS);
             assertTrue(rank0 < 3_000, "rank 0 closed after " + rank0 + " ms (it waited 5 s for idle connections)");
+        } finally {
+            idle.forEach(StoreClient::close);
         }
     }
 
