@@ -443,8 +443,10 @@ public final class StoreServer implements AutoCloseable {
             StoreProtocol.writeFrame(out, error(REFUSED, why));
             return false;
         } catch (SocketTimeoutException e) {
-            refusals.note("refused " + remote + ": no complete handshake within "
-                    + limits.handshakeTimeout().toMillis() + " ms");
+            if (!closed) {
+                refusals.note("refused " + remote + ": no complete handshake within "
+                        + limits.handshakeTimeout().toMillis() + " ms");
+            }
             return false;
         } catch (PeerClosedException e) {
             LOG.trace("store: {} hung up during the handshake", remote);
