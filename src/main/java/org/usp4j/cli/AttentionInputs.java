@@ -89,7 +89,7 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
         }
     }
 
-    /** Checks that the mesh U x R and the layout can deal these tensors (DESIGN section 3). */
+    /** Checks that the mesh U x R and the layout can deal these tensors. */
     void checkMesh(int ulysses, int ring, LayoutOption layout) {
         long p = (long) ulysses * ring;
         long s = shapes.seqQ();

@@ -5,7 +5,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.sp.RingAttention;
 import org.usp4j.sp.UlyssesAllToAll;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 
 /**
@@ -25,7 +27,9 @@ import org.usp4j.tensor.DType;
  */
 record MemoryEstimate(int ranks, long perRankBytes, long resultBytes) {
 
-    static MemoryEstimate of(AttentionShapes sh, DType dtype, int ulysses, int ring, boolean backward) {
+    static MemoryEstimate of(AttentionShapes sh, DType dtype, UspPlan plan, boolean backward) {
+        int ulysses = plan.mesh().ulysses();
+        int ring = plan.mesh().ring();
         int p = ulysses * ring;
         long e = dtype.byteSize();
         long sl = sh.seqQ() / p;
@@ -35,17 +39,21 @@ record MemoryEstimate(int ranks, long perRankBytes, long resultBytes) {
         long l = sh.batch() * sh.heads() * sl;
         boolean exchange = ulysses > 1;
         boolean rotate = ring > 1;
-        // held from the forward to the end: dealt inputs, their exchanged copies, the ring's result and lse,
-        // and the result gathered back into the rank's sequence slice
-        long lives = (q + 2 * kv) * e + (exchange ? (q + 2 * kvx) * e + q * e : 0) + q * e + 4 * l;
-        // the forward's scratch: float32 accumulator, and with a ring the block accumulators and the K/V
-        // double buffers; with an exchange its send and receive buffers
-        long forward = 4 * q + (rotate ? 4 * q + 4 * l + 4 * kvx * e : 0)
+        // the ring passes K/V blocks around; any other algorithm is taken to gather them all, as allgather does
+        boolean gather = !plan.ringAlgorithm().name().equals(RingAttention.ALGORITHM.name());
+        // held from the forward to the end: dealt inputs, their exchanged copies, the result and its lse,
+        // the result gathered back into the rank's sequence slice, and all-gathered K/V
+        long lives = (q + 2 * kv) * e + (exchange ? (q + 2 * kvx) * e + q * e : 0) + q * e + 4 * l
+                + (gather ? 2 * ring * kvx * e : 0);
+        // the forward's scratch: float32 accumulator, with a ring the block accumulators and (passing blocks)
+        // the K/V double buffers; with an exchange its send and receive buffers
+        long forward = 4 * q + (rotate ? 4 * q + 4 * l + (gather ? 0 : 4 * kvx * e) : 0)
                 + (exchange ? 2 * (q + 2 * kvx) * e : 0);
-        // the backward's: dout (and its exchange), float32 dQ and dK/dV accumulators (six with a ring), the
-        // K/V double buffers, the outputs, and with an exchange their way back and the KV-head sum
-        long backwardScratch = q * e + (exchange ? 3 * q * e : 0) + 4 * q + 8 * kvx
-                + (rotate ? 16 * kvx + 4 * kvx * e : 0) + (q + 2 * kvx) * e
+        // the backward's: dout (and its exchange), float32 dQ and dK/dV accumulators (six passing blocks
+        // around a ring, R blocks' worth and the reduce-scatter's result when gathered), the K/V double
+        // buffers, the outputs, and with an exchange their way back and the KV-head sum
+        long accumulators = gather ? 8 * ring * kvx + 8 * kvx : 8 * kvx + (rotate ? 16 * kvx + 4 * kvx * e : 0);
+        long backwardScratch = q * e + (exchange ? 3 * q * e : 0) + 4 * q + accumulators + (q + 2 * kvx) * e
                 + (exchange ? (q + 2 * kv) * e + 2 * (q + 2 * kvx) * e + 4 * kv : 0);
         long perRank = lives + (backward ? Math.max(forward, backwardScratch) : forward);
         long globalQ = sh.batch() * sh.seqQ() * sh.heads() * sh.headDim();
