@@ -7,9 +7,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.local.LocalTransport;
-import org.usp4j.cuda.Cuda;
-import org.usp4j.cuda.CudaEvent;
-import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.tensor.Tensor;
 
@@ -29,10 +26,10 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
 
     /** A copy's done event, waited on by both the receiving and the sending rank, then destroyed. */
     private static final class SharedEvent {
-        final CudaEvent event;
+        final DeviceCalls.Event event;
         final AtomicInteger holders = new AtomicInteger(2);
 
-        SharedEvent(CudaEvent event) {
+        SharedEvent(DeviceCalls.Event event) {
             this.event = event;
         }
     }
@@ -42,14 +39,16 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     static final Duration CLOSE_WAIT = Duration.ofSeconds(60);
 
     private final CudaBackend backend;
+    private final DeviceCalls calls;
     private final CudaStream copyStream;
     /** Receives inside {@link #receive} now; guarded by this, like {@code closed}. */
     private int receiving;
     private boolean closed;
 
-    DeviceTransport(CudaBackend backend) {
+    DeviceTransport(CudaBackend backend, DeviceCalls calls) {
         this.backend = backend;
-        this.copyStream = CudaStream.create();
+        this.calls = calls;
+        this.copyStream = calls.createStream();
     }
 
     @Override
@@ -65,24 +64,24 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
 
     @Override
     public void beforeCollective() {
-        backend.stream().synchronize(); // the buffers peers will read are written
+        calls.synchronize(backend.stream()); // the buffers peers will read are written
     }
 
     @Override
     public void copy(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
-        CudaMemory.copyDeviceToDeviceAsync(src.contiguousDevicePointer().slice(srcOffset, bytes),
+        calls.copy(src.contiguousDevicePointer().slice(srcOffset, bytes),
                 dst.contiguousDevicePointer().slice(dstOffset, bytes), backend.stream());
     }
 
     @Override
     public void afterCollective() {
-        backend.stream().synchronize(); // done reading the peers' buffers before they move on
+        calls.synchronize(backend.stream()); // done reading the peers' buffers before they move on
     }
 
     @Override
     public Object ready() {
-        CudaEvent event = CudaEvent.create(false);
-        event.record(backend.stream());
+        DeviceCalls.Event event = calls.createEvent();
+        calls.record(event, backend.stream());
         return event;
     }
 
@@ -90,15 +89,14 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     public Object receive(List<Tensor> from, Object senderReady, List<Tensor> into, Object receiverReady) {
         enterReceive();
         try {
-            Cuda.setDevice(backend.device()); // copy threads start on device 0
-            copyStream.waitFor((CudaEvent) senderReady);
-            copyStream.waitFor((CudaEvent) receiverReady);
+            calls.setDevice(backend.device()); // copy threads start on device 0
+            calls.waitFor(copyStream, (DeviceCalls.Event) senderReady);
+            calls.waitFor(copyStream, (DeviceCalls.Event) receiverReady);
             for (int i = 0; i < from.size(); i++) {
-                CudaMemory.copyDeviceToDeviceAsync(from.get(i).contiguousDevicePointer(),
-                        into.get(i).contiguousDevicePointer(), copyStream);
+                calls.copy(from.get(i).contiguousDevicePointer(), into.get(i).contiguousDevicePointer(), copyStream);
             }
-            CudaEvent done = CudaEvent.create(false);
-            done.record(copyStream);
+            DeviceCalls.Event done = calls.createEvent();
+            calls.record(done, copyStream);
             return new SharedEvent(done);
         } finally {
             exitReceive();
@@ -120,16 +118,16 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     @Override
     public void awaitCopy(Object copied) {
         if (copied instanceof SharedEvent shared) {
-            backend.stream().waitFor(shared.event);
+            calls.waitFor(backend.stream(), shared.event);
         }
     }
 
     @Override
     public void release(Object token) {
-        if (token instanceof CudaEvent event) {
-            event.close(); // a recorded event is freed once it completes
+        if (token instanceof DeviceCalls.Event event) {
+            calls.destroy(event); // a recorded event is freed once it completes
         } else if (token instanceof SharedEvent shared && shared.holders.decrementAndGet() == 0) {
-            shared.event.close();
+            calls.destroy(shared.event);
         }
     }
 
@@ -160,7 +158,7 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
                 return;
             }
         }
-        copyStream.synchronize();
-        copyStream.close();
+        calls.synchronize(copyStream);
+        calls.destroyStream(copyStream);
     }
 }
