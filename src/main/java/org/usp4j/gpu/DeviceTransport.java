@@ -1,6 +1,7 @@
 package org.usp4j.gpu;
 
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -24,15 +25,24 @@ import org.usp4j.tensor.Tensor;
  */
 final class DeviceTransport implements LocalTransport, AutoCloseable {
 
-    /** A copy's done event, waited on by both the receiving and the sending rank, then destroyed. */
+    /** A "buffers ready" event of one rank's stream, recycled by the transport that recorded it. */
+    private record ReadyEvent(DeviceCalls.Event event, DeviceTransport owner) {
+    }
+
+    /** A copy's done event, waited on by both the receiving and the sending rank, then recycled. */
     private static final class SharedEvent {
         final DeviceCalls.Event event;
+        final DeviceTransport owner;
         final AtomicInteger holders = new AtomicInteger(2);
 
-        SharedEvent(DeviceCalls.Event event) {
+        SharedEvent(DeviceCalls.Event event, DeviceTransport owner) {
             this.event = event;
+            this.owner = owner;
         }
     }
+
+    /** The device each copy thread made current last (copy threads run only this class's work). */
+    private static final ThreadLocal<Integer> COPY_THREAD_DEVICE = new ThreadLocal<>();
 
     private static final Logger LOG = LogManager.getLogger(DeviceTransport.class);
     /** How long {@link #close} waits for receives that copy threads are still enqueuing. */
@@ -43,6 +53,11 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     private final CudaStream copyStream;
     /** Receives inside {@link #receive} now; guarded by this, like {@code closed}. */
     private int receiving;
+    /**
+     * Events no one waits on any more, for the next token: re-recording one is safe because every wait on
+     * it was enqueued before its release, and a wait applies to the record current when it was enqueued.
+     */
+    private final ArrayDeque<DeviceCalls.Event> spareEvents = new ArrayDeque<>();
     private boolean closed;
 
     DeviceTransport(CudaBackend backend, DeviceCalls calls) {
@@ -80,24 +95,28 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
 
     @Override
     public Object ready() {
-        DeviceCalls.Event event = calls.createEvent();
+        DeviceCalls.Event event = takeEvent();
         calls.record(event, backend.stream());
-        return event;
+        return new ReadyEvent(event, this);
     }
 
     @Override
     public Object receive(List<Tensor> from, Object senderReady, List<Tensor> into, Object receiverReady) {
         enterReceive();
         try {
-            calls.setDevice(backend.device()); // copy threads start on device 0
-            calls.waitFor(copyStream, (DeviceCalls.Event) senderReady);
-            calls.waitFor(copyStream, (DeviceCalls.Event) receiverReady);
+            Integer current = COPY_THREAD_DEVICE.get();
+            if (current == null || current != backend.device()) {
+                calls.setDevice(backend.device()); // copy threads start on device 0
+                COPY_THREAD_DEVICE.set(backend.device());
+            }
+            calls.waitFor(copyStream, ((ReadyEvent) senderReady).event);
+            calls.waitFor(copyStream, ((ReadyEvent) receiverReady).event);
             for (int i = 0; i < from.size(); i++) {
                 calls.copy(from.get(i).contiguousDevicePointer(), into.get(i).contiguousDevicePointer(), copyStream);
             }
-            DeviceCalls.Event done = calls.createEvent();
+            DeviceCalls.Event done = takeEvent();
             calls.record(done, copyStream);
-            return new SharedEvent(done);
+            return new SharedEvent(done, this);
         } finally {
             exitReceive();
         }
@@ -124,10 +143,23 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
 
     @Override
     public void release(Object token) {
-        if (token instanceof DeviceCalls.Event event) {
-            calls.destroy(event); // a recorded event is freed once it completes
+        if (token instanceof ReadyEvent ready) {
+            ready.owner.recycle(ready.event);
         } else if (token instanceof SharedEvent shared && shared.holders.decrementAndGet() == 0) {
-            calls.destroy(shared.event);
+            shared.owner.recycle(shared.event);
+        }
+    }
+
+    private synchronized DeviceCalls.Event takeEvent() {
+        DeviceCalls.Event spare = spareEvents.poll();
+        return spare != null ? spare : calls.createEvent();
+    }
+
+    private synchronized void recycle(DeviceCalls.Event event) {
+        if (closed) {
+            calls.destroy(event); // a recorded event is freed once it completes
+        } else {
+            spareEvents.push(event);
         }
     }
 
@@ -142,6 +174,9 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
             return;
         }
         closed = true;
+        while (!spareEvents.isEmpty()) {
+            calls.destroy(spareEvents.pop());
+        }
         long deadline = System.nanoTime() + CLOSE_WAIT.toNanos();
         while (receiving > 0) {
             long left = deadline - System.nanoTime();
