@@ -9,6 +9,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.cuda.CudaStream;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -86,6 +87,13 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     public void copy(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
         calls.copy(src.contiguousDevicePointer().slice(srcOffset, bytes),
                 dst.contiguousDevicePointer().slice(dstOffset, bytes), backend.stream());
+    }
+
+    @Override
+    public void accumulate(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
+        long n = bytes / Float.BYTES;
+        backend.add(Tensor.device(dst.contiguousDevicePointer().slice(dstOffset, bytes), DType.F32, n),
+                Tensor.device(src.contiguousDevicePointer().slice(srcOffset, bytes), DType.F32, n));
     }
 
     @Override

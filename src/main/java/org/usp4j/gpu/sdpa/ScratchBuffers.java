@@ -53,12 +53,12 @@ final class ScratchBuffers implements AutoCloseable {
         }
     }
 
-    /** A contiguous tensor of undefined contents, valid until the next {@link #reset}. */
+    /** A contiguous tensor of undefined contents, valid until the next {@link #beginCall}. */
     Tensor tensor(DType dtype, long... shape) {
         return Tensor.device(bytes(Math.max(16, Math.multiplyExact(Tensor.numel(shape), dtype.byteSize()))), dtype, shape);
     }
 
-    /** {@code bytes} (> 0) of undefined contents, 256-byte aligned, valid until the next {@link #reset}. */
+    /** {@code bytes} (> 0) of undefined contents, 256-byte aligned, valid until the next {@link #beginCall}. */
     DevicePointer bytes(long bytes) {
         requireOpen();
         long size = align(bytes);
