@@ -109,10 +109,7 @@ class DeviceCallBudgetTest {
     void sdpaBackwardInSteadyStateIsOneExecuteAndNothingElse() {
         calls = new CountingDeviceCalls(new CountingDeviceCalls.Device());
         try (CudaBackend gpu = CudaBackend.create(0, calls); TensorAllocator memory = gpu.newAllocator()) {
-            Tensor[] t = new Tensor[8];
-            for (int i = 0; i < t.length; i++) {
-                t[i] = memory.allocate(DType.BF16, B, S, H, D);
-            }
+            Tensor[] t = tensors(memory, DType.BF16, 8);
             Tensor lse = memory.allocate(DType.F32, B, H, S);
             for (int i = 0; i < 2; i++) {
                 calls.reset();
@@ -120,10 +117,7 @@ class DeviceCallBudgetTest {
             }
             assertWithin("SDPA backward", SDPA_BACKWARD, calls.counts(), calls.log());
 
-            Tensor[] acc = new Tensor[3];
-            for (int i = 0; i < acc.length; i++) {
-                acc[i] = memory.allocate(DType.F32, B, S, H, D);
-            }
+            Tensor[] acc = tensors(memory, DType.F32, 3);
             for (int i = 0; i < 2; i++) {
                 calls.reset();
                 gpu.kernel().backward(t[0], t[1], t[2], t[3], t[4], lse, Mask.CAUSAL, SCALE, acc[0], acc[1], acc[2], true);
@@ -136,10 +130,7 @@ class DeviceCallBudgetTest {
     void beforeCudnn96TheBackwardZeroesDqAccumOnce() {
         calls = new CountingDeviceCalls(new CountingDeviceCalls.Device(90500));
         try (CudaBackend gpu = CudaBackend.create(0, calls); TensorAllocator memory = gpu.newAllocator()) {
-            Tensor[] t = new Tensor[8];
-            for (int i = 0; i < t.length; i++) {
-                t[i] = memory.allocate(DType.BF16, B, S, H, D);
-            }
+            Tensor[] t = tensors(memory, DType.BF16, 8);
             Tensor lse = memory.allocate(DType.F32, B, H, S);
             for (int i = 0; i < 2; i++) {
                 calls.reset();
@@ -155,11 +146,7 @@ class DeviceCallBudgetTest {
         AttentionOptions options = new AttentionOptions(causal, layout, null);
         CountingDeviceCalls.Device device = new CountingDeviceCalls.Device();
         List<CountingDeviceCalls> rankCalls = new ArrayList<>();
-        List<CudaBackend> backends = new ArrayList<>();
-        for (int r = 0; r < ranks; r++) {
-            rankCalls.add(new CountingDeviceCalls(device));
-            backends.add(CudaBackend.create(0, rankCalls.get(r)));
-        }
+        List<CudaBackend> backends = backends(ranks, device, rankCalls);
         Forward[] forwards = new Forward[ranks];
         RingAttention[] rings = new RingAttention[ranks];
         Tensor[][] inputs = new Tensor[ranks][];
@@ -168,10 +155,7 @@ class DeviceCallBudgetTest {
             world.run((rank, comm) -> {
                 memory[rank] = backends.get(rank).newAllocator();
                 rings[rank] = new RingAttention(comm, backends.get(rank), options);
-                inputs[rank] = new Tensor[4];
-                for (int i = 0; i < 4; i++) {
-                    inputs[rank][i] = memory[rank].allocate(DType.BF16, B, S, H, D);
-                }
+                inputs[rank] = tensors(memory[rank], DType.BF16, 4);
                 return null;
             });
             Map<Call, Long> forward = null;
@@ -216,11 +200,7 @@ class DeviceCallBudgetTest {
     void ulyssesExchangeCallsInSteadyState(int ranks, long batch) {
         CountingDeviceCalls.Device device = new CountingDeviceCalls.Device();
         List<CountingDeviceCalls> rankCalls = new ArrayList<>();
-        List<CudaBackend> backends = new ArrayList<>();
-        for (int r = 0; r < ranks; r++) {
-            rankCalls.add(new CountingDeviceCalls(device));
-            backends.add(CudaBackend.create(0, rankCalls.get(r)));
-        }
+        List<CudaBackend> backends = backends(ranks, device, rankCalls);
         try (LocalWorld world = new LocalWorld(ranks, Duration.ofSeconds(30), r -> backends.get(r).localTransport())) {
             Map<Call, Long> scatter = null;
             for (int i = 0; i < 3; i++) {
@@ -254,6 +234,26 @@ class DeviceCallBudgetTest {
         step.forEach((k, v) -> all.merge(k, v * steps * ranks, Long::sum));
         transfer.forEach((k, v) -> all.merge(k, v * transfers * ranks, Long::sum));
         return all;
+    }
+
+    /** One backend per rank on {@code device}, each counting on its own double (added to {@code calls}). */
+    private static List<CudaBackend> backends(int ranks, CountingDeviceCalls.Device device,
+                                              List<CountingDeviceCalls> calls) {
+        List<CudaBackend> backends = new ArrayList<>();
+        for (int r = 0; r < ranks; r++) {
+            calls.add(new CountingDeviceCalls(device));
+            backends.add(CudaBackend.create(0, calls.get(r)));
+        }
+        return backends;
+    }
+
+    /** {@code n} tensors [B, S, H, D]. */
+    private static Tensor[] tensors(TensorAllocator memory, DType dtype, int n) {
+        Tensor[] t = new Tensor[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = memory.allocate(dtype, B, S, H, D);
+        }
+        return t;
     }
 
     private static Map<Call, Long> total(List<CountingDeviceCalls> ranks) {
