@@ -355,7 +355,7 @@ final class BenchCommand implements Callable<Integer> {
             GpuSuite.Config standard = GpuSuite.Config.standard();
             GpuSuite.Config config = seqs == null ? standard : new GpuSuite.Config(List.copyOf(seqs), standard.headDims(),
                     standard.heads(), standard.warmup(), standard.reps(), standard.sets(), standard.uspSeq(),
-                    standard.uspMesh(), standard.uspReps());
+                    standard.uspMeshes(), standard.uspHeadDims(), standard.uspReps());
             GpuSuite.run(config, fields -> {
                 try {
                     out.println(JSON.writeValueAsString(fields));
