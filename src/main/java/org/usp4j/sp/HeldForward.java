@@ -5,32 +5,22 @@ import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.tensor.Tensor;
 
 /**
- * The saved state of a ring-group strategy whose backward recomputes from the local q, k, v (referenced,
- * not copied), the final out (input dtype) and lse: one owner's scope, freed once on {@link #close}.
- * {@link #requireOwnedBy} lets a strategy refuse another instance's forward.
+ * The saved forward of a ring-group strategy that keeps its K/V in place (TokenRing, LightSeq): the
+ * {@link SavedForward} state plus the local k and v (referenced, not copied), tied to the instance that
+ * made it so that {@link #requireOwnedBy} can refuse another instance's forward.
  */
-final class HeldForward implements Forward {
+final class HeldForward extends SavedForward {
 
-    final AttentionShapes shapes;
-    final Tensor q;
     final Tensor k;
     final Tensor v;
-    final TensorAllocator saved;
     private final Object owner;
-    private final Tensor out;
-    private final Tensor lse;
-    private boolean closed;
 
-    HeldForward(Object owner, TensorAllocator saved, AttentionShapes shapes, Tensor q, Tensor k, Tensor v, Tensor out,
-                Tensor lse) {
+    HeldForward(Object owner, String what, TensorAllocator saved, AttentionShapes shapes, Tensor q, Tensor k, Tensor v,
+                Tensor out, Tensor lse) {
+        super(what, saved, shapes, q, out, lse);
         this.owner = owner;
-        this.saved = saved;
-        this.shapes = shapes;
-        this.q = q;
         this.k = k;
         this.v = v;
-        this.out = out;
-        this.lse = lse;
     }
 
     /** {@code saved} as this owner's open forward, or an IllegalArgumentException naming {@code who}. */
@@ -40,32 +30,5 @@ final class HeldForward implements Forward {
         }
         f.requireOpen();
         return f;
-    }
-
-    @Override
-    public Tensor out() {
-        requireOpen();
-        return out;
-    }
-
-    /** [b, h, s_block]: every local head over this ring block, in block order. */
-    @Override
-    public Tensor lse() {
-        requireOpen();
-        return lse;
-    }
-
-    private void requireOpen() {
-        if (closed) {
-            throw new IllegalStateException("this forward was closed");
-        }
-    }
-
-    @Override
-    public void close() {
-        if (!closed) {
-            closed = true;
-            saved.close();
-        }
     }
 }

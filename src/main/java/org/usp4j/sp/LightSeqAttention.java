@@ -313,7 +313,7 @@ public final class LightSeqAttention implements SequenceParallelAttention {
             }
             Tensor result = saved.allocate(q.dtype(), q.shape());
             backend.copy(out, result);
-            return new HeldForward(this, saved, sh, q, k, v, result, lse);
+            return new HeldForward(this, "lightseq", saved, sh, q, k, v, result, lse);
         } catch (RuntimeException | Error e) {
             saved.close();
             throw e;
