@@ -1,5 +1,6 @@
 package org.usp4j.sp;
 
+import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.tensor.Tensor;
@@ -30,5 +31,16 @@ final class HeldForward extends SavedForward {
         }
         f.requireOpen();
         return f;
+    }
+
+    /** The float32 accumulators as gradients in the inputs' dtypes, allocated in this forward's scope. */
+    Gradients gradients(Backend backend, Tensor dq, Tensor dk, Tensor dv) {
+        Tensor dqOut = saved.allocate(q.dtype(), q.shape());
+        Tensor dkOut = saved.allocate(k.dtype(), k.shape());
+        Tensor dvOut = saved.allocate(v.dtype(), v.shape());
+        backend.copy(dq, dqOut);
+        backend.copy(dk, dkOut);
+        backend.copy(dv, dvOut);
+        return new Gradients(dqOut, dkOut, dvOut);
     }
 }

@@ -206,12 +206,8 @@ public final class LightSeqAttention implements SequenceParallelAttention {
     public void validate(AttentionShapes local, DType dtype) {
         if (plainRing != null) {
             plainRing.validate(local, dtype);
-            return;
-        }
-        RingStep.requireBlock("lightseq attention", local, options);
-        backend.kernel().validateForward(local, dtype, Mask.CAUSAL);
-        for (AttentionShapes block : unmaskedBlocks(local)) {
-            backend.kernel().validateForward(block, dtype, Mask.NONE);
+        } else {
+            validateSchedule(local, dtype, false);
         }
     }
 
@@ -219,12 +215,24 @@ public final class LightSeqAttention implements SequenceParallelAttention {
     public void validateBackward(AttentionShapes local, DType dtype) {
         if (plainRing != null) {
             plainRing.validateBackward(local, dtype);
-            return;
+        } else {
+            validateSchedule(local, dtype, true);
         }
+    }
+
+    /** The causal diagonal and every unmasked block of the schedule, on this rank's kernel. */
+    private void validateSchedule(AttentionShapes local, DType dtype, boolean backward) {
         RingStep.requireBlock("lightseq attention", local, options);
-        backend.kernel().validateBackward(local, dtype, Mask.CAUSAL);
-        for (AttentionShapes block : unmaskedBlocks(local)) {
-            backend.kernel().validateBackward(block, dtype, Mask.NONE);
+        AttentionKernel kernel = backend.kernel();
+        List<AttentionShapes> blocks = new ArrayList<>(List.of(local));
+        blocks.addAll(unmaskedBlocks(local));
+        for (AttentionShapes block : blocks) {
+            Mask mask = block == local ? Mask.CAUSAL : Mask.NONE;
+            if (backward) {
+                kernel.validateBackward(block, dtype, mask);
+            } else {
+                kernel.validateForward(block, dtype, mask);
+            }
         }
     }
 
@@ -419,13 +427,7 @@ public final class LightSeqAttention implements SequenceParallelAttention {
                     backend.add(dq.slice(1, helpedStart, helpedRows), backDq);
                 }
             }
-            Tensor dqOut = f.saved.allocate(dtype, f.q.shape());
-            Tensor dkOut = f.saved.allocate(f.k.dtype(), f.k.shape());
-            Tensor dvOut = f.saved.allocate(f.v.dtype(), f.v.shape());
-            backend.copy(dq, dqOut);
-            backend.copy(dk, dkOut);
-            backend.copy(dv, dvOut);
-            return new Gradients(dqOut, dkOut, dvOut);
+            return f.gradients(backend, dq, dk, dv);
         }
     }
 

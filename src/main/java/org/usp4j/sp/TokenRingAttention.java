@@ -97,17 +97,23 @@ public final class TokenRingAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        RingStep.requireBlock("tokenring attention", local, options);
-        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
-            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
-        }
+        validateSteps(local, dtype, false);
     }
 
     @Override
     public void validateBackward(AttentionShapes local, DType dtype) {
+        validateSteps(local, dtype, true);
+    }
+
+    /** Every (queries of o, keys of g) step any rank runs, as the ring's plans cut them: the ring's own set. */
+    private void validateSteps(AttentionShapes local, DType dtype, boolean backward) {
         RingStep.requireBlock("tokenring attention", local, options);
         for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
-            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
+            if (backward) {
+                backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
+            } else {
+                backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
+            }
         }
     }
 
@@ -237,13 +243,7 @@ public final class TokenRingAttention implements SequenceParallelAttention {
                 }
                 addArrived(pending, received[(size - 1) % 2], dq);
             }
-            Tensor dqOut = f.saved.allocate(dtype, f.q.shape());
-            Tensor dkOut = f.saved.allocate(f.k.dtype(), f.k.shape());
-            Tensor dvOut = f.saved.allocate(f.v.dtype(), f.v.shape());
-            backend.copy(dq, dqOut);
-            backend.copy(dk, dkOut);
-            backend.copy(dv, dvOut);
-            return new Gradients(dqOut, dkOut, dvOut);
+            return f.gradients(backend, dq, dk, dv);
         }
     }
 
