@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.BiFunction;
 import java.util.function.IntFunction;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
@@ -19,6 +20,7 @@ import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.MeshGroups;
+import org.usp4j.sp.SequenceParallelAttention;
 import org.usp4j.sp.UspAttention;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -54,7 +56,7 @@ public final class UspWorkload implements AutoCloseable {
     private final Backend[] backends;
     private final LocalWorld world;
     private final MeshGroups[] groups;
-    private final UspAttention[] ranks;
+    private final SequenceParallelAttention[] ranks;
     private final TensorAllocator[] inputMemory;
     private final Tensor[][] inputs; // per rank: q, k, v, dout
     private final Forward[] saved;
@@ -63,7 +65,8 @@ public final class UspWorkload implements AutoCloseable {
     private boolean closed;
 
     private UspWorkload(Mesh mesh, AttentionOptions options, AttentionProblem problem, Backend[] backends,
-                        LocalWorld world, MeshGroups[] groups) {
+                        LocalWorld world, MeshGroups[] groups,
+                        BiFunction<MeshGroups, Backend, SequenceParallelAttention> strategy) {
         this.mesh = mesh;
         this.options = options;
         this.problem = problem;
@@ -71,12 +74,12 @@ public final class UspWorkload implements AutoCloseable {
         this.world = world;
         this.groups = groups;
         int p = mesh.size();
-        this.ranks = new UspAttention[p];
+        this.ranks = new SequenceParallelAttention[p];
         this.inputMemory = new TensorAllocator[p];
         this.inputs = new Tensor[p][];
         this.saved = new Forward[p];
         for (int r = 0; r < p; r++) {
-            ranks[r] = new UspAttention(groups[r], backends[r], options);
+            ranks[r] = strategy.apply(groups[r], backends[r]);
         }
         this.clocks = allCuda(backends) ? RankClocks.cuda(cudaBackends(backends)) : RankClocks.host(p);
     }
@@ -89,6 +92,18 @@ public final class UspWorkload implements AutoCloseable {
      */
     public static UspWorkload open(Mesh mesh, AttentionOptions options, AttentionProblem problem,
                                    IntFunction<Backend> backendPerRank, long seed) {
+        return open(mesh, options, problem, backendPerRank, seed,
+                (groups, backend) -> new UspAttention(groups, backend, options));
+    }
+
+    /**
+     * As above with another strategy on every rank (made from the rank's groups and backend); {@code options}
+     * gives the layout the inputs are dealt by.
+     */
+    public static UspWorkload open(Mesh mesh, AttentionOptions options, AttentionProblem problem,
+                                   IntFunction<Backend> backendPerRank, long seed,
+                                   BiFunction<MeshGroups, Backend, SequenceParallelAttention> strategy) {
+        Objects.requireNonNull(strategy, "strategy");
         Objects.requireNonNull(mesh, "mesh");
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(problem, "problem");
@@ -106,7 +121,7 @@ public final class UspWorkload implements AutoCloseable {
             world = new LocalWorld(p, LocalWorld.DEFAULT_TIMEOUT.plus(Duration.ofMinutes(4)),
                     rank -> LocalTransport.of(backends[rank]));
             world.run((rank, comm) -> groups[rank] = MeshGroups.split(mesh, comm));
-            workload = new UspWorkload(mesh, options, problem, backends, world, groups);
+            workload = new UspWorkload(mesh, options, problem, backends, world, groups, strategy);
             workload.validate();
             workload.deal(seed);
             return workload;

@@ -15,6 +15,7 @@ import java.util.concurrent.Callable;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.TrafficCounter;
+import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.dist.DistributedAttention;
 import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.nccl.NcclProcessRank;
@@ -25,6 +26,8 @@ import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.linear.Lasp2Attention;
+import org.usp4j.sp.linear.LinearAttentionOptions;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -57,6 +60,10 @@ import picocli.CommandLine.Spec;
                     + "(one dtype). OUT gets out [b,s,h,d] in that dtype and lse [b,h,s] F32 (natural log), and "
                     + "with --backward dq, dk, dv in that dtype.",
             "",
+            "--attention linear runs linear attention, out_i = scale * sum_j w(i,j) (q_i . k_j) v_j with w = G^(i-j) "
+                    + "for j <= i under --causal (--decay G, default 1) and w = 1 otherwise, sequence-parallel with "
+                    + "LASP-2 (one all-gather of d x d states per pass) inside Ulysses; OUT then has no lse.",
+            "",
             "Under a launcher (usp4j launch, torchrun, srun, mpirun) that started U*R processes, each process is "
                     + "one rank on its own GPU over NCCL; rank 0 writes OUT and the report (with every rank's bytes)."
         })
@@ -83,8 +90,18 @@ final class AttentionCommand implements Callable<Integer> {
             description = "Ring degree: groups that pass K/V blocks around a ring (default: ${DEFAULT-VALUE}).")
     int ring;
 
+    @Option(names = "--attention", paramLabel = "softmax|linear", defaultValue = "softmax",
+            converter = AttentionKindOption.Converter.class,
+            description = "Softmax attention (USP with ring attention) or linear attention (USP with LASP-2) "
+                    + "(default: ${DEFAULT-VALUE}).")
+    AttentionKindOption attention;
+
     @Option(names = "--causal", description = "Causal mask (query i sees keys j <= i).")
     boolean causal;
+
+    @Option(names = "--decay", paramLabel = "G",
+            description = "Linear attention with --causal: weight G^(i-j) for key j of query i, 0 < G <= 1 (default: 1).")
+    Double decay;
 
     @Option(names = "--layout", paramLabel = "contiguous|zigzag", defaultValue = "contiguous",
             converter = LayoutOption.Converter.class,
@@ -94,7 +111,8 @@ final class AttentionCommand implements Callable<Integer> {
     @Option(names = "--backward", description = "Also compute dq, dk, dv from the input's do.")
     boolean backward;
 
-    @Option(names = "--scale", paramLabel = "X", description = "Softmax scale (default: 1/sqrt(d)).")
+    @Option(names = "--scale", paramLabel = "X",
+            description = "Scale of q . k (default: 1/sqrt(d) for softmax, 1 for linear attention).")
     Double scale;
 
     @Option(names = "--backend", paramLabel = "cpu|cuda", defaultValue = "cpu", converter = BackendKind.Converter.class,
@@ -111,7 +129,12 @@ final class AttentionCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         checkOptions();
+        boolean linear = attention == AttentionKindOption.LINEAR;
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
+        if (linear && (backend == BackendKind.CUDA || launch.isDistributed())) {
+            throw new CommandFailure("--attention linear runs on in-process cpu ranks only: the cuda backend has no "
+                    + "linear attention kernel yet");
+        }
         if (launch.isDistributed()) {
             return callDistributed(launch);
         }
@@ -128,8 +151,10 @@ final class AttentionCommand implements Callable<Integer> {
             try (SafetensorsFile in = SafetensorsFile.open(input); Arena arena = Arena.ofShared()) {
                 AttentionInputs inputs = AttentionInputs.read(in, backward);
                 inputs.checkMesh(ulysses, ring, layout);
-                String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
-                        + ", " + layout + ", backend " + backend;
+                LinearAttentionOptions linearOptions = linear ? AttentionKindOption.linear(causal, decay, scale) : null;
+                String what = inputs.describe() + ", mesh " + ulysses + "x" + ring
+                        + (linear ? ", " + linearOptions + " (LASP-2)" : (causal ? ", causal" : "") + ", " + layout)
+                        + ", backend " + backend;
                 LOG.info("attention: {}", what);
 
                 Mesh mesh = new Mesh(ulysses, ring);
@@ -137,14 +162,18 @@ final class AttentionCommand implements Callable<Integer> {
                 Map<String, Tensor> results = new LinkedHashMap<>();
                 double forwardSeconds;
                 double backwardSeconds = 0;
-                InProcessAttention attention = new InProcessAttention(mesh, options, backends::forRank);
+                InProcessAttention attention = linear
+                        ? Lasp2Attention.inProcess(mesh, linearOptions, backends::forRank, LocalWorld.DEFAULT_TIMEOUT)
+                        : new InProcessAttention(mesh, options, backends::forRank);
                 try {
                     status.show("attention forward on " + mesh.size() + " ranks ...");
                     long t0 = System.nanoTime();
                     ForwardResult fwd = attention.forward(inputs.q(), inputs.k(), inputs.v(), arena);
                     forwardSeconds = (System.nanoTime() - t0) / 1e9;
                     results.put("out", as(fwd.out(), inputs.dtype(), arena));
-                    results.put("lse", as(fwd.lse(), DType.F32, arena));
+                    if (fwd.lse() != null) {
+                        results.put("lse", as(fwd.lse(), DType.F32, arena));
+                    }
                     if (backward) {
                         status.show("attention backward on " + mesh.size() + " ranks ...");
                         long t1 = System.nanoTime();
@@ -298,6 +327,7 @@ final class AttentionCommand implements Callable<Integer> {
         if (scale != null && !(Double.isFinite(scale) && scale > 0)) {
             throw new ParameterException(spec.commandLine(), "--scale must be a finite number > 0, got " + scale);
         }
+        attention.check(spec.commandLine(), causal, decay, layout);
         Path in = input.toAbsolutePath().normalize();
         Path outPath = output.toAbsolutePath().normalize();
         if (report != null) {

@@ -26,6 +26,9 @@ import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.nccl.NcclProcessRank;
 import org.usp4j.sp.CostModel;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.linear.Lasp2Attention;
+import org.usp4j.sp.linear.Lasp2CostModel;
+import org.usp4j.sp.linear.LinearAttentionOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -53,6 +56,9 @@ import picocli.CommandLine.Spec;
             "Measure USP attention throughput over sequence lengths and meshes (U x R simulated ranks): "
                     + "time per call, FLOP/s over unmasked pairs (forward 4*b*h*pairs*d, backward 2.5x), "
                     + "and the bytes one rank sent per call next to the cost model.",
+            "",
+            "--attention linear measures linear attention with LASP-2 (--decay G under --causal) and, at the same "
+                    + "shapes and meshes, softmax attention with ring attention, one row each (cpu backend).",
             "",
             "--suite gpu prints the JSON lines of the GPU comparison suite (.ci/gpu-suite): single-call cuDNN "
                     + "SDPA on bf16, h=16, head_dim 64 and 128, causal and not, 4K..64K tokens (or --seq), and USP "
@@ -116,6 +122,16 @@ final class BenchCommand implements Callable<Integer> {
             description = "Also time the backward (default: on; --no-backward for the forward only).")
     boolean backward;
 
+    @Option(names = "--attention", paramLabel = "softmax|linear", defaultValue = "softmax",
+            converter = AttentionKindOption.Converter.class,
+            description = "softmax (USP with ring attention), or linear: LASP-2 next to softmax ring attention at "
+                    + "the same shapes (default: ${DEFAULT-VALUE}).")
+    AttentionKindOption attention;
+
+    @Option(names = "--decay", paramLabel = "G",
+            description = "Linear attention's decay under --causal, 0 < G <= 1 (default: 1).")
+    Double decay;
+
     @Option(names = "--json", description = "One JSON object per line instead of the table.")
     boolean json;
 
@@ -149,17 +165,29 @@ final class BenchCommand implements Callable<Integer> {
                 throw new ParameterException(spec.commandLine(), "--plot " + plot + ": the file name must end in .png or .svg");
             }
         }
+        attention.checkDecay(spec.commandLine(), problemOptions.causal, decay);
+        if (attention == AttentionKindOption.LINEAR && plot != null) {
+            throw new ParameterException(spec.commandLine(), "--plot draws softmax attention only; leave it out with "
+                    + "--attention linear");
+        }
+        boolean linear = attention == AttentionKindOption.LINEAR;
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
+        if (linear && (backend == BackendKind.CUDA || launch.isDistributed() || suite != null)) {
+            throw new CommandFailure("--attention linear runs on in-process cpu ranks only: the cuda backend has no "
+                    + "linear attention kernel yet");
+        }
         if (launch.isDistributed()) {
             return callDistributed(launch);
         }
         if (suite != null) {
             return runGpuSuite();
         }
+        LinearAttentionOptions linearOptions = linear ? AttentionKindOption.linear(problemOptions.causal, decay, null)
+                : null;
         List<Mesh> givenMeshes = meshes != null ? parseMeshes(meshes) : null;
         PrintWriter out = spec.commandLine().getOut();
         List<BenchRow> rows = new ArrayList<>();
-        try (RankBackends backends = RankBackends.open(backend);
+        try (RankBackends backends = RankBackends.open(linear && backend == BackendKind.AUTO ? BackendKind.CPU : backend);
              Progress progress = new Progress(StatusLine.forStderr(spec.commandLine().getErr()))) {
             boolean cuda = backends.kind() == BackendKind.CUDA;
             List<Long> seqList = seqs != null ? seqs : parseLongs(cuda ? GPU_SEQS : CPU_SEQS);
@@ -184,47 +212,26 @@ final class BenchCommand implements Callable<Integer> {
                                 + "after %d warm-up%n", backendName,
                         cuda ? " (in-process ranks on GPU 0)" : " (" + backends.cpuThreads() + " kernel threads)",
                         first.batch(), first.heads(), first.kvHeads(), first.headDim(),
-                        first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
-                        repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
+                        first.dtype().name().toLowerCase(Locale.ROOT), linear ? "linear: LASP-2, " + linearOptions.mask()
+                                + ", contiguous layout; softmax: ring attention, " + problemOptions.describe()
+                                : problemOptions.describe(), repeat, repeat == 1 ? "" : "s", warmup);
+                out.printf(Locale.ROOT, "%s%-6s %5s %8s %-4s %11s %11s %12s %12s%n", linear ? "attention " : "", "mesh",
+                        "ranks", "seq", "pass", "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
                 out.flush();
             }
+            List<AttentionKindOption> kinds = linear ? List.of(AttentionKindOption.LINEAR, AttentionKindOption.SOFTMAX)
+                    : List.of(AttentionKindOption.SOFTMAX);
             for (Mesh mesh : meshList) {
                 for (AttentionProblem problem : problems) {
-                    String what = "mesh " + mesh.ulysses() + "x" + mesh.ring() + ", S=" + problem.seq();
-                    progress.phase(what + ": dealing inputs");
-                    List<Double> fwd = new ArrayList<>();
-                    List<Double> bwd = new ArrayList<>();
-                    long fwdBytes = 0;
-                    long bwdBytes = 0;
-                    try (UspWorkload w = UspWorkload.open(mesh, problemOptions.attentionOptions(), problem,
-                            backends::forRank, problemOptions.seed)) {
-                        for (int i = 0; i < warmup + repeat; i++) {
-                            progress.phase(what + (i < warmup ? ": warm-up call " + (i + 1)
-                                    : ": timed call " + (i - warmup + 1) + " of " + repeat));
-                            UspWorkload.Measurement f = w.forward();
-                            UspWorkload.Measurement b = backward ? w.backward() : null;
-                            if (i >= warmup) {
-                                fwd.add(f.seconds());
-                                fwdBytes = f.maxBytesPerRank();
-                                if (b != null) {
-                                    bwd.add(b.seconds());
-                                    bwdBytes = b.maxBytesPerRank();
-                                }
-                            }
+                    for (AttentionKindOption kind : kinds) {
+                        List<BenchRow> made = measure(kind, linearOptions, mesh, problem, backends, progress,
+                                backendName);
+                        progress.clear();
+                        for (BenchRow r : made) {
+                            print(out, r, cuda, linear);
                         }
+                        rows.addAll(made);
                     }
-                    List<BenchRow> made = new ArrayList<>();
-                    made.add(row(backendName, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
-                    if (backward) {
-                        made.add(row(backendName, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
-                    }
-                    progress.clear();
-                    for (BenchRow r : made) {
-                        print(out, r, cuda);
-                    }
-                    rows.addAll(made);
                 }
             }
         }
@@ -241,6 +248,45 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.flush();
         return ExitCodes.OK;
+    }
+
+    /** The rows of one configuration: warm-up and timed calls of one kind of attention on in-process ranks. */
+    private List<BenchRow> measure(AttentionKindOption kind, LinearAttentionOptions linearOptions, Mesh mesh,
+                                   AttentionProblem problem, RankBackends backends, Progress progress,
+                                   String backendName) {
+        String what = kind + " attention, mesh " + mesh.ulysses() + "x" + mesh.ring() + ", S=" + problem.seq();
+        progress.phase(what + ": dealing inputs");
+        List<Double> fwd = new ArrayList<>();
+        List<Double> bwd = new ArrayList<>();
+        long fwdBytes = 0;
+        long bwdBytes = 0;
+        boolean linear = kind == AttentionKindOption.LINEAR;
+        try (UspWorkload w = linear
+                ? UspWorkload.open(mesh, Lasp2Attention.layoutOptions(linearOptions), problem, backends::forRank,
+                        problemOptions.seed, (groups, b) -> Lasp2Attention.withUlysses(groups, b, linearOptions))
+                : UspWorkload.open(mesh, problemOptions.attentionOptions(), problem, backends::forRank,
+                        problemOptions.seed)) {
+            for (int i = 0; i < warmup + repeat; i++) {
+                progress.phase(what + (i < warmup ? ": warm-up call " + (i + 1)
+                        : ": timed call " + (i - warmup + 1) + " of " + repeat));
+                UspWorkload.Measurement f = w.forward();
+                UspWorkload.Measurement b = backward ? w.backward() : null;
+                if (i >= warmup) {
+                    fwd.add(f.seconds());
+                    fwdBytes = f.maxBytesPerRank();
+                    if (b != null) {
+                        bwd.add(b.seconds());
+                        bwdBytes = b.maxBytesPerRank();
+                    }
+                }
+            }
+        }
+        List<BenchRow> made = new ArrayList<>();
+        made.add(row(backendName, kind, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
+        if (backward) {
+            made.add(row(backendName, kind, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
+        }
+        return made;
     }
 
     /**
@@ -377,23 +423,42 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
+        return row(backendName, AttentionKindOption.SOFTMAX, mesh, p, pass, seconds, bytes);
+    }
+
+    private BenchRow row(String backendName, AttentionKindOption kind, Mesh mesh, AttentionProblem p, Pass pass,
+                         List<Double> seconds, long bytes) {
         double median = Timings.median(seconds);
         double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
-        double flops = p.flops(pass, problemOptions.causal) / median;
-        CostModel.RankBytes model = pass == Pass.FORWARD
+        boolean linear = kind == AttentionKindOption.LINEAR;
+        // Linear attention: the state products, K^T V and Q M (2 b h S d^2 each), twice that backward.
+        double linearFlops = 4.0 * p.batch() * p.heads() * p.seq() * p.headDim() * p.headDim()
+                * (pass == Pass.FORWARD ? 1 : 2);
+        double flops = (linear ? linearFlops : p.flops(pass, problemOptions.causal)) / median;
+        CostModel.RankBytes model = linear
+                ? (pass == Pass.FORWARD
+                        ? Lasp2CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
+                        : Lasp2CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh))
+                : pass == Pass.FORWARD
                 ? CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
                 : CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh);
         return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
                 p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
-                problemOptions.causal, problemOptions.layout.toString(), pass.label(), seconds.size(), median * 1e3,
+                problemOptions.causal, linear ? "contiguous" : problemOptions.layout.toString(), kind.toString(),
+                pass.label(), seconds.size(), median * 1e3,
                 best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model.total());
     }
 
     private void print(PrintWriter out, BenchRow r, boolean cuda) throws JsonProcessingException {
+        print(out, r, cuda, false);
+    }
+
+    private void print(PrintWriter out, BenchRow r, boolean cuda, boolean kindColumn) throws JsonProcessingException {
         if (json) {
             out.println(JSON.writeValueAsString(r));
         } else {
-            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n", r.mesh(), r.ranks(), r.seq(), r.pass(),
+            out.printf(Locale.ROOT, "%s%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n",
+                    kindColumn ? String.format(Locale.ROOT, "%-9s ", r.attention()) : "", r.mesh(), r.ranks(), r.seq(), r.pass(),
                     r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
         }
         out.flush();

@@ -8,6 +8,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.BiFunction;
 import java.util.function.IntFunction;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -40,7 +41,7 @@ public final class InProcessAttention implements AutoCloseable {
     private final Backend[] backends;
     private final LocalWorld world;
     private final MeshGroups[] groups;
-    private final UspAttention[] ranks;
+    private final SequenceParallelAttention[] ranks;
     private final Forward[] saved;
     private final TensorAllocator[] dealt;
     private AttentionShapes shapes;
@@ -56,6 +57,17 @@ public final class InProcessAttention implements AutoCloseable {
     /** As above, with the time any rank waits for its peers before failing (default 60 s). */
     public InProcessAttention(Mesh mesh, AttentionOptions options, IntFunction<Backend> backendPerRank,
                               Duration timeout) {
+        this(mesh, options, backendPerRank, timeout, (groups, backend) -> new UspAttention(groups, backend, options));
+    }
+
+    /**
+     * Another strategy on every rank, made by {@code strategy} from the rank's mesh groups and backend;
+     * {@code options} gives the layout the inputs are dealt by. A strategy whose forward has no lse
+     * (linear attention) gives a {@link ForwardResult} with a null lse.
+     */
+    public InProcessAttention(Mesh mesh, AttentionOptions options, IntFunction<Backend> backendPerRank,
+                              Duration timeout, BiFunction<MeshGroups, Backend, SequenceParallelAttention> strategy) {
+        Objects.requireNonNull(strategy, "strategy");
         this.mesh = Objects.requireNonNull(mesh, "mesh");
         this.options = Objects.requireNonNull(options, "options");
         Objects.requireNonNull(backendPerRank, "backendPerRank");
@@ -63,7 +75,7 @@ public final class InProcessAttention implements AutoCloseable {
         this.backends = new Backend[p];
         this.saved = new Forward[p];
         this.dealt = new TensorAllocator[p];
-        this.ranks = new UspAttention[p];
+        this.ranks = new SequenceParallelAttention[p];
         this.groups = new MeshGroups[p];
         LocalWorld w = null;
         try {
@@ -81,7 +93,7 @@ public final class InProcessAttention implements AutoCloseable {
         }
         this.world = w;
         for (int r = 0; r < p; r++) {
-            ranks[r] = new UspAttention(groups[r], backends[r], options);
+            ranks[r] = strategy.apply(groups[r], backends[r]);
         }
         LOG.debug("in-process attention on mesh {}, {}", mesh, options);
     }
@@ -121,12 +133,16 @@ public final class InProcessAttention implements AutoCloseable {
         });
         forwardTraffic = snapshotTraffic();
         Tensor out = Tensor.allocate(arena, dtype, sh.batch(), sh.seqQ(), sh.heads(), sh.headDim());
-        Tensor lse = Tensor.allocate(arena, DType.F32, sh.batch(), sh.heads(), sh.seqQ());
+        boolean hasLse = saved[0].lse() != null;
+        Tensor lse = hasLse ? Tensor.allocate(arena, DType.F32, sh.batch(), sh.heads(), sh.seqQ()) : null;
         long headsPerRank = sh.heads() / mesh.ulysses();
         Mesh rings = new Mesh(1, mesh.ring());
         for (int r = 0; r < mesh.size(); r++) {
             Backend b = backends[r];
             options.layout().unshard(saved[r].out(), out, 1, mesh, r, b::copy);
+            if (!hasLse) {
+                continue;
+            }
             // Rank r's lse: its Ulysses heads over its whole ring block (see UspAttention).
             Tensor heads = lse.slice(1, mesh.ulyssesRank(r) * headsPerRank, headsPerRank);
             options.layout().unshard(saved[r].lse(), heads, 2, rings, mesh.ringRank(r), b::copy);

@@ -1,6 +1,8 @@
 package org.usp4j.sp.linear;
 
+import java.time.Duration;
 import java.util.Objects;
+import java.util.function.IntFunction;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
@@ -10,6 +12,8 @@ import org.usp4j.kernel.LinearMask;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
+import org.usp4j.sp.InProcessAttention;
+import org.usp4j.sp.Mesh;
 import org.usp4j.sp.MeshGroups;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.SequenceParallelAttention;
@@ -33,7 +37,7 @@ import org.usp4j.tensor.Tensor;
  * sum_{c != g} D_c; P_g is kept from the forward. States are per KV head; the gradient states sum over
  * each KV head's query heads, so both passes move (R-1) b h_kv d^2 float32 values per rank.
  *
- * <p>Linear attention has no lse: {@link Forward#lse()} throws.
+ * <p>Linear attention has no lse: {@link Forward#lse()} is null.
  */
 public final class Lasp2Attention implements SequenceParallelAttention {
 
@@ -55,8 +59,22 @@ public final class Lasp2Attention implements SequenceParallelAttention {
     public static SequenceParallelAttention withUlysses(MeshGroups groups, Backend backend,
                                                         LinearAttentionOptions options) {
         return new UspAttention(new UlyssesAllToAll(groups.ulysses(), backend),
-                new Lasp2Attention(groups.ring(), backend, options), backend,
-                new AttentionOptions(options.mask().causal(), SequenceLayout.CONTIGUOUS, (double) options.scale()));
+                new Lasp2Attention(groups.ring(), backend, options), backend, layoutOptions(options));
+    }
+
+    /**
+     * Distributed linear attention on global host tensors over {@code mesh.size()} in-process ranks (see
+     * {@link InProcessAttention}), dealt contiguously; its forward's lse is null.
+     */
+    public static InProcessAttention inProcess(Mesh mesh, LinearAttentionOptions options,
+                                               IntFunction<Backend> backendPerRank, Duration timeout) {
+        return new InProcessAttention(mesh, layoutOptions(options), backendPerRank, timeout,
+                (groups, backend) -> withUlysses(groups, backend, options));
+    }
+
+    /** What the Ulysses layer and the dealing need to know: the mask's causality and the contiguous layout. */
+    public static AttentionOptions layoutOptions(LinearAttentionOptions options) {
+        return new AttentionOptions(options.mask().causal(), SequenceLayout.CONTIGUOUS, (double) options.scale());
     }
 
     @Override
@@ -194,9 +212,10 @@ public final class Lasp2Attention implements SequenceParallelAttention {
             return out;
         }
 
+        /** Linear attention has no lse. */
         @Override
         public Tensor lse() {
-            throw new UnsupportedOperationException("linear attention has no lse");
+            return null;
         }
 
         @Override
