@@ -67,7 +67,7 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
         return new AttentionInputs(q, k, v, dout, shapes, q.dtype());
     }
 
-    /** Checks that the mesh U x R and the layout can deal these tensors (DESIGN section 3). */
+    /** Checks that the mesh U x R and the layout can deal these tensors. */
     void checkMesh(int ulysses, int ring, LayoutOption layout) {
         long p = (long) ulysses * ring;
         long s = shapes.seqQ();

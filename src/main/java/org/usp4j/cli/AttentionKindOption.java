@@ -1,7 +1,6 @@
 package org.usp4j.cli;
 
 import java.util.Locale;
-import org.usp4j.sp.linear.LinearAttentionOptions;
 import picocli.CommandLine;
 import picocli.CommandLine.ParameterException;
 
@@ -16,13 +15,20 @@ enum AttentionKindOption {
     /**
      * Usage errors (exit 2) of the options that depend on the kind: {@code --decay} belongs to causal
      * linear attention; linear attention deals the sequence contiguously (its work is the same on every
-     * block, so zigzag has nothing to balance).
+     * block, so zigzag and striped have nothing to balance) and always runs LASP-2.
      */
-    void check(CommandLine cmd, boolean causal, Double decay, LayoutOption layout) {
+    void check(CommandLine cmd, boolean causal, Double decay, LayoutOption layout, boolean ringAlgoGiven) {
         checkDecay(cmd, causal, decay);
-        if (this == LINEAR && layout == LayoutOption.ZIGZAG) {
+        if (this != LINEAR) {
+            return;
+        }
+        if (layout != LayoutOption.CONTIGUOUS) {
             throw new ParameterException(cmd, "--attention linear deals the sequence contiguously (every block costs "
-                    + "the same); leave --layout zigzag out");
+                    + "the same); leave --layout " + layout + " out");
+        }
+        if (ringAlgoGiven) {
+            throw new ParameterException(cmd, "--ring-algo chooses a softmax ring algorithm; --attention linear always "
+                    + "runs LASP-2");
         }
     }
 
@@ -40,11 +46,6 @@ enum AttentionKindOption {
         if (decay != null && !(decay > 0 && decay <= 1)) {
             throw new ParameterException(cmd, "--decay must be in (0, 1], got " + decay);
         }
-    }
-
-    /** The linear attention options of the command line (scale default 1). */
-    static LinearAttentionOptions linear(boolean causal, Double decay, Double scale) {
-        return LinearAttentionOptions.of(causal, decay, scale);
     }
 
     @Override

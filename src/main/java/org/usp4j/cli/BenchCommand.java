@@ -19,16 +19,15 @@ import org.usp4j.bench.AttentionProblem;
 import org.usp4j.bench.GpuSuite;
 import org.usp4j.bench.Pass;
 import org.usp4j.bench.Timings;
-import org.usp4j.bench.UspWorkload;
-import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.DistributedBench;
 import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.nccl.NcclProcessRank;
-import org.usp4j.sp.CostModel;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.linear.Lasp2Attention;
-import org.usp4j.sp.linear.Lasp2CostModel;
 import org.usp4j.sp.linear.LinearAttentionOptions;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.UspPlan;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -43,8 +42,8 @@ import picocli.CommandLine.Spec;
  * reports the median. Text table, or one JSON object per line with {@code --json}; {@code --plot} draws
  * throughput against sequence length. {@code --suite gpu} runs the fixed GPU comparison suite instead.
  *
- * <p>Under a launcher with P processes, each process is one rank on its own GPU over NCCL
- * ({@link DistributedBench}): every mesh must have P ranks, each rank makes the inputs from the shared
+ * <p>Both worlds take one path through the {@link AttentionEngine}. Under a launcher with P processes,
+ * each process is one rank on its own GPU over NCCL ({@link ProcessRanks}): every mesh must have P ranks, each rank makes the inputs from the shared
  * seed and keeps its shard, and rank 0 prints the rows (the slowest rank's time) and every rank's bytes.
  */
 @Command(name = "bench",
@@ -124,8 +123,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--attention", paramLabel = "softmax|linear", defaultValue = "softmax",
             converter = AttentionKindOption.Converter.class,
-            description = "softmax (USP with ring attention), or linear: LASP-2 next to softmax ring attention at "
-                    + "the same shapes (default: ${DEFAULT-VALUE}).")
+            description = "softmax (USP around --ring-algo), or linear: LASP-2 next to softmax ring attention at the "
+                    + "same shapes (default: ${DEFAULT-VALUE}).")
     AttentionKindOption attention;
 
     @Option(names = "--decay", paramLabel = "G",
@@ -166,11 +165,11 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         attention.checkDecay(spec.commandLine(), problemOptions.causal, decay);
-        if (attention == AttentionKindOption.LINEAR && plot != null) {
+        boolean linear = attention == AttentionKindOption.LINEAR;
+        if (linear && plot != null) {
             throw new ParameterException(spec.commandLine(), "--plot draws softmax attention only; leave it out with "
                     + "--attention linear");
         }
-        boolean linear = attention == AttentionKindOption.LINEAR;
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
         if (linear && (backend == BackendKind.CUDA || launch.isDistributed() || suite != null)) {
             throw new CommandFailure("--attention linear runs on in-process cpu ranks only: the cuda backend has no "
@@ -182,7 +181,7 @@ final class BenchCommand implements Callable<Integer> {
         if (suite != null) {
             return runGpuSuite();
         }
-        LinearAttentionOptions linearOptions = linear ? AttentionKindOption.linear(problemOptions.causal, decay, null)
+        LinearAttentionOptions linearOptions = linear ? LinearAttentionOptions.of(problemOptions.causal, decay, null)
                 : null;
         List<Mesh> givenMeshes = meshes != null ? parseMeshes(meshes) : null;
         PrintWriter out = spec.commandLine().getOut();
@@ -213,25 +212,47 @@ final class BenchCommand implements Callable<Integer> {
                         cuda ? " (in-process ranks on GPU 0)" : " (" + backends.cpuThreads() + " kernel threads)",
                         first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), linear ? "linear: LASP-2, " + linearOptions.mask()
-                                + ", contiguous layout; softmax: ring attention, " + problemOptions.describe()
-                                : problemOptions.describe(), repeat, repeat == 1 ? "" : "s", warmup);
+                                + ", contiguous layout; softmax: " + problemOptions.describe() : problemOptions.describe(),
+                        repeat, repeat == 1 ? "" : "s", warmup);
                 out.printf(Locale.ROOT, "%s%-6s %5s %8s %-4s %11s %11s %12s %12s%n", linear ? "attention " : "", "mesh",
                         "ranks", "seq", "pass", "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
                 out.flush();
             }
-            List<AttentionKindOption> kinds = linear ? List.of(AttentionKindOption.LINEAR, AttentionKindOption.SOFTMAX)
-                    : List.of(AttentionKindOption.SOFTMAX);
+            // --attention linear: LASP-2 and softmax (the --ring-algo, ring by default) on the same shapes, in turn.
+            List<UspPlanChoice> choices = new ArrayList<>();
             for (Mesh mesh : meshList) {
+                if (linear) {
+                    choices.add(new UspPlanChoice(AttentionKindOption.LINEAR, Lasp2Attention.plan(mesh, linearOptions)));
+                }
+                choices.add(new UspPlanChoice(AttentionKindOption.SOFTMAX, problemOptions.plan(mesh)));
+            }
+            for (UspPlanChoice choice : choices) {
+                Mesh mesh = choice.plan().mesh();
                 for (AttentionProblem problem : problems) {
-                    for (AttentionKindOption kind : kinds) {
-                        List<BenchRow> made = measure(kind, linearOptions, mesh, problem, backends, progress,
-                                backendName);
-                        progress.clear();
-                        for (BenchRow r : made) {
-                            print(out, r, cuda, linear);
-                        }
-                        rows.addAll(made);
+                    String what = (linear ? choice.kind() + ", " : "") + "mesh " + mesh.ulysses() + "x" + mesh.ring()
+                            + ", S=" + problem.seq();
+                    progress.phase(what + ": dealing inputs");
+                    AttentionEngine.Result m;
+                    try (AttentionEngine w = AttentionEngine.inProcess(choice.plan(), backends::forRank,
+                            GpuSuite.BENCH_TIMEOUT)) {
+                        w.dealRandom(problem.shapes(), problem.dtype(), problemOptions.seed);
+                        m = w.measure(warmup, repeat, backward, i -> progress.phase(what + (i < warmup
+                                ? ": warm-up call " + (i + 1) : ": timed call " + (i - warmup + 1) + " of " + repeat)));
                     }
+                    List<Double> fwd = m.forwardSpans();
+                    List<Double> bwd = m.backwardSpans();
+                    long fwdBytes = maxTotal(m, true);
+                    long bwdBytes = maxTotal(m, false);
+                    List<BenchRow> made = new ArrayList<>();
+                    made.add(row(backendName, choice, problem, Pass.FORWARD, fwd, fwdBytes));
+                    if (backward) {
+                        made.add(row(backendName, choice, problem, Pass.BACKWARD, bwd, bwdBytes));
+                    }
+                    progress.clear();
+                    for (BenchRow r : made) {
+                        print(out, r, cuda, linear);
+                    }
+                    rows.addAll(made);
                 }
             }
         }
@@ -250,47 +271,8 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    /** The rows of one configuration: warm-up and timed calls of one kind of attention on in-process ranks. */
-    private List<BenchRow> measure(AttentionKindOption kind, LinearAttentionOptions linearOptions, Mesh mesh,
-                                   AttentionProblem problem, RankBackends backends, Progress progress,
-                                   String backendName) {
-        String what = kind + " attention, mesh " + mesh.ulysses() + "x" + mesh.ring() + ", S=" + problem.seq();
-        progress.phase(what + ": dealing inputs");
-        List<Double> fwd = new ArrayList<>();
-        List<Double> bwd = new ArrayList<>();
-        long fwdBytes = 0;
-        long bwdBytes = 0;
-        boolean linear = kind == AttentionKindOption.LINEAR;
-        try (UspWorkload w = linear
-                ? UspWorkload.open(mesh, Lasp2Attention.layoutOptions(linearOptions), problem, backends::forRank,
-                        problemOptions.seed, (groups, b) -> Lasp2Attention.withUlysses(groups, b, linearOptions))
-                : UspWorkload.open(mesh, problemOptions.attentionOptions(), problem, backends::forRank,
-                        problemOptions.seed)) {
-            for (int i = 0; i < warmup + repeat; i++) {
-                progress.phase(what + (i < warmup ? ": warm-up call " + (i + 1)
-                        : ": timed call " + (i - warmup + 1) + " of " + repeat));
-                UspWorkload.Measurement f = w.forward();
-                UspWorkload.Measurement b = backward ? w.backward() : null;
-                if (i >= warmup) {
-                    fwd.add(f.seconds());
-                    fwdBytes = f.maxBytesPerRank();
-                    if (b != null) {
-                        bwd.add(b.seconds());
-                        bwdBytes = b.maxBytesPerRank();
-                    }
-                }
-            }
-        }
-        List<BenchRow> made = new ArrayList<>();
-        made.add(row(backendName, kind, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
-        if (backward) {
-            made.add(row(backendName, kind, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
-        }
-        return made;
-    }
-
     /**
-     * One rank of a multi-process benchmark (see {@link DistributedBench}): every mesh must use all the
+     * One rank of a multi-process benchmark (see {@link ProcessRanks}): every mesh must use all the
      * processes (default: every U x R = world size), checks that need no peer come first, rank 0 prints.
      */
     private int callDistributed(LaunchEnvironment env) throws IOException {
@@ -352,8 +334,11 @@ final class BenchCommand implements Callable<Integer> {
             }
             for (Mesh mesh : meshList) {
                 for (AttentionProblem problem : problems) {
-                    DistributedBench.Measurement m = DistributedBench.run(rank, mesh, problemOptions.attentionOptions(),
-                            problem, problemOptions.seed, warmup, repeat, backward);
+                    AttentionEngine.Result m;
+                    try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), problemOptions.plan(mesh))) {
+                        engine.dealRandom(problem.shapes(), problem.dtype(), problemOptions.seed);
+                        m = engine.measure(warmup, repeat, backward, i -> { });
+                    }
                     if (!root) {
                         continue;
                     }
@@ -379,21 +364,20 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private static long maxTotal(DistributedBench.Measurement m, boolean forward) {
-        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).values().stream()
-                .mapToLong(Long::longValue).sum()).max().orElse(0);
+    private static long maxTotal(AttentionEngine.Result m, boolean forward) {
+        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).total()).max()
+                .orElse(0);
     }
 
     /** Table mode: what each rank sent and its median, under the row. */
-    private void printPerRank(PrintWriter out, DistributedBench.Measurement m, boolean forward) {
+    private void printPerRank(PrintWriter out, AttentionEngine.Result m, boolean forward) {
         if (json) {
             return;
         }
         List<String> parts = new ArrayList<>();
-        for (DistributedBench.RankTimes r : m.ranks()) {
-            Map<TrafficKind, Long> bytes = forward ? r.forwardBytes() : r.backwardBytes();
-            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(),
-                    Units.bytes(bytes.values().stream().mapToLong(Long::longValue).sum()),
+        for (AttentionEngine.RankFigures r : m.ranks()) {
+            RankBytes bytes = forward ? r.forwardBytes() : r.backwardBytes();
+            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(), Units.bytes(bytes.total()),
                     Timings.median(forward ? r.forwardSeconds() : r.backwardSeconds()) * 1e3));
         }
         out.println("       per rank (sent, median): " + String.join("; ", parts));
@@ -422,29 +406,31 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
-        return row(backendName, AttentionKindOption.SOFTMAX, mesh, p, pass, seconds, bytes);
+    /** What one group of rows ran: the kind of attention and its plan. */
+    private record UspPlanChoice(AttentionKindOption kind, UspPlan plan) {
     }
 
-    private BenchRow row(String backendName, AttentionKindOption kind, Mesh mesh, AttentionProblem p, Pass pass,
-                         List<Double> seconds, long bytes) {
+    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
+        return row(backendName, new UspPlanChoice(AttentionKindOption.SOFTMAX, problemOptions.plan(mesh)), p, pass,
+                seconds, bytes);
+    }
+
+    private BenchRow row(String backendName, UspPlanChoice choice, AttentionProblem p, Pass pass, List<Double> seconds,
+                         long bytes) {
         double median = Timings.median(seconds);
         double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
-        boolean linear = kind == AttentionKindOption.LINEAR;
+        boolean linear = choice.kind() == AttentionKindOption.LINEAR;
         // Linear attention: the state products, K^T V and Q M (2 b h S d^2 each), twice that backward.
         double linearFlops = 4.0 * p.batch() * p.heads() * p.seq() * p.headDim() * p.headDim()
                 * (pass == Pass.FORWARD ? 1 : 2);
         double flops = (linear ? linearFlops : p.flops(pass, problemOptions.causal)) / median;
-        CostModel.RankBytes model = linear
-                ? (pass == Pass.FORWARD
-                        ? Lasp2CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
-                        : Lasp2CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh))
-                : pass == Pass.FORWARD
-                ? CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
-                : CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh);
+        UspPlan plan = choice.plan();
+        Mesh mesh = plan.mesh();
+        RankBytes model = pass == Pass.FORWARD ? plan.forwardBytes(p.shapes(), p.dtype())
+                : plan.backwardBytes(p.shapes(), p.dtype());
         return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
                 p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
-                problemOptions.causal, linear ? "contiguous" : problemOptions.layout.toString(), kind.toString(),
+                problemOptions.causal, linear ? "contiguous" : problemOptions.layout.toString(), choice.kind().toString(),
                 pass.label(), seconds.size(), median * 1e3,
                 best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model.total());
     }
@@ -458,7 +444,8 @@ final class BenchCommand implements Callable<Integer> {
             out.println(JSON.writeValueAsString(r));
         } else {
             out.printf(Locale.ROOT, "%s%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n",
-                    kindColumn ? String.format(Locale.ROOT, "%-9s ", r.attention()) : "", r.mesh(), r.ranks(), r.seq(), r.pass(),
+                    kindColumn ? String.format(Locale.ROOT, "%-9s ", r.attention()) : "", r.mesh(), r.ranks(), r.seq(),
+                    r.pass(),
                     r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
         }
         out.flush();

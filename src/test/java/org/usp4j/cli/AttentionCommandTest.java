@@ -58,7 +58,12 @@ class AttentionCommandTest {
                 Arguments.of(DType.F32, 1, 24, 6, 6, 12, "--ulysses 3 --ring 2 --backward --scale 0.2"),
                 Arguments.of(DType.BF16, 1, 32, 2, 2, 16, "--ring 4 --causal --backward"),
                 Arguments.of(DType.F16, 1, 16, 4, 1, 5, "--ulysses 4 --causal --scale 0.3"),
-                Arguments.of(DType.F32, 1, 16, 2, 1, 8, ""));
+                Arguments.of(DType.F32, 1, 16, 2, 1, 8, ""),
+                Arguments.of(DType.F32, 2, 32, 4, 2, 8,
+                        "--ring-algo allgather --layout zigzag --causal --backward --ulysses 2 --ring 2"),
+                Arguments.of(DType.BF16, 1, 32, 4, 1, 8, "--layout striped --causal --backward --ulysses 2 --ring 2"),
+                Arguments.of(DType.F32, 1, 24, 2, 2, 8, "--ring-algo allgather --layout striped --causal --backward "
+                        + "--ring 3"));
     }
 
     @ParameterizedTest(name = "{0} b={1} s={2} h={3} h_kv={4} d={5} {6}")
@@ -122,7 +127,8 @@ class AttentionCommandTest {
                 Arguments.of(2, 1, "contiguous", false, 4, 4),
                 Arguments.of(1, 4, "contiguous", true, 4, 2),
                 Arguments.of(2, 2, "zigzag", true, 4, 2),
-                Arguments.of(4, 2, "zigzag", false, 8, 4));
+                Arguments.of(4, 2, "zigzag", false, 8, 4),
+                Arguments.of(2, 2, "striped", true, 4, 2));
     }
 
     @ParameterizedTest(name = "U={0} R={1} {2} causal={3} h={4} h_kv={5}")
@@ -150,7 +156,7 @@ class AttentionCommandTest {
         assertEquals(p, ranks.size());
         long e = DType.F32.byteSize();
         long sLoc = s / p;
-        // DESIGN section 4, per rank: all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
+        // Per rank (docs/ARCHITECTURE.md): all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
         long allToAll = (u - 1) * b * sLoc * d * e * (2L * h + 2L * hkv) / u;
         long p2p = 2L * (ring - 1) * b * sLoc * hkv * d * e;
         for (int r = 0; r < p; r++) {
@@ -192,6 +198,29 @@ class AttentionCommandTest {
             for (String kind : List.of("all_to_all", "p2p", "all_gather")) {
                 assertTrue(fb.get(r).get("bytes_sent").get(kind).asLong() >= f.get(r).get("bytes_sent").get(kind).asLong());
             }
+        }
+    }
+
+    @Test
+    void allGatherReportsListTheKindsItUsesWithItsCostModelBytes() throws IOException {
+        int b = 1, s = 32, h = 4, hkv = 2, d = 8, u = 2, ring = 2;
+        Path in = dir.resolve("in.safetensors");
+        Path report = dir.resolve("report.json");
+        Cli.writeAttentionInput(in, DType.F32, 5, b, s, h, hkv, d, true);
+        Cli.run("attention", "--input", in.toString(), "--output", dir.resolve("out.safetensors").toString(),
+                "--ulysses", "" + u, "--ring", "" + ring, "--ring-algo", "allgather", "--layout", "zigzag", "--causal",
+                "--backward", "--report", report.toString()).assertOk();
+        JsonNode ranks = new ObjectMapper().readTree(report.toFile()).get("ranks");
+        long sLoc = s / (u * ring);
+        long allToAll = (u - 1) * b * sLoc * d * 4L * (2L * h + 2L * hkv) / u;
+        for (int r = 0; r < u * ring; r++) {
+            JsonNode bytes = ranks.get(r).get("bytes_sent");
+            assertEquals(List.of("all_to_all", "p2p", "all_gather", "reduce_scatter"), names(bytes));
+            assertEquals(2 * allToAll, bytes.get("all_to_all").asLong(), "forward and backward exchanges");
+            assertEquals(0, bytes.get("p2p").asLong());
+            // forward 2 b (S/P) h_kv d e; backward the float32 dK, dV reduce-scattered
+            assertEquals(2L * (ring - 1) * b * sLoc * hkv * d * 4, bytes.get("all_gather").asLong());
+            assertEquals(2L * (ring - 1) * b * sLoc * hkv * d * 4, bytes.get("reduce_scatter").asLong());
         }
     }
 
@@ -319,7 +348,10 @@ class AttentionCommandTest {
                 new Bad("scale negative", ok, "--scale -0.5", 2, "--scale must be a finite number > 0, got -0.5"),
                 new Bad("scale infinite", ok, "--scale Infinity", 2, "--scale must be a finite number > 0, got Infinity"),
                 new Bad("scale text", ok, "--scale big", 2, "'big' is not a double"),
-                new Bad("layout unknown", ok, "--layout spiral", 2, "expected one of contiguous, zigzag but was 'spiral'"),
+                new Bad("layout unknown", ok, "--layout spiral", 2,
+                        "expected one of contiguous, zigzag, striped but was 'spiral'"),
+                new Bad("ring algorithm unknown", ok, "--ring-algo spiral", 2,
+                        "unknown ring algorithm 'spiral' (known: ring, allgather)"),
                 new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of auto, cpu, cuda but was 'tpu'"),
                 new Bad("unknown option", ok, "--fast", 2, "Unknown option: '--fast'"),
                 new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"));

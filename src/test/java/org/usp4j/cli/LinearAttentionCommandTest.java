@@ -19,7 +19,10 @@ import org.usp4j.io.SafetensorsFile;
 import org.usp4j.kernel.LinearMask;
 import org.usp4j.kernel.ReferenceLinearAttention;
 import org.usp4j.sp.Mesh;
-import org.usp4j.sp.linear.Lasp2CostModel;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.sp.UspPlan;
+import org.usp4j.sp.linear.Lasp2Attention;
+import org.usp4j.sp.linear.LinearAttentionOptions;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -27,7 +30,7 @@ import org.usp4j.tensor.Tensor;
 /**
  * {@code usp4j attention --attention linear} and {@code bench --attention linear} end to end: results
  * against the float64 linear attention reference on the same inputs (f32: 1e-4, as for softmax), bytes
- * against {@link Lasp2CostModel}, and the options that do not go with linear attention refused with one
+ * against the LASP-2 plan's cost model, and the options that do not go with linear attention refused with one
  * line.
  */
 class LinearAttentionCommandTest {
@@ -77,8 +80,9 @@ class LinearAttentionCommandTest {
             }
         }
         Mesh mesh = new Mesh(u, r);
-        long expectedBytes = Lasp2CostModel.forward(b, s, h, hkv, d, DType.F32, mesh).total()
-                + Lasp2CostModel.backward(b, s, h, hkv, d, DType.F32, mesh).total();
+        UspPlan plan = Lasp2Attention.plan(mesh, LinearAttentionOptions.of(causal, null, null));
+        AttentionShapes global = new AttentionShapes(b, s, s, h, hkv, d);
+        long expectedBytes = plan.forwardBytes(global, DType.F32).total() + plan.backwardBytes(global, DType.F32).total();
         JsonNode ranks = new ObjectMapper().readTree(report.toFile()).get("ranks");
         assertEquals(u * r, ranks.size());
         for (JsonNode rank : ranks) {
@@ -98,6 +102,8 @@ class LinearAttentionCommandTest {
         "--attention linear --layout zigzag|2|contiguously",
         "--attention linear --backend cuda|1|no linear attention kernel",
         "--attention cubic|2|softmax, linear",
+        "--attention linear --layout striped|2|contiguously",
+        "--attention linear --ring-algo allgather|2|always runs LASP-2",
     })
     void badCombinationsAreOneLineErrorsBeforeAnyWork(String options, int code, String message) throws Exception {
         Path in = dir.resolve("in.safetensors");

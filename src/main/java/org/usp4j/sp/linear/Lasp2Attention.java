@@ -1,24 +1,24 @@
 package org.usp4j.sp.linear;
 
-import java.time.Duration;
+import java.util.EnumSet;
 import java.util.Objects;
-import java.util.function.IntFunction;
+import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
+import org.usp4j.comm.TrafficKind;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.LinearAttentionKernel;
 import org.usp4j.kernel.LinearMask;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
-import org.usp4j.sp.MeshGroups;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.RingAlgorithm;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.SequenceParallelAttention;
-import org.usp4j.sp.UlyssesAllToAll;
-import org.usp4j.sp.UspAttention;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -52,29 +52,68 @@ public final class Lasp2Attention implements SequenceParallelAttention {
     }
 
     /**
-     * LASP-2 over the rank's ring group inside Ulysses over its Ulysses group (USP's composition; U = 1
-     * is LASP-2 alone). The sequence is dealt contiguously: linear attention costs the same on every
-     * block, causal or not, so there is nothing for zigzag to balance.
+     * LASP-2 as the inner algorithm of USP for these options: named "lasp2", contiguous layout only
+     * (linear attention costs the same on every block, causal or not, so there is nothing for zigzag or
+     * striped to balance), and its cost model: all_gather = (R-1) b h_kv d^2 4 per ring rank and pass,
+     * for the block's KV heads (h_kv'/U after the Ulysses exchange, h_kv' = max(h_kv, U)), whatever the
+     * sequence length; no p2p. The instance carries the options (the decay is no part of
+     * {@link AttentionOptions}); it is chosen by {@code --attention linear}, not by the softmax
+     * {@code --ring-algo} registry, whose algorithms all compute softmax attention.
      */
-    public static SequenceParallelAttention withUlysses(MeshGroups groups, Backend backend,
-                                                        LinearAttentionOptions options) {
-        return new UspAttention(new UlyssesAllToAll(groups.ulysses(), backend),
-                new Lasp2Attention(groups.ring(), backend, options), backend, layoutOptions(options));
+    public static RingAlgorithm algorithm(LinearAttentionOptions options) {
+        Objects.requireNonNull(options, "options");
+        return new RingAlgorithm() {
+            @Override
+            public String name() {
+                return "lasp2";
+            }
+
+            @Override
+            public Set<SequenceLayout> layouts() {
+                return EnumSet.of(SequenceLayout.CONTIGUOUS);
+            }
+
+            @Override
+            public SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions ignored) {
+                return new Lasp2Attention(ring, backend, options);
+            }
+
+            @Override
+            public RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+                return RankBytes.of(TrafficKind.ALL_GATHER, stateBytes(block, ringSize));
+            }
+
+            @Override
+            public RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+                return RankBytes.of(TrafficKind.ALL_GATHER, stateBytes(block, ringSize));
+            }
+
+            @Override
+            public String toString() {
+                return "lasp2 (" + options + ")";
+            }
+        };
     }
 
     /**
-     * Distributed linear attention on global host tensors over {@code mesh.size()} in-process ranks (see
-     * {@link InProcessAttention}), dealt contiguously; its forward's lse is null.
+     * USP with LASP-2 on {@code mesh}: what the engine runs for linear attention (Ulysses over U around
+     * LASP-2 over R, the contiguous layout). Its forward's lse is null.
      */
-    public static InProcessAttention inProcess(Mesh mesh, LinearAttentionOptions options,
-                                               IntFunction<Backend> backendPerRank, Duration timeout) {
-        return new InProcessAttention(mesh, layoutOptions(options), backendPerRank, timeout,
-                (groups, backend) -> withUlysses(groups, backend, options));
+    public static UspPlan plan(Mesh mesh, LinearAttentionOptions options) {
+        return new UspPlan(mesh, layoutOptions(options), algorithm(options));
     }
 
     /** What the Ulysses layer and the dealing need to know: the mask's causality and the contiguous layout. */
     public static AttentionOptions layoutOptions(LinearAttentionOptions options) {
         return new AttentionOptions(options.mask().causal(), SequenceLayout.CONTIGUOUS, (double) options.scale());
+    }
+
+    /** b h_kv d^2 float32 values: one state per KV head of the block from every other ring rank. */
+    private static long stateBytes(AttentionShapes block, int ringSize) {
+        long perState = Math.multiplyExact(Math.multiplyExact(block.headDim(), block.headDim()),
+                (long) DType.F32.byteSize());
+        return Math.multiplyExact(Math.multiplyExact((long) ringSize - 1, block.batch()),
+                Math.multiplyExact(block.kvHeads(), perState));
     }
 
     @Override

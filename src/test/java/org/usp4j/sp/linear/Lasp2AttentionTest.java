@@ -20,7 +20,9 @@ import org.usp4j.cpu.CpuLinearAttentionKernel;
 import org.usp4j.kernel.LinearMask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.kernel.ReferenceLinearAttention;
-import org.usp4j.sp.CostModel;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.Mesh;
@@ -34,7 +36,8 @@ import org.usp4j.tensor.Tensor;
 /**
  * LASP-2 inside Ulysses on in-process ranks: out, dq, dk, dv gathered from every rank equal the CPU
  * kernel run on the whole sequence on one rank, which itself equals the float64 reference; every rank's
- * bytes equal {@link Lasp2CostModel} and do not grow with the sequence. Tolerances (relative Frobenius
+ * bytes equal the plan's cost model (Ulysses plus {@link Lasp2Attention#algorithm}'s) and do not grow with
+ * the sequence. Tolerances (relative Frobenius
  * error): F32 1e-5 (float32 sums in another order); BF16 1e-2 (outputs and gradients rounded to bf16 on
  * both sides, replicated KV heads' gradients rounded before they are summed).
  */
@@ -105,13 +108,19 @@ class Lasp2AttentionTest {
             }
 
             Mesh mesh = new Mesh(c.ulysses(), c.ring());
-            CostModel.RankBytes fwd = Lasp2CostModel.forward(c.batch(), c.seq(), c.heads(), c.kvHeads(), c.headDim(),
-                    c.dtype(), mesh);
-            CostModel.RankBytes bwd = Lasp2CostModel.backward(c.batch(), c.seq(), c.heads(), c.kvHeads(), c.headDim(),
-                    c.dtype(), mesh);
+            UspPlan plan = Lasp2Attention.plan(mesh, options);
+            AttentionShapes global = new AttentionShapes(c.batch(), c.seq(), c.seq(), c.heads(), c.kvHeads(), c.headDim());
+            RankBytes fwd = plan.forwardBytes(global, c.dtype());
+            RankBytes bwd = plan.backwardBytes(global, c.dtype());
+            // The model itself: all_gather b (h_kv'/U) d^2 4 in each pass, no p2p.
+            long states = (c.ring() - 1L) * c.batch() * (Math.max(c.kvHeads(), c.ulysses()) / c.ulysses())
+                    * c.headDim() * c.headDim() * 4;
+            assertEquals(states, fwd.get(TrafficKind.ALL_GATHER));
+            assertEquals(states, bwd.get(TrafficKind.ALL_GATHER));
+            assertEquals(0, fwd.get(TrafficKind.P2P) + bwd.get(TrafficKind.P2P));
             for (int r = 0; r < mesh.size(); r++) {
-                assertEquals(fwd.asMap(), run.forwardBytes.get(r), "forward bytes of rank " + r);
-                assertEquals(bwd.asMap(), run.backwardBytes.get(r), "backward bytes of rank " + r);
+                assertEquals(fwd, new RankBytes(run.forwardBytes.get(r)), "forward bytes of rank " + r);
+                assertEquals(bwd, new RankBytes(run.backwardBytes.get(r)), "backward bytes of rank " + r);
             }
         }
     }
@@ -138,7 +147,7 @@ class Lasp2AttentionTest {
     }
 
     @Test
-    void decayWithoutCausalAndBackendsWithoutAKernelAreRefused() {
+    void decayWithoutCausalIsRefusedAndTheLseIsNull() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> LinearAttentionOptions.of(false, 0.9, null));
         assertTrue(e.getMessage().contains("--decay needs --causal"), e.getMessage());
@@ -183,7 +192,7 @@ class Lasp2AttentionTest {
                                 global[t].size(3));
                         layout.shard(global[t], in[t], 1, mesh, rank, backend::copy);
                     }
-                    SequenceParallelAttention lasp = Lasp2Attention.withUlysses(groups, backend, options);
+                    SequenceParallelAttention lasp = Lasp2Attention.plan(mesh, options).create(groups, backend);
                     Map<TrafficKind, Long> start = comm.traffic().snapshot();
                     try (Forward f = lasp.forward(in[0], in[1], in[2])) {
                         Map<TrafficKind, Long> afterForward = comm.traffic().snapshot();
