@@ -4,6 +4,7 @@ import java.util.Objects;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.LinearAttentionKernel;
 import org.usp4j.kernel.PairCountingKernel;
 import org.usp4j.tensor.Tensor;
 
@@ -35,6 +36,12 @@ final class PairCountingBackend implements Backend {
     @Override
     public AttentionKernel kernel() {
         return kernel;
+    }
+
+    /** Passed through uncounted: linear attention has no (query, key) pairs to count. */
+    @Override
+    public LinearAttentionKernel linearKernel() {
+        return backend.linearKernel();
     }
 
     @Override

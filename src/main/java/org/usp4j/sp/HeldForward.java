@@ -35,9 +35,9 @@ final class HeldForward extends SavedForward {
 
     /** The float32 accumulators as gradients in the inputs' dtypes, allocated in this forward's scope. */
     Gradients gradients(Backend backend, Tensor dq, Tensor dk, Tensor dv) {
-        Tensor dqOut = saved.allocate(q.dtype(), q.shape());
-        Tensor dkOut = saved.allocate(k.dtype(), k.shape());
-        Tensor dvOut = saved.allocate(v.dtype(), v.shape());
+        Tensor dqOut = saved().allocate(q().dtype(), q().shape());
+        Tensor dkOut = saved().allocate(k.dtype(), k.shape());
+        Tensor dvOut = saved().allocate(v.dtype(), v.shape());
         backend.copy(dq, dqOut);
         backend.copy(dk, dkOut);
         backend.copy(dv, dvOut);

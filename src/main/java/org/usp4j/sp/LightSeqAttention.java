@@ -334,10 +334,10 @@ public final class LightSeqAttention implements SequenceParallelAttention {
             return plainRing.backward(saved, dout);
         }
         HeldForward f = HeldForward.requireOwnedBy(this, "LightSeqAttention", saved);
-        f.shapes.requireQueryShaped("dout", dout);
-        DType dtype = f.q.dtype();
-        validateBackward(f.shapes, dtype);
-        AttentionShapes sh = f.shapes;
+        f.shapes().requireQueryShaped("dout", dout);
+        DType dtype = f.q().dtype();
+        validateBackward(f.shapes(), dtype);
+        AttentionShapes sh = f.shapes();
         int size = ring.size();
         int me = ring.rank();
         long rows = sh.seqQ();
@@ -346,7 +346,7 @@ public final class LightSeqAttention implements SequenceParallelAttention {
         Tensor out = f.out();
         Tensor lse = f.lse();
         try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
-            Tensor dq = scratch.allocate(DType.F32, f.q.shape());
+            Tensor dq = scratch.allocate(DType.F32, f.q().shape());
             Tensor dk = scratch.allocate(DType.F32, f.k.shape());
             Tensor dv = scratch.allocate(DType.F32, f.v.shape());
             backend.fill(dq, 0f);
@@ -355,7 +355,7 @@ public final class LightSeqAttention implements SequenceParallelAttention {
             int steps = size / 2;
             BlockRotation kv = steps > 0 ? new BlockRotation(ring, backend, scratch, List.of(f.k, f.v)) : null;
             Transfer nextKv = steps > 0 ? kv.passOn() : null;
-            kernel.backward(f.q, f.k, f.v, out, dout, lse, Mask.CAUSAL, scale, dq, dk, dv, true);
+            kernel.backward(f.q(), f.k, f.v, out, dout, lse, Mask.CAUSAL, scale, dq, dk, dv, true);
             long[] kvShape = f.k.shape();
             Tensor[] visiting = steps > 0 ? new Tensor[] {scratch.allocate(DType.F32, kvShape),
                 scratch.allocate(DType.F32, kvShape)} : null;
@@ -372,7 +372,7 @@ public final class LightSeqAttention implements SequenceParallelAttention {
                 Tensor[] fetched = null;
                 Transfer queries = null;
                 if (exchange && step.helped()) {
-                    List<Tensor> send = List.of(contiguousRows(scratch, f.q, helpedStart, helpedRows, dtype),
+                    List<Tensor> send = List.of(contiguousRows(scratch, f.q(), helpedStart, helpedRows, dtype),
                             contiguousRows(scratch, out, helpedStart, helpedRows, dtype),
                             contiguousRows(scratch, dout, helpedStart, helpedRows, dtype),
                             contiguousLse(scratch, lse, helpedStart, helpedRows));
@@ -393,7 +393,7 @@ public final class LightSeqAttention implements SequenceParallelAttention {
                     long mine = step.busyRows(rows);
                     backend.fill(visiting[0], 0f);
                     backend.fill(visiting[1], 0f);
-                    kernel.backward(f.q.slice(1, 0, mine), kv.held(0), kv.held(1), out.slice(1, 0, mine),
+                    kernel.backward(f.q().slice(1, 0, mine), kv.held(0), kv.held(1), out.slice(1, 0, mine),
                             dout.slice(1, 0, mine), lse.slice(2, 0, mine), Mask.NONE, scale, dq.slice(1, 0, mine),
                             visiting[0], visiting[1], true);
                     gradients = scratch.track(ring.sendRecv(List.of(visiting[0], visiting[1]), me - t,

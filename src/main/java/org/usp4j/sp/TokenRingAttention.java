@@ -192,18 +192,18 @@ public final class TokenRingAttention implements SequenceParallelAttention {
     @Override
     public Gradients backward(Forward saved, Tensor dout) {
         HeldForward f = HeldForward.requireOwnedBy(this, "TokenRingAttention", saved);
-        f.shapes.requireQueryShaped("dout", dout);
-        DType dtype = f.q.dtype();
-        validateBackward(f.shapes, dtype);
+        f.shapes().requireQueryShaped("dout", dout);
+        DType dtype = f.q().dtype();
+        validateBackward(f.shapes(), dtype);
         int size = ring.size();
         int me = ring.rank();
-        long rows = f.shapes.seqQ();
-        float scale = options.scale(f.shapes.headDim());
+        long rows = f.shapes().seqQ();
+        float scale = options.scale(f.shapes().headDim());
         AttentionKernel kernel = backend.kernel();
         Tensor out = f.out();
         Tensor lse = f.lse();
         try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
-            Tensor dq = scratch.allocate(DType.F32, f.q.shape());
+            Tensor dq = scratch.allocate(DType.F32, f.q().shape());
             Tensor dk = scratch.allocate(DType.F32, f.k.shape());
             Tensor dv = scratch.allocate(DType.F32, f.v.shape());
             backend.fill(dq, 0f);
@@ -214,14 +214,14 @@ public final class TokenRingAttention implements SequenceParallelAttention {
                 dO = scratch.allocate(dtype, dout.shape());
                 backend.copy(dout, dO);
             }
-            BlockRotation queries = size > 1 ? new BlockRotation(ring, backend, scratch, List.of(f.q, out, dO, lse))
+            BlockRotation queries = size > 1 ? new BlockRotation(ring, backend, scratch, List.of(f.q(), out, dO, lse))
                     : null;
             Transfer nextQueries = size > 1 ? queries.passOn() : null;
-            kernel.backward(f.q, f.k, f.v, out, dO, lse, options.diagonalMask(), scale, dq, dk, dv, true);
+            kernel.backward(f.q(), f.k, f.v, out, dO, lse, options.diagonalMask(), scale, dq, dk, dv, true);
             if (size > 1) {
-                Tensor[] sent = {scratch.allocate(DType.F32, f.q.shape()), scratch.allocate(DType.F32, f.q.shape())};
-                Tensor[] received = {scratch.allocate(DType.F32, f.q.shape()),
-                    scratch.allocate(DType.F32, f.q.shape())};
+                Tensor[] sent = {scratch.allocate(DType.F32, f.q().shape()), scratch.allocate(DType.F32, f.q().shape())};
+                Tensor[] received = {scratch.allocate(DType.F32, f.q().shape()),
+                    scratch.allocate(DType.F32, f.q().shape())};
                 Transfer pending = null;
                 for (int step = 1; step < size; step++) {
                     queries.receive(nextQueries);
