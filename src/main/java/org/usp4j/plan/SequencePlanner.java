@@ -107,7 +107,7 @@ public final class SequencePlanner {
         Plan kept;
         Method method;
         if (solved.plan().isPresent() && (greedy.isEmpty()
-                || solved.plan().get().predictedSeconds() <= greedy.get().predictedSeconds())) {
+                || solved.plan().get().predictedSeconds() < greedy.get().predictedSeconds())) {
             kept = solved.plan().get();
             method = solved.status() == MilpPlanner.Status.OPTIMAL ? Method.SOLVER_OPTIMAL : Method.SOLVER_TIME_LIMIT;
         } else {
