@@ -63,8 +63,8 @@ public record CostProfile(String backend, String source, double forwardFlopsPerS
     /** Reads a profile file; a missing or malformed field is an {@link IllegalArgumentException} naming it. */
     public static CostProfile read(Path file) throws IOException {
         JsonNode root;
-        try {
-            root = JSON.readTree(file.toFile());
+        try (InputStream in = Files.newInputStream(file)) {
+            root = JSON.readTree(in);
         } catch (com.fasterxml.jackson.core.JacksonException e) {
             throw new IllegalArgumentException("profile " + file + " is not JSON: " + e.getOriginalMessage());
         }
