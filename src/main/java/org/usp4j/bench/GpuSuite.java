@@ -1,6 +1,7 @@
 package org.usp4j.bench;
 
 import java.lang.foreign.Arena;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -9,15 +10,18 @@ import java.util.function.Consumer;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.backend.TensorAllocator;
+import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaEvent;
 import org.usp4j.cudnn.Cudnn;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.Mask;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -122,23 +126,22 @@ public final class GpuSuite {
         }
     }
 
+    /** How long an in-process rank of a benchmark waits for its peers (long calls on big shapes). */
+    public static final Duration BENCH_TIMEOUT = LocalWorld.DEFAULT_TIMEOUT.plus(Duration.ofMinutes(4));
+
     /** USP rows at the suite's USP sequence length on its mesh (zigzag when causal). */
     private static void uspRows(Config config, long d, boolean causal, Consumer<Map<String, Object>> emit) {
         AttentionProblem problem = new AttentionProblem(1, config.uspSeq(), config.heads(), config.heads(), d,
                 DType.BF16);
         AttentionOptions options = new AttentionOptions(causal,
                 causal ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS, null);
-        try (UspWorkload usp = UspWorkload.open(config.uspMesh(), options, problem, rank -> CudaBackend.create(0), 7)) {
-            List<Double> fwd = new ArrayList<>();
-            List<Double> bwd = new ArrayList<>();
-            for (int i = 0; i < 1 + config.uspReps(); i++) { // the first pair builds the plans
-                double f = usp.forward().seconds();
-                double b = usp.backward().seconds();
-                if (i > 0) {
-                    fwd.add(f);
-                    bwd.add(b);
-                }
-            }
+        try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(config.uspMesh(), options),
+                rank -> CudaBackend.create(0), BENCH_TIMEOUT)) {
+            usp.dealRandom(problem.shapes(), problem.dtype(), 7);
+            // The first pair builds the plans.
+            AttentionEngine.Result m = usp.measure(1, config.uspReps(), true, call -> { });
+            List<Double> fwd = m.forwardSpans();
+            List<Double> bwd = m.backwardSpans();
             String mesh = config.uspMesh().ulysses() + "x" + config.uspMesh().ring();
             emit.accept(row("usp4j-usp", mesh, Pass.FORWARD, problem.seq(), problem.heads(), d, causal, 1e3 * Timings.median(fwd)));
             emit.accept(row("usp4j-usp", mesh, Pass.BACKWARD, problem.seq(), problem.heads(), d, causal, 1e3 * Timings.median(bwd)));

@@ -19,13 +19,13 @@ import org.usp4j.bench.AttentionProblem;
 import org.usp4j.bench.GpuSuite;
 import org.usp4j.bench.Pass;
 import org.usp4j.bench.Timings;
-import org.usp4j.bench.UspWorkload;
-import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.DistributedBench;
 import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.nccl.NcclProcessRank;
-import org.usp4j.sp.CostModel;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.UspPlan;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -40,8 +40,8 @@ import picocli.CommandLine.Spec;
  * reports the median. Text table, or one JSON object per line with {@code --json}; {@code --plot} draws
  * throughput against sequence length. {@code --suite gpu} runs the fixed GPU comparison suite instead.
  *
- * <p>Under a launcher with P processes, each process is one rank on its own GPU over NCCL
- * ({@link DistributedBench}): every mesh must have P ranks, each rank makes the inputs from the shared
+ * <p>Both worlds take one path through the {@link AttentionEngine}. Under a launcher with P processes,
+ * each process is one rank on its own GPU over NCCL ({@link ProcessRanks}): every mesh must have P ranks, each rank makes the inputs from the shared
  * seed and keeps its shard, and rank 0 prints the rows (the slowest rank's time) and every rank's bytes.
  */
 @Command(name = "bench",
@@ -194,27 +194,17 @@ final class BenchCommand implements Callable<Integer> {
                 for (AttentionProblem problem : problems) {
                     String what = "mesh " + mesh.ulysses() + "x" + mesh.ring() + ", S=" + problem.seq();
                     progress.phase(what + ": dealing inputs");
-                    List<Double> fwd = new ArrayList<>();
-                    List<Double> bwd = new ArrayList<>();
-                    long fwdBytes = 0;
-                    long bwdBytes = 0;
-                    try (UspWorkload w = UspWorkload.open(mesh, problemOptions.attentionOptions(), problem,
-                            backends::forRank, problemOptions.seed)) {
-                        for (int i = 0; i < warmup + repeat; i++) {
-                            progress.phase(what + (i < warmup ? ": warm-up call " + (i + 1)
-                                    : ": timed call " + (i - warmup + 1) + " of " + repeat));
-                            UspWorkload.Measurement f = w.forward();
-                            UspWorkload.Measurement b = backward ? w.backward() : null;
-                            if (i >= warmup) {
-                                fwd.add(f.seconds());
-                                fwdBytes = f.maxBytesPerRank();
-                                if (b != null) {
-                                    bwd.add(b.seconds());
-                                    bwdBytes = b.maxBytesPerRank();
-                                }
-                            }
-                        }
+                    AttentionEngine.Result m;
+                    try (AttentionEngine w = AttentionEngine.inProcess(problemOptions.plan(mesh), backends::forRank,
+                            GpuSuite.BENCH_TIMEOUT)) {
+                        w.dealRandom(problem.shapes(), problem.dtype(), problemOptions.seed);
+                        m = w.measure(warmup, repeat, backward, i -> progress.phase(what + (i < warmup
+                                ? ": warm-up call " + (i + 1) : ": timed call " + (i - warmup + 1) + " of " + repeat)));
                     }
+                    List<Double> fwd = m.forwardSpans();
+                    List<Double> bwd = m.backwardSpans();
+                    long fwdBytes = maxTotal(m, true);
+                    long bwdBytes = maxTotal(m, false);
                     List<BenchRow> made = new ArrayList<>();
                     made.add(row(backendName, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
                     if (backward) {
@@ -244,7 +234,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /**
-     * One rank of a multi-process benchmark (see {@link DistributedBench}): every mesh must use all the
+     * One rank of a multi-process benchmark (see {@link ProcessRanks}): every mesh must use all the
      * processes (default: every U x R = world size), checks that need no peer come first, rank 0 prints.
      */
     private int callDistributed(LaunchEnvironment env) throws IOException {
@@ -306,8 +296,11 @@ final class BenchCommand implements Callable<Integer> {
             }
             for (Mesh mesh : meshList) {
                 for (AttentionProblem problem : problems) {
-                    DistributedBench.Measurement m = DistributedBench.run(rank, mesh, problemOptions.attentionOptions(),
-                            problem, problemOptions.seed, warmup, repeat, backward);
+                    AttentionEngine.Result m;
+                    try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), problemOptions.plan(mesh))) {
+                        engine.dealRandom(problem.shapes(), problem.dtype(), problemOptions.seed);
+                        m = engine.measure(warmup, repeat, backward, i -> { });
+                    }
                     if (!root) {
                         continue;
                     }
@@ -333,21 +326,20 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private static long maxTotal(DistributedBench.Measurement m, boolean forward) {
-        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).values().stream()
-                .mapToLong(Long::longValue).sum()).max().orElse(0);
+    private static long maxTotal(AttentionEngine.Result m, boolean forward) {
+        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).total()).max()
+                .orElse(0);
     }
 
     /** Table mode: what each rank sent and its median, under the row. */
-    private void printPerRank(PrintWriter out, DistributedBench.Measurement m, boolean forward) {
+    private void printPerRank(PrintWriter out, AttentionEngine.Result m, boolean forward) {
         if (json) {
             return;
         }
         List<String> parts = new ArrayList<>();
-        for (DistributedBench.RankTimes r : m.ranks()) {
-            Map<TrafficKind, Long> bytes = forward ? r.forwardBytes() : r.backwardBytes();
-            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(),
-                    Units.bytes(bytes.values().stream().mapToLong(Long::longValue).sum()),
+        for (AttentionEngine.RankFigures r : m.ranks()) {
+            RankBytes bytes = forward ? r.forwardBytes() : r.backwardBytes();
+            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(), Units.bytes(bytes.total()),
                     Timings.median(forward ? r.forwardSeconds() : r.backwardSeconds()) * 1e3));
         }
         out.println("       per rank (sent, median): " + String.join("; ", parts));
@@ -380,9 +372,9 @@ final class BenchCommand implements Callable<Integer> {
         double median = Timings.median(seconds);
         double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
         double flops = p.flops(pass, problemOptions.causal) / median;
-        CostModel.RankBytes model = pass == Pass.FORWARD
-                ? CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
-                : CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh);
+        UspPlan plan = problemOptions.plan(mesh);
+        RankBytes model = pass == Pass.FORWARD ? plan.forwardBytes(p.shapes(), p.dtype())
+                : plan.backwardBytes(p.shapes(), p.dtype());
         return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
                 p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
                 problemOptions.causal, problemOptions.layout.toString(), pass.label(), seconds.size(), median * 1e3,

@@ -5,6 +5,7 @@ import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import org.usp4j.kernel.Mask;
 
 /**
  * The forward pass of one call, cut into work items of (query-row block, batch, head). An item streams
@@ -37,13 +38,14 @@ final class FlashForward {
     private final int rowStride;   // head_dim padded to whole vectors: the row length of packed K, V
     private final int outTRows;    // head_dim padded to a register block: the rows of O^T
     private final boolean causal;
+    private final int diagonal; // causal: row i sees keys j <= i + diagonal
     private final float qScale;
     private final int blockRows;
     private final int keyTile;
     private final int rowBlocks;
 
     FlashForward(AttentionDims dims, TensorRows q, TensorRows k, TensorRows v, TensorRows out, LseTensor lse,
-                 boolean causal, float scale, Tiling tiling, int parallelism) {
+                 Mask mask, float scale, Tiling tiling, int parallelism) {
         this.q = q;
         this.k = k;
         this.v = v;
@@ -57,7 +59,8 @@ final class FlashForward {
         this.headDim = dims.headDim();
         this.rowStride = Tiling.roundUp(headDim, LANES);
         this.outTRows = Tiling.roundUp(headDim, TileGemm.BLOCK_ROWS);
-        this.causal = causal;
+        this.causal = mask.causal();
+        this.diagonal = Math.toIntExact(mask.diagonal());
         this.qScale = scale * LOG2_E;
         this.blockRows = Tiling.shrinkForParallelism(tiling.forwardRows(), TileGemm.BLOCK_COLS, seqQ,
                 (long) batch * heads, 4 * parallelism);
@@ -105,8 +108,9 @@ final class FlashForward {
         Arrays.fill(rowSum, 0, lanes, 0f);
         Arrays.fill(outT, 0, outTRows * lanes, 0f);
 
-        // Top-left causal: row i sees keys j <= i, so keys at or past q0 + nq are hidden from the block.
-        int kvEnd = causal ? Math.min(seqKv, q0 + nq) : seqKv;
+        // Causal: row i sees keys j <= i + diagonal, so keys at or past qd + nq are hidden from the block.
+        int qd = q0 + diagonal;
+        int kvEnd = causal ? Math.clamp((long) qd + nq, 0, seqKv) : seqKv;
         for (int k0 = 0; k0 < kvEnd; k0 += keyTile) {
             int nk = Math.min(keyTile, kvEnd - k0);
             int nkBlock = Tiling.roundUp(nk, TileGemm.BLOCK_ROWS);
@@ -116,14 +120,14 @@ final class FlashForward {
                 Arrays.fill(vTile, j * rowStride + d, j * rowStride + outTRows, 0f);
             }
             Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
-            boolean diagonal = causal && k0 + nk - 1 > q0;
-            // On the diagonal, skip the keys that come after every row of a column block (band = q0 - k0):
+            boolean onDiagonal = causal && k0 + nk - 1 > qd;
+            // On the diagonal, skip the keys that come after every row of a column block (band = qd - k0):
             // their scores are masked to -inf anyway and their P is 0.
-            int band = diagonal ? q0 - k0 : TileGemm.NO_BAND;
+            int band = onDiagonal ? qd - k0 : TileGemm.NO_BAND;
             // S^T[j][i] = sum_x K[j][x] Q^T[x][i]
             TileGemm.multiplyBand(kTile, 0, rowStride, 1, qT, 0, lanes, scores, 0, lanes, nkBlock, lanes, d, false,
                     band, TileGemm.NO_BAND);
-            softmaxUpdate(scores, nk, lanes, q0, k0, diagonal, rowMax, rowSum, s.softmax, outT, outTRows);
+            softmaxUpdate(scores, nk, lanes, qd, k0, onDiagonal, rowMax, rowSum, s.softmax, outT, outTRows);
             // O^T[x][i] += sum_j V[j][x] P^T[j][i]
             TileGemm.multiplyBand(vTile, 0, 1, rowStride, scores, 0, lanes, outT, 0, lanes, outTRows, lanes, nk, true,
                     TileGemm.NO_BAND, band);

@@ -198,8 +198,9 @@ public final class Rendezvous implements AutoCloseable {
     /**
      * Leaves: unless a step of this rendezvous has failed, waits (up to the timeout) until every rank is
      * leaving, so that rank 0 does not stop the store under the others; then closes the connection and, on
-     * rank 0, the store, once the others have hung up (or after a few seconds). A peer that is gone only
-     * shortens the wait and is logged. Idempotent.
+     * rank 0, the store, once every other rank has said it reads nothing more (or after a few seconds);
+     * idle connections do not delay it. A peer that is gone only shortens the wait and is logged.
+     * Idempotent.
      */
     @Override
     public void close() {
@@ -209,9 +210,16 @@ public final class Rendezvous implements AutoCloseable {
             }
             closed = true;
         }
+        boolean together = false;
         try {
             if (!failed) {
                 store.barrier(PREFIX + "leave", rank(), worldSize(), timeout);
+                if (rank() != 0) {
+                    store.set(PREFIX + "left/" + rank(), new byte[0]); // this rank reads nothing more
+                } else {
+                    awaitOthersLeft();
+                }
+                together = true;
             }
         } catch (StoreException e) {
             LOG.warn("rank {}: leaving the rendezvous without the others: {}", rank(), e.getMessage());
@@ -219,7 +227,35 @@ public final class Rendezvous implements AutoCloseable {
             // the store client was closed under us
         } finally {
             closeQuietly(store);
-            stopStore(server, timeout);
+            if (together) {
+                closeStore(server);
+            } else {
+                stopStore(server, timeout);
+            }
+        }
+    }
+
+    /** Rank 0, after the leave barrier: every other rank has said it reads nothing more (or a few seconds passed). */
+    private void awaitOthersLeft() {
+        long deadline = System.nanoTime() + Math.min(timeout.toNanos(), LINGER.toNanos());
+        List<String> keys = new ArrayList<>();
+        for (int r = 1; r < worldSize(); r++) {
+            keys.add(PREFIX + "left/" + r);
+        }
+        int chunk = 512; // well under the store's keys-per-request limit
+        try {
+            for (int from = 0; from < keys.size(); from += chunk) {
+                long left = Math.max(0, deadline - System.nanoTime());
+                store.waitFor(keys.subList(from, Math.min(keys.size(), from + chunk)), Duration.ofNanos(left));
+            }
+        } catch (StoreTimeoutException e) {
+            LOG.debug("rank 0: stopping the store before rank(s) {} said they left", e.missing());
+        }
+    }
+
+    private static void closeStore(StoreServer server) {
+        if (server != null) {
+            server.close();
         }
     }
 
@@ -232,13 +268,16 @@ public final class Rendezvous implements AutoCloseable {
         close();
     }
 
-    /** Rank 0: the others hang up right after the last barrier or a failure; give them a moment, then stop. */
+    /**
+     * Rank 0 after a failure: the others may still be reading an abort's diagnosis; give the requests in
+     * flight a moment to be answered, then stop. Idle connections (anyone's) do not hold the store up.
+     */
     private static void stopStore(StoreServer server, Duration timeout) {
         if (server == null) {
             return;
         }
         long deadline = System.nanoTime() + Math.min(timeout.toNanos(), LINGER.toNanos());
-        while (server.connectionCount() > 0 && System.nanoTime() < deadline) {
+        while (server.requestsInFlight() > 0 && System.nanoTime() - deadline < 0) {
             try {
                 Thread.sleep(5);
             } catch (InterruptedException e) {

@@ -11,6 +11,7 @@ import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaEvent;
 import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -72,6 +73,13 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     public void copy(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
         CudaMemory.copyDeviceToDeviceAsync(src.contiguousDevicePointer().slice(srcOffset, bytes),
                 dst.contiguousDevicePointer().slice(dstOffset, bytes), backend.stream());
+    }
+
+    @Override
+    public void accumulate(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
+        long n = bytes / Float.BYTES;
+        backend.add(Tensor.device(dst.contiguousDevicePointer().slice(dstOffset, bytes), DType.F32, n),
+                Tensor.device(src.contiguousDevicePointer().slice(srcOffset, bytes), DType.F32, n));
     }
 
     @Override

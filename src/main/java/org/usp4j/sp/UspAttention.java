@@ -26,9 +26,9 @@ public final class UspAttention implements SequenceParallelAttention {
     private final Backend backend;
     private final AttentionOptions options;
 
-    /** USP with Ulysses over {@code groups.ulysses()} and {@link RingAttention} over {@code groups.ring()}. */
-    public UspAttention(MeshGroups groups, Backend backend, AttentionOptions options) {
-        this(new UlyssesAllToAll(groups.ulysses(), backend), new RingAttention(groups.ring(), backend, options),
+    /** USP with Ulysses over {@code groups.ulysses()} and {@code inner} over {@code groups.ring()}. */
+    public UspAttention(MeshGroups groups, Backend backend, AttentionOptions options, RingAlgorithm inner) {
+        this(new UlyssesAllToAll(groups.ulysses(), backend), inner.create(groups.ring(), backend, options),
                 backend, options);
     }
 

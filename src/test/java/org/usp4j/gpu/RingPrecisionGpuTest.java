@@ -9,13 +9,14 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
@@ -60,7 +61,7 @@ class RingPrecisionGpuTest {
 
             Map<Integer, double[]> errors = new LinkedHashMap<>();
             for (int r : RINGS) {
-                try (InProcessAttention ring = new InProcessAttention(new Mesh(1, r), options,
+                try (AttentionEngine ring = AttentionEngine.inProcess(new UspPlan(new Mesh(1, r), options),
                         rank -> CudaBackend.create(0))) {
                     ForwardResult f = ring.forward(q, k, v, arena);
                     Gradients g = ring.backward(dout, arena);

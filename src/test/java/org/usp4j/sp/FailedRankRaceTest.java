@@ -71,6 +71,11 @@ class FailedRankRaceTest {
         }
 
         @Override
+        public void accumulate(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
+            HOST.accumulate(src, srcOffset, dst, dstOffset, bytes);
+        }
+
+        @Override
         public void afterCollective() {
         }
 

@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
@@ -32,7 +33,7 @@ class ValidationTest {
     private static void refused(Mesh mesh, AttentionOptions options, Function<Arena, Tensor[]> inputs, String... words) {
         List<CpuBackend> backends = new CopyOnWriteArrayList<>();
         try (Arena arena = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(mesh, options, r -> {
+             AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(mesh, options), r -> {
                  CpuBackend b = new CpuBackend(new ReferenceAttention());
                  backends.add(b);
                  return b;
@@ -44,7 +45,9 @@ class ValidationTest {
                 assertTrue(e.getMessage().contains(w), "'" + e.getMessage() + "' should name " + w);
             }
             backends.forEach(b -> assertEquals(0, b.liveBytes(), "nothing may be dealt before validation"));
-            attention.traffic().forEach(c -> assertEquals(0, c.totalBytesSent()));
+            for (int r = 0; r < mesh.size(); r++) {
+                assertEquals(0, attention.ranks().world(r).traffic().totalBytesSent());
+            }
             // Still usable: validation aborted nothing.
             long s = 4L * mesh.size();
             long h = 2L * mesh.ulysses();
@@ -108,8 +111,8 @@ class ValidationTest {
         assertThrows(IllegalArgumentException.class, () -> new AttentionOptions(false, null, null));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new Mesh(2, -1)).getMessage().contains("ring -1"));
         try (Arena arena = Arena.ofConfined()) {
-            InProcessAttention attention = new InProcessAttention(new Mesh(2, 1), AttentionOptions.defaults(),
-                    r -> new CpuBackend(new ReferenceAttention()));
+            AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(new Mesh(2, 1), AttentionOptions.defaults()),
+                    r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(60));
             Tensor q = t(arena, DType.F32, 1, 8, 2, 4);
             try {
                 assertThrows(IllegalStateException.class, () -> attention.backward(q, arena));
@@ -134,8 +137,8 @@ class ValidationTest {
             world.run((rank, comm) -> {
                 try (MeshGroups groups = MeshGroups.split(mesh, comm)) {
                     CpuBackend backend = new CpuBackend(new ReferenceAttention());
-                    UspAttention usp = new UspAttention(groups, backend,
-                            new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
+                    UspAttention usp = new UspPlan(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null))
+                            .create(groups, backend);
                     RingAttention ring = new RingAttention(groups.ring(), backend,
                             new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
                     if (rank == 0) {
@@ -200,8 +203,8 @@ class ValidationTest {
                 world.run((rank, comm) -> {
                     try (MeshGroups groups = MeshGroups.split(mesh, comm)) {
                         CpuBackend backend = new CpuBackend(new PickyKernel());
-                        UspAttention usp = new UspAttention(groups, backend,
-                                new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
+                        UspAttention usp = new UspPlan(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null))
+                                .create(groups, backend);
                         Tensor x = t(arena, dtype, 1, 2, 2, 8);
                         if (dtype == DType.F32) {
                             messages.add(assertThrows(IllegalArgumentException.class, () -> usp.forward(x, x, x))

@@ -15,6 +15,7 @@ import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.Transfer;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -111,6 +112,37 @@ public final class LocalCommunicator implements Communicator {
             group.barrier(rank, "allGather");
         }
         traffic.add(TrafficKind.ALL_GATHER, (n - 1) * block);
+    }
+
+    @Override
+    public void reduceScatter(Tensor send, Tensor recv) {
+        requireOpen();
+        requireBuffer("reduceScatter", "send", send);
+        requireBuffer("reduceScatter", "recv", recv);
+        int n = size();
+        if (send.dtype() != DType.F32 || recv.dtype() != DType.F32 || send.numel() != recv.numel() * n) {
+            throw new IllegalArgumentException("reduceScatter over " + n + " ranks needs F32 send of " + n
+                    + " x recv's elements, got " + send.describe() + " and " + recv.describe());
+        }
+        long block = recv.byteSize();
+        transport.beforeCollective();
+        group.post(rank, send);
+        group.barrier(rank, "reduceScatter");
+        try {
+            // Rank order on every rank, so that every block is summed the same way.
+            for (int i = 0; i < n; i++) {
+                Tensor peer = requireSameSize("reduceScatter", send, i);
+                if (i == 0) {
+                    transport.copy(peer, rank * block, recv, 0, block);
+                } else {
+                    transport.accumulate(peer, rank * block, recv, 0, block);
+                }
+            }
+            transport.afterCollective();
+        } finally {
+            group.barrier(rank, "reduceScatter");
+        }
+        traffic.add(TrafficKind.REDUCE_SCATTER, (n - 1) * block);
     }
 
     @Override
@@ -217,6 +249,7 @@ public final class LocalCommunicator implements Communicator {
                 return null; // left unclaimed: the sender withdraws it when it cancels
             }
             if (!m.claim()) {
+                awaitAbortOf(src); // the sender withdrew because it is failing: report its error, not this
                 throw new LocalCommunicationException("rank " + worldRank() + ": rank " + group.worldRank(src)
                         + " withdrew its send (it failed before the copy started)");
             }
@@ -237,6 +270,15 @@ public final class LocalCommunicator implements Communicator {
             }
         } finally {
             transport.release(receiverReady);
+        }
+    }
+
+    /** Waits (up to the timeout) for the world abort that a withdrawing sender is about to raise, and throws it. */
+    private void awaitAbortOf(int src) throws InterruptedException {
+        long deadline = System.nanoTime() + group.world.timeoutNanos();
+        while (System.nanoTime() - deadline < 0) {
+            group.world.checkNotAborted(worldRank(), "sendRecv from rank " + group.worldRank(src));
+            TimeUnit.NANOSECONDS.sleep(LocalWorld.POLL_NANOS);
         }
     }
 

@@ -6,6 +6,7 @@ import org.usp4j.nccl.Nccl;
 import org.usp4j.nccl.NcclCommunicator;
 import org.usp4j.nccl.NcclConfig;
 import org.usp4j.nccl.NcclDataType;
+import org.usp4j.nccl.NcclRedOp;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
 
@@ -85,6 +86,11 @@ final class NativeNcclEndpoint implements NcclEndpoint {
     @Override
     public void allGather(DevicePointer send, DevicePointer recv, long count, NcclDataType type, DeviceStream stream) {
         comm.allGather(send, recv, count, type, CudaDeviceStream.cudaStream(stream));
+    }
+
+    @Override
+    public void reduceScatterSum(DevicePointer send, DevicePointer recv, long recvCount, DeviceStream stream) {
+        comm.reduceScatter(send, recv, recvCount, NcclDataType.FLOAT32, NcclRedOp.SUM, CudaDeviceStream.cudaStream(stream));
     }
 
     @Override

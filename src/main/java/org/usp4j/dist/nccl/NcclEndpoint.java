@@ -28,6 +28,9 @@ interface NcclEndpoint {
     /** {@code ncclAllGather}: {@code count} elements from every rank, in rank order. */
     void allGather(DevicePointer send, DevicePointer recv, long count, NcclDataType type, DeviceStream stream);
 
+    /** {@code ncclReduceScatter} with a float32 sum: rank r receives the sum of every rank's block r. */
+    void reduceScatterSum(DevicePointer send, DevicePointer recv, long recvCount, DeviceStream stream);
+
     /** {@code ncclSend}. */
     void send(DevicePointer buffer, long count, NcclDataType type, int peer, DeviceStream stream);
 

@@ -27,6 +27,7 @@ import org.usp4j.nccl.NcclDataType;
 import org.usp4j.nccl.NcclException;
 import org.usp4j.nccl.NcclUniqueId;
 import org.usp4j.tensor.DevicePointer;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -356,6 +357,22 @@ public final class NcclGroupCommunicator implements Communicator {
         NcclEndpoint e = guard.endpoint();
         enqueue("allGather", ctx.compute, () -> e.allGather(s, r, send.numel(), type, ctx.compute));
         ctx.traffic.add(TrafficKind.ALL_GATHER, (n - 1) * block);
+    }
+
+    @Override
+    public void reduceScatter(Tensor send, Tensor recv) {
+        requireUsable();
+        DevicePointer s = buffer("reduceScatter", "send", send);
+        DevicePointer r = buffer("reduceScatter", "recv", recv);
+        int n = size();
+        if (send.dtype() != DType.F32 || recv.dtype() != DType.F32 || send.numel() != recv.numel() * n) {
+            throw new IllegalArgumentException("reduceScatter over " + n + " ranks needs F32 send of " + n
+                    + " x recv's elements, got " + send.describe() + " and " + recv.describe());
+        }
+        requireDisjoint("reduceScatter", "send", s, "recv", r);
+        NcclEndpoint e = guard.endpoint();
+        enqueue("reduceScatter", ctx.compute, () -> e.reduceScatterSum(s, r, recv.numel(), ctx.compute));
+        ctx.traffic.add(TrafficKind.REDUCE_SCATTER, (n - 1) * recv.byteSize());
     }
 
     @Override

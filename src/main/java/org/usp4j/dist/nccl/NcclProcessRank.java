@@ -9,7 +9,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.backend.Backend;
 import org.usp4j.cuda.Cuda;
-import org.usp4j.dist.DistributedAttention;
+import org.usp4j.dist.LaunchedRank;
 import org.usp4j.dist.LaunchEnvironment;
 import org.usp4j.dist.Rendezvous;
 import org.usp4j.gpu.CudaBackend;
@@ -26,7 +26,7 @@ import org.usp4j.nccl.Nccl;
  * devices (as with {@code CUDA_VISIBLE_DEVICES=0} for every process), which NCCL refuses by default
  * ("duplicate GPU") unless every process has its own {@code NCCL_HOSTID}.
  */
-public final class NcclProcessRank implements DistributedAttention.Rank, AutoCloseable {
+public final class NcclProcessRank implements LaunchedRank, AutoCloseable {
 
     private static final Logger LOG = LogManager.getLogger(NcclProcessRank.class);
 

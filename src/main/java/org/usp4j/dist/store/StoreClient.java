@@ -1,6 +1,8 @@
 package org.usp4j.dist.store;
 
 import static org.usp4j.dist.store.StoreProtocol.ADD;
+import static org.usp4j.dist.store.StoreProtocol.BUSY;
+import static org.usp4j.dist.store.StoreProtocol.CHALLENGE;
 import static org.usp4j.dist.store.StoreProtocol.CHECK;
 import static org.usp4j.dist.store.StoreProtocol.DELETE;
 import static org.usp4j.dist.store.StoreProtocol.DELETE_PREFIX;
@@ -13,6 +15,7 @@ import static org.usp4j.dist.store.StoreProtocol.MAX_MESSAGE_BYTES;
 import static org.usp4j.dist.store.StoreProtocol.MAX_WAIT_MILLIS;
 import static org.usp4j.dist.store.StoreProtocol.NUMBER;
 import static org.usp4j.dist.store.StoreProtocol.OK;
+import static org.usp4j.dist.store.StoreProtocol.PROOF;
 import static org.usp4j.dist.store.StoreProtocol.REFUSED;
 import static org.usp4j.dist.store.StoreProtocol.SET;
 import static org.usp4j.dist.store.StoreProtocol.TIMEOUT;
@@ -36,6 +39,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -45,7 +49,9 @@ import org.usp4j.dist.store.StoreProtocol.ProtocolException;
 
 /**
  * A connection to a {@link StoreServer}. {@link #connect} retries until the server is up (ranks may
- * start before rank 0 binds) and presents the job's token before anything else.
+ * start before rank 0 binds) and proves, before anything else, that it holds the job's token, after the
+ * server has proven the same (the token itself is never sent). A connection left idle for half the
+ * server's idle timeout is replaced by a new one before the next request.
  *
  * <p>Every answer is awaited with a socket timeout: a blocking request's own timeout plus the client's
  * I/O timeout, so a server that dies or stalls makes the call fail with a {@link StoreException} naming
@@ -64,14 +70,18 @@ public final class StoreClient implements AutoCloseable {
     static final long BARRIER_ABORT = 1L << 40;
     /** A barrier round's done value when it was aborted: the missing ranks, a newline, the reason. */
     private static final String ABORTED = "aborted:";
-    /** Per-attempt connect timeout, so that a black-holed address is retried rather than waited on. */
+    /**
+     * Per-attempt limit on connecting and on the whole handshake, so that a black-holed address, a
+     * connection closed to make room or a store busy for a moment is retried rather than waited on.
+     */
     private static final long ATTEMPT_MILLIS = 5_000;
+    private static final long MAX_BACKOFF_MILLIS = 1_000;
 
     private final String where;
-    private final InetSocketAddress address;
-    private final Socket socket;
-    private final InputStream in;
-    private final OutputStream out;
+    private final String host;
+    private final int port;
+    private final byte[] token;
+    private final StoreLimits limits;
     private final long ioTimeoutMillis;
     private final int maxKeyBytes;
     private final int maxValueBytes;
@@ -79,22 +89,33 @@ public final class StoreClient implements AutoCloseable {
     private final int maxFrameBytes;
     /** Guarded by this: how many times each barrier name was entered, so that names can be reused. */
     private final Map<String, Integer> barrierGenerations = new HashMap<>();
+    /** Written under this; read by {@link #close} from any thread. */
+    private volatile Link link;
+    /** Guarded by this: when the last answer came, to reconnect before the server's idle timeout. */
+    private long lastAnswerAt;
     /** Guarded by this: why the connection cannot be used any more, or null. */
     private String broken;
     private volatile boolean closed;
 
-    private StoreClient(String where, Socket socket, InputStream in, OutputStream out, long ioTimeoutMillis,
-                        StoreLimits own, int serverMaxKey, int serverMaxValue, int serverMaxKeys) {
+    /** One authenticated connection and what the server said about itself in the handshake. */
+    private record Link(Socket socket, InputStream in, OutputStream out, int maxKeyBytes, int maxValueBytes,
+                        int maxKeysPerRequest, long idleTimeoutMillis, long instance) {
+    }
+
+    private StoreClient(String where, String host, int port, byte[] token, StoreLimits own, long ioTimeoutMillis,
+                        Link link) {
         this.where = where;
-        this.address = (InetSocketAddress) socket.getRemoteSocketAddress();
-        this.socket = socket;
-        this.in = in;
-        this.out = out;
+        this.host = host;
+        this.port = port;
+        this.token = token;
+        this.limits = own;
+        this.link = link;
+        this.lastAnswerAt = System.nanoTime();
         this.ioTimeoutMillis = ioTimeoutMillis;
         // the tighter of our limits and the server's: we never send what it refuses, never read what we refuse
-        this.maxKeyBytes = Math.min(own.maxKeyBytes(), serverMaxKey);
-        this.maxValueBytes = Math.min(own.maxValueBytes(), serverMaxValue);
-        this.maxKeysPerRequest = Math.min(own.maxKeysPerRequest(), serverMaxKeys);
+        this.maxKeyBytes = Math.min(own.maxKeyBytes(), link.maxKeyBytes());
+        this.maxValueBytes = Math.min(own.maxValueBytes(), link.maxValueBytes());
+        this.maxKeysPerRequest = Math.min(own.maxKeysPerRequest(), link.maxKeysPerRequest());
         this.maxFrameBytes = own.maxFrameBytes();
     }
 
@@ -104,13 +125,17 @@ public final class StoreClient implements AutoCloseable {
     }
 
     /**
-     * Connects to the store at {@code host:port} and presents {@code token}, retrying refused or failed
-     * connections until {@code timeout} has passed. The same timeout then bounds how long the server may
-     * take to answer any request beyond that request's own wait.
+     * Connects to the store at {@code host:port} and runs the challenge-response in which each side proves
+     * it holds {@code token} without sending it (the client checks the server's proof before it sends its
+     * own). Refused, reset or busy connections are retried with backoff until {@code timeout} has passed.
+     * The same timeout then bounds how long the server may take to answer any request beyond that
+     * request's own wait.
      *
      * @throws IllegalArgumentException for a bad port, token or timeout (before any connection attempt)
      * @throws StoreException when no connection was made within the timeout (the message gives the last
-     *                        error), or the store refused this client (wrong token, not a usp4j store)
+     *                        error), the store refused this client (wrong token, another usp4j version),
+     *                        or the service at the address could not prove it holds the token (another
+     *                        job's store, or not a store at all)
      */
     public static StoreClient connect(String host, int port, String token, Duration timeout, StoreLimits limits) {
         Objects.requireNonNull(host, "host");
@@ -124,6 +149,13 @@ public final class StoreClient implements AutoCloseable {
             throw new IllegalArgumentException("connect timeout must be positive, got " + timeout);
         }
         String where = host + ":" + port;
+        Link link = open(where, host, port, tokenBytes, timeoutMillis, limits);
+        return new StoreClient(where, host, port, tokenBytes, limits, timeoutMillis, link);
+    }
+
+    /** Connects and authenticates, retrying what may pass (refused, reset, busy) until the timeout. */
+    private static Link open(String where, String host, int port, byte[] token, long timeoutMillis,
+                             StoreLimits limits) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
         long backoff = 20;
         Exception last = null;
@@ -137,12 +169,17 @@ public final class StoreClient implements AutoCloseable {
             } else {
                 Socket socket = new Socket();
                 try {
-                    return handshake(where, socket, address, tokenBytes, Math.max(1, left), timeoutMillis, limits);
+                    return handshake(where, socket, address, token, Math.max(1, left), limits);
                 } catch (Refused e) {
                     closeQuietly(socket);
                     throw new StoreException("the store at " + where + " refused this client: " + e.getMessage()
                             + (e.getMessage().contains("token") ? " (every rank must use the job's token, USP4J_TOKEN)"
                             : ""));
+                } catch (Impostor e) {
+                    closeQuietly(socket);
+                    throw new StoreException("the service at " + where + " could not prove that it holds this job's "
+                            + "token: it is another job's store (started with a different USP4J_TOKEN), not a usp4j "
+                            + "store, or this rank's token is wrong; nothing that reveals the token was sent");
                 } catch (ProtocolException e) {
                     closeQuietly(socket);
                     throw new StoreException("the service at " + where + " is not a usp4j store: " + e.getMessage(), e);
@@ -158,16 +195,17 @@ public final class StoreClient implements AutoCloseable {
                         + "); is the process hosting it (rank 0) running, and are the address and port right?", last);
             }
             try {
-                Thread.sleep(Math.min(backoff, left));
+                // jitter, so that ranks turned away together do not come back together
+                Thread.sleep(Math.min(backoff / 2 + ThreadLocalRandom.current().nextLong(backoff / 2 + 1), left));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new StoreException("interrupted while connecting to the store at " + where, e);
             }
-            backoff = Math.min(backoff * 2, 1_000);
+            backoff = Math.min(backoff * 2, MAX_BACKOFF_MILLIS);
         }
     }
 
-    /** The store said no: wrong token, not a client it knows, too busy. Not retried. */
+    /** The store said no: wrong token, another protocol version. Not retried. */
     private static final class Refused extends IOException {
         private static final long serialVersionUID = 1L;
 
@@ -176,28 +214,71 @@ public final class StoreClient implements AutoCloseable {
         }
     }
 
-    private static StoreClient handshake(String where, Socket socket, InetSocketAddress address, byte[] token,
-                                         long leftMillis, long ioTimeoutMillis, StoreLimits limits) throws IOException {
-        socket.connect(address, (int) Math.min(leftMillis, ATTEMPT_MILLIS));
+    /** The store is full of connections just now. Retried. */
+    private static final class Busy extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        Busy(String message) {
+            super("the store is busy: " + message);
+        }
+    }
+
+    /** The server's proof did not match: it does not hold our token. Not retried. */
+    private static final class Impostor extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        Impostor() {
+            super("the server's proof does not match the token");
+        }
+    }
+
+    private static Link handshake(String where, Socket socket, InetSocketAddress address, byte[] token,
+                                  long leftMillis, StoreLimits limits) throws IOException {
+        int attempt = (int) Math.min(leftMillis, ATTEMPT_MILLIS);
+        long deadline = StoreProtocol.deadlineIn(attempt);
+        socket.connect(address, attempt);
         socket.setTcpNoDelay(true);
-        socket.setSoTimeout((int) Math.min(Integer.MAX_VALUE, Math.max(leftMillis, 1_000)));
+        socket.setSoTimeout(attempt);
         InputStream in = new BufferedInputStream(socket.getInputStream());
         OutputStream out = new BufferedOutputStream(socket.getOutputStream());
-        StoreProtocol.writeFrame(out, new Body(HELLO).i32(MAGIC).i16(VERSION).string(token).bytes());
-        Fields reply = new Fields(StoreProtocol.readFrame(in, limits.maxFrameBytes(), null, 0));
+        byte[] nonce = TokenProofs.nonce();
+        StoreProtocol.writeFrame(out, new Body(HELLO).i32(MAGIC).i16(VERSION).string(nonce).bytes());
+        Fields challenge = handshakeAnswer(in, limits, deadline, CHALLENGE, "hello");
+        byte[] serverNonce = challenge.stringBytes(TokenProofs.NONCE_BYTES, "nonce");
+        byte[] serverProof = challenge.stringBytes(TokenProofs.PROOF_BYTES, "proof");
+        challenge.end();
+        if (serverNonce.length != TokenProofs.NONCE_BYTES
+                || !TokenProofs.matches(TokenProofs.server(token, nonce, serverNonce), serverProof)) {
+            throw new Impostor();
+        }
+        StoreProtocol.writeFrame(out, new Body(PROOF).string(TokenProofs.client(token, nonce, serverNonce)).bytes());
+        Fields reply = handshakeAnswer(in, limits, deadline, OK, "proof");
+        int maxKey = reply.i32();
+        int maxValue = reply.i32();
+        int maxKeys = reply.i32();
+        long idleMillis = reply.i64();
+        long instance = reply.i64();
+        reply.end();
+        LOG.debug("connected to the store at {}", where);
+        return new Link(socket, in, out, maxKey, maxValue, maxKeys, idleMillis, instance);
+    }
+
+    /** The fields of a handshake answer with status {@code expected}; refusals and busy answers throw. */
+    private static Fields handshakeAnswer(InputStream in, StoreLimits limits, long deadline, byte expected,
+                                          String what) throws IOException {
+        Fields reply = new Fields(StoreProtocol.readFrame(in, limits.maxFrameBytes(), null, Long.MAX_VALUE,
+                deadline));
         byte status = reply.u8();
         if (status == REFUSED) {
             throw new Refused(reply.string(MAX_MESSAGE_BYTES, "message"));
         }
-        if (status != OK) {
-            throw new ProtocolException("unexpected answer " + status + " to the hello");
+        if (status == BUSY) {
+            throw new Busy(reply.string(MAX_MESSAGE_BYTES, "message"));
         }
-        int maxKey = reply.i32();
-        int maxValue = reply.i32();
-        int maxKeys = reply.i32();
-        reply.end();
-        LOG.debug("connected to the store at {}", where);
-        return new StoreClient(where, socket, in, out, ioTimeoutMillis, limits, maxKey, maxValue, maxKeys);
+        if (status != expected) {
+            throw new ProtocolException("unexpected answer " + status + " to the " + what);
+        }
+        return reply;
     }
 
     /** The store's address as given to {@link #connect} ({@code host:port}). */
@@ -206,7 +287,7 @@ public final class StoreClient implements AutoCloseable {
     }
 
     public InetSocketAddress remoteAddress() {
-        return address;
+        return (InetSocketAddress) link.socket().getRemoteSocketAddress();
     }
 
     /** Largest value this client may set (the tighter of its own and the server's limits). */
@@ -400,7 +481,7 @@ public final class StoreClient implements AutoCloseable {
             return;
         }
         closed = true;
-        closeQuietly(socket);
+        closeQuietly(link.socket());
     }
 
     public boolean isClosed() {
@@ -427,39 +508,80 @@ public final class StoreClient implements AutoCloseable {
             throw new StoreException("store at " + where + ": cannot " + what + ", the connection broke earlier ("
                     + broken + ")");
         }
+        Link l = freshLink(what);
         long limit = waitMillis + ioTimeoutMillis;
         try {
-            socket.setSoTimeout((int) Math.min(Integer.MAX_VALUE, limit));
-            StoreProtocol.writeFrame(out, request);
-            Fields reply = new Fields(StoreProtocol.readFrame(in, maxFrameBytes, null, 0));
+            l.socket().setSoTimeout((int) Math.min(Integer.MAX_VALUE, limit));
+            StoreProtocol.writeFrame(l.out(), request);
+            // a total deadline too, so that a server trickling bytes cannot stretch the answer
+            Fields reply = new Fields(StoreProtocol.readFrame(l.in(), maxFrameBytes, null, Long.MAX_VALUE,
+                    StoreProtocol.deadlineIn(limit)));
+            lastAnswerAt = System.nanoTime();
             byte status = reply.u8();
             if (status == ERROR || status == REFUSED) {
                 String message = reply.string(MAX_MESSAGE_BYTES, "message");
                 if (status == REFUSED) {
                     broken = "refused: " + message;
-                    closeQuietly(socket);
+                    closeQuietly(l.socket());
                 }
                 throw new StoreException("store at " + where + ": " + what + " failed: " + message);
             }
             return new Reply(status, reply);
         } catch (SocketTimeoutException e) {
             broken = "no answer within " + limit + " ms";
-            closeQuietly(socket);
+            closeQuietly(l.socket());
             throw new StoreException("the store at " + where + " did not answer (" + what + ") within " + limit
                     + " ms: the process hosting it (rank 0) may have stalled", e);
         } catch (ProtocolException e) {
             broken = e.getMessage();
-            closeQuietly(socket);
+            closeQuietly(l.socket());
             throw new StoreException("store at " + where + ": bad answer to " + what + ": " + e.getMessage(), e);
         } catch (IOException e) {
             if (closed) {
                 throw new IllegalStateException("store client for " + where + " was closed during " + what, e);
             }
             broken = "connection lost: " + e.getMessage();
-            closeQuietly(socket);
+            closeQuietly(l.socket());
             throw new StoreException("lost the connection to the store at " + where + " during " + what + " ("
-                    + e.getMessage() + "): the process hosting it (rank 0) may have exited", e);
+                    + e.getMessage() + "): the process hosting it (rank 0) may have exited or restarted", e);
         }
+    }
+
+    /**
+     * The connection to use now. After half the server's idle timeout without a request, the server may be
+     * about to close this one, so a new one is made (keys live in the server, not in connections); it must
+     * lead to the same store instance, else the store was restarted and its keys are gone.
+     */
+    private Link freshLink(String what) {
+        Link l = link;
+        long idleNanos = TimeUnit.MILLISECONDS.toNanos(l.idleTimeoutMillis());
+        if (System.nanoTime() - lastAnswerAt < idleNanos / 2) {
+            return l;
+        }
+        Link fresh;
+        try {
+            fresh = open(where, host, port, token, ioTimeoutMillis, limits);
+        } catch (StoreException e) {
+            broken = "could not reconnect after an idle period";
+            closeQuietly(l.socket());
+            throw new StoreException("store at " + where + ": cannot " + what + ": reconnecting after an idle period "
+                    + "failed: " + e.getMessage(), e);
+        }
+        closeQuietly(l.socket());
+        if (fresh.instance() != l.instance()) {
+            closeQuietly(fresh.socket());
+            broken = "the store was restarted";
+            throw new StoreException("the store at " + where + " was restarted since this client joined, so the keys "
+                    + "of this job are gone; cannot " + what + " (restart the whole job)");
+        }
+        link = fresh;
+        if (closed) {
+            closeQuietly(fresh.socket());
+            throw new IllegalStateException("store client for " + where + " was closed during " + what);
+        }
+        LOG.debug("reconnected to the store at {} after an idle period", where);
+        lastAnswerAt = System.nanoTime();
+        return fresh;
     }
 
     private void expectStatus(Reply reply, byte expected, String what) {

@@ -14,20 +14,25 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
 /**
  * The store's wire format. Every message is one frame: a 4-byte big-endian length, then that many bytes
  * of body. A request body starts with an op byte, a response body with a status byte; then fields: a key
  * or string is a 16-bit length and UTF-8 bytes, a value a 32-bit length and bytes, numbers are 64-bit.
- * The first frame of a connection must be {@link #HELLO} with the job's token; nothing else is answered
- * before it. Lengths are checked against the limits before anything is allocated from them.
+ * A connection starts with a mutual challenge-response (see {@link TokenProofs}): the client's
+ * {@link #HELLO} carries its nonce, the server answers {@link #CHALLENGE} with its own nonce and its proof,
+ * the client checks that proof and only then sends its own ({@link #PROOF}); nothing else is answered
+ * before the server has checked it. The token itself never travels. Lengths are checked against the
+ * limits before anything is allocated from them.
  */
 final class StoreProtocol {
 
     /** "U4JS": tells a usp4j store client from anything else that connects to the port. */
     static final int MAGIC = 0x55344A53;
-    static final short VERSION = 1;
+    /** 2: challenge-response handshake (1 sent the token itself). */
+    static final short VERSION = 2;
 
     static final byte HELLO = 1;
     static final byte SET = 2;
@@ -37,6 +42,8 @@ final class StoreProtocol {
     static final byte CHECK = 6;
     static final byte DELETE = 7;
     static final byte DELETE_PREFIX = 8;
+    /** The client's proof that it holds the token, sent once it has checked the server's. */
+    static final byte PROOF = 9;
 
     static final byte OK = 0;
     static final byte VALUE = 1;
@@ -47,9 +54,15 @@ final class StoreProtocol {
     static final byte ERROR = 5;
     /** The connection is refused (bad token, not a usp4j client, too many connections) and will close. */
     static final byte REFUSED = 6;
+    /** The server's answer to a hello: its nonce and its proof that it holds the token. */
+    static final byte CHALLENGE = 7;
+    /** The store is full of connections just now; the client may try again (it will close). */
+    static final byte BUSY = 8;
 
-    /** Longest hello frame: op, magic, version, token. Read before the client has proven anything. */
-    static final int MAX_HELLO_FRAME = 16 + Tokens.MAX_TOKEN_BYTES;
+    /** Longest handshake frame (hello or proof): op, magic, version, a nonce or proof. */
+    static final int MAX_HANDSHAKE_FRAME = 16 + TokenProofs.NONCE_BYTES;
+    /** A deadline argument meaning "none": only the socket timeout and the frame timeout bound the read. */
+    static final long NO_DEADLINE = Long.MIN_VALUE;
     /** Longest message string in an error reply. */
     static final int MAX_MESSAGE_BYTES = 4096;
     /** Longest wait a request may ask for. */
@@ -89,25 +102,33 @@ final class StoreProtocol {
     /**
      * Reads one frame of at most {@code maxFrame} bytes. The socket's SO_TIMEOUT is the tick: when it fires
      * before the frame has started, reading goes on while {@code keepIdling} says so (null: give up at
-     * once); once the first byte has arrived, the whole frame must follow within {@code frameTimeoutNanos}.
+     * once). Once the first byte has arrived, the whole frame must follow within {@code frameTimeoutNanos},
+     * and all of it must arrive before {@code deadline} (a {@link System#nanoTime} value, or
+     * {@link #NO_DEADLINE}). Both are checked after every read, not only when a read times out, so a peer
+     * that trickles one byte at a time cannot stretch a frame past them.
      */
-    static byte[] readFrame(InputStream in, int maxFrame, BooleanSupplier keepIdling, long frameTimeoutNanos)
-            throws IOException {
+    static byte[] readFrame(InputStream in, int maxFrame, BooleanSupplier keepIdling, long frameTimeoutNanos,
+                            long deadline) throws IOException {
         long[] startedAt = {-1};
         byte[] header = new byte[4];
-        fill(in, header, keepIdling, frameTimeoutNanos, startedAt);
+        fill(in, header, keepIdling, frameTimeoutNanos, deadline, startedAt);
         int length = ByteBuffer.wrap(header).getInt();
         if (length < 1 || length > maxFrame) {
             throw new ProtocolException("frame of " + Integer.toUnsignedString(length) + " bytes refused (limit "
                     + maxFrame + " bytes)");
         }
         byte[] body = new byte[length];
-        fill(in, body, keepIdling, frameTimeoutNanos, startedAt);
+        fill(in, body, keepIdling, frameTimeoutNanos, deadline, startedAt);
         return body;
     }
 
+    /** The deadline for a wait of {@code millis} from now. */
+    static long deadlineIn(long millis) {
+        return System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+    }
+
     private static void fill(InputStream in, byte[] buf, BooleanSupplier keepIdling, long frameTimeoutNanos,
-                             long[] startedAt) throws IOException {
+                             long deadline, long[] startedAt) throws IOException {
         int n = 0;
         while (n < buf.length) {
             int r;
@@ -117,15 +138,9 @@ final class StoreProtocol {
                 if (keepIdling == null) {
                     throw e;
                 }
-                if (startedAt[0] < 0) {
-                    if (keepIdling.getAsBoolean()) {
-                        continue;
-                    }
+                checkTime(frameTimeoutNanos, deadline, startedAt[0]);
+                if (startedAt[0] < 0 && !keepIdling.getAsBoolean()) {
                     throw e;
-                }
-                if (System.nanoTime() - startedAt[0] > frameTimeoutNanos) {
-                    throw new SocketTimeoutException("incomplete frame: the rest did not arrive within "
-                            + frameTimeoutNanos / 1_000_000 + " ms");
                 }
                 continue;
             }
@@ -139,6 +154,20 @@ final class StoreProtocol {
                 startedAt[0] = System.nanoTime();
             }
             n += r;
+            if (n < buf.length) {
+                checkTime(frameTimeoutNanos, deadline, startedAt[0]);
+            }
+        }
+    }
+
+    private static void checkTime(long frameTimeoutNanos, long deadline, long startedAt) throws SocketTimeoutException {
+        long now = System.nanoTime();
+        if (deadline != NO_DEADLINE && now - deadline >= 0) {
+            throw new SocketTimeoutException("the frame did not arrive in time");
+        }
+        if (startedAt >= 0 && now - startedAt > frameTimeoutNanos) {
+            throw new SocketTimeoutException("incomplete frame: the rest did not arrive within "
+                    + frameTimeoutNanos / 1_000_000 + " ms");
         }
     }
 

@@ -1,6 +1,8 @@
 package org.usp4j.dist.store;
 
 import static org.usp4j.dist.store.StoreProtocol.ADD;
+import static org.usp4j.dist.store.StoreProtocol.BUSY;
+import static org.usp4j.dist.store.StoreProtocol.CHALLENGE;
 import static org.usp4j.dist.store.StoreProtocol.CHECK;
 import static org.usp4j.dist.store.StoreProtocol.DELETE;
 import static org.usp4j.dist.store.StoreProtocol.DELETE_PREFIX;
@@ -9,10 +11,11 @@ import static org.usp4j.dist.store.StoreProtocol.GET;
 import static org.usp4j.dist.store.StoreProtocol.HELLO;
 import static org.usp4j.dist.store.StoreProtocol.KEYS;
 import static org.usp4j.dist.store.StoreProtocol.MAGIC;
-import static org.usp4j.dist.store.StoreProtocol.MAX_HELLO_FRAME;
+import static org.usp4j.dist.store.StoreProtocol.MAX_HANDSHAKE_FRAME;
 import static org.usp4j.dist.store.StoreProtocol.MAX_WAIT_MILLIS;
 import static org.usp4j.dist.store.StoreProtocol.NUMBER;
 import static org.usp4j.dist.store.StoreProtocol.OK;
+import static org.usp4j.dist.store.StoreProtocol.PROOF;
 import static org.usp4j.dist.store.StoreProtocol.REFUSED;
 import static org.usp4j.dist.store.StoreProtocol.SET;
 import static org.usp4j.dist.store.StoreProtocol.TIMEOUT;
@@ -32,8 +35,14 @@ import java.net.Socket;
 import java.net.SocketAddress;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
+import java.net.SocketTimeoutException;
+import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
@@ -42,6 +51,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.dist.store.StoreProtocol.Body;
@@ -55,12 +65,16 @@ import org.usp4j.dist.store.StoreProtocol.ProtocolException;
  * rank 0 included, talks to it through a {@link StoreClient}.
  *
  * <p>One virtual thread serves each connection; blocking gets and waits park that thread on a condition
- * that every change signals. Nothing blocks forever: a connection must present its token within the
- * handshake timeout, a started frame must complete within the frame timeout, idle reads wake every
- * {@value #POLL_MILLIS} ms to notice a shutdown, and every wait has a client-given deadline. Lengths are
- * checked against {@link StoreLimits} before anything is allocated; an oversized or malformed frame gets
- * one error reply and the connection is closed. {@link #close()} is idempotent, ends every connection and
- * frees the port.
+ * that every change signals. Nothing blocks forever, however slowly a peer sends: a connection must
+ * complete the challenge-response ({@link TokenProofs}) within the handshake timeout, a started frame must
+ * complete within the frame timeout (both checked after every read), an authenticated connection without
+ * a request for the idle timeout is closed, idle reads wake every {@value #POLL_MILLIS} ms to notice a
+ * shutdown, and every wait has a client-given deadline. Strangers (connections still in their handshake)
+ * have a pool of their own, bounded in all and per peer address, whose oldest member is closed to make
+ * room, so they cannot lock ranks out (see {@link StoreLimits}). A failing accept (out of file
+ * descriptors) is retried with backoff. Lengths are checked against {@link StoreLimits} before anything is
+ * allocated; an oversized or malformed frame gets one error reply and the connection is closed.
+ * {@link #close()} is idempotent, ends every connection at once and frees the port.
  */
 public final class StoreServer implements AutoCloseable {
 
@@ -76,6 +90,16 @@ public final class StoreServer implements AutoCloseable {
     private final InetSocketAddress address;
     private final Thread acceptThread;
     private final Set<Socket> connections = ConcurrentHashMap.newKeySet();
+    /** Guards the two pools: connections in their handshake (oldest first) and the authenticated count. */
+    private final Object admission = new Object();
+    private final LinkedHashSet<Connection> unauthenticated = new LinkedHashSet<>();
+    private final Map<InetAddress, Integer> unauthenticatedPerPeer = new HashMap<>();
+    private int authenticatedCount;
+    private final AtomicInteger requestsInFlight = new AtomicInteger();
+    /** Told to every client, so that one reconnecting after an idle close knows it is the same store. */
+    private final long instance = new SecureRandom().nextLong();
+    /** Refusals and evictions can come by the thousand from a hostile peer: warn once per burst. */
+    private final ThrottledWarning refusals = new ThrottledWarning(LOG, Duration.ofSeconds(10));
 
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition changed = lock.newCondition();
@@ -148,6 +172,18 @@ public final class StoreServer implements AutoCloseable {
         return connections.size();
     }
 
+    /** Connections open now that have proven the token. */
+    public int authenticatedCount() {
+        synchronized (admission) {
+            return authenticatedCount;
+        }
+    }
+
+    /** Requests being served now (a blocking get or wait counts until it is answered); idle connections do not. */
+    public int requestsInFlight() {
+        return requestsInFlight.get();
+    }
+
     /** Keys held now. */
     public int keyCount() {
         lock.lock();
@@ -179,6 +215,7 @@ public final class StoreServer implements AutoCloseable {
         for (Socket s : connections) {
             closeQuietly(s);
         }
+        acceptThread.interrupt(); // ends a backoff sleep after a failed accept
         try {
             acceptThread.join(TimeUnit.SECONDS.toMillis(5));
         } catch (InterruptedException e) {
@@ -194,68 +231,179 @@ public final class StoreServer implements AutoCloseable {
 
     // ---- connections ----
 
+    /** One accepted socket: where it came from and whether it has proven the token. */
+    private static final class Connection {
+        final Socket socket;
+        final InetAddress peer;
+        final long acceptedAt = System.nanoTime();
+        /** Guarded by the server's {@code admission} lock. */
+        boolean authenticated;
+
+        Connection(Socket socket) {
+            this.socket = socket;
+            this.peer = socket.getInetAddress();
+        }
+    }
+
     private void acceptLoop() {
+        long backoff = 0;
+        long failures = 0;
         while (!closed) {
             Socket socket;
             try {
                 socket = serverSocket.accept();
             } catch (IOException e) {
-                if (!closed) {
-                    LOG.warn("store on {} stopped accepting: {}", address, e.toString());
+                if (closed) {
+                    return;
                 }
-                return;
+                // EMFILE/ENFILE and friends are transient: the pending connection stays in the backlog.
+                // Closing the oldest stranger frees a descriptor when strangers used them up.
+                if (failures++ == 0) {
+                    LOG.warn("store on {}: cannot accept a connection ({}); retrying with backoff", address,
+                            e.getMessage());
+                }
+                evictOldestUnauthenticated(null);
+                backoff = backoff == 0 ? 10 : Math.min(backoff * 2, 500);
+                try {
+                    Thread.sleep(backoff);
+                } catch (InterruptedException ie) {
+                    return;
+                }
+                continue;
+            }
+            if (failures > 0) {
+                LOG.info("store on {}: accepting again after {} failed attempts", address, failures);
+                failures = 0;
+                backoff = 0;
             }
             if (closed) {
                 closeQuietly(socket);
                 return;
             }
-            if (connections.size() >= limits.maxConnections()) {
-                refuseQuietly(socket, "too many connections (limit " + limits.maxConnections() + ")");
-                continue;
-            }
+            Connection c = new Connection(socket);
             connections.add(socket);
             if (closed) { // close() may have run between the check and the add
                 connections.remove(socket);
                 closeQuietly(socket);
                 return;
             }
-            Thread.ofVirtual().name("usp4j-store-conn-" + CONNECTION_IDS.incrementAndGet())
-                    .start(() -> serve(socket));
+            admit(c);
+            try {
+                Thread.ofVirtual().name("usp4j-store-conn-" + CONNECTION_IDS.incrementAndGet()).start(() -> serve(c));
+            } catch (RuntimeException | OutOfMemoryError e) {
+                release(c);
+                closeQuietly(socket);
+                refusals.note("cannot start a connection thread: " + e);
+            }
         }
     }
 
-    private void serve(Socket socket) {
+    /** Adds a new connection to the handshake pool, closing the oldest stranger when the pool is full. */
+    private void admit(Connection c) {
+        synchronized (admission) {
+            int fromPeer = unauthenticatedPerPeer.getOrDefault(c.peer, 0);
+            if (fromPeer >= limits.maxUnauthenticatedPerPeer()) {
+                evictOldestUnauthenticated(c.peer);
+            } else if (unauthenticated.size() >= limits.maxUnauthenticated()) {
+                evictOldestUnauthenticated(null);
+            }
+            unauthenticated.add(c);
+            unauthenticatedPerPeer.merge(c.peer, 1, Integer::sum);
+        }
+    }
+
+    /** Closes the oldest connection still in its handshake (from {@code peer}, or any when null). */
+    private void evictOldestUnauthenticated(InetAddress peer) {
+        Connection oldest = null;
+        synchronized (admission) {
+            for (Connection c : unauthenticated) {
+                if (peer == null || peer.equals(c.peer)) {
+                    oldest = c;
+                    break;
+                }
+            }
+            if (oldest != null) {
+                removeUnauthenticated(oldest);
+            }
+        }
+        if (oldest != null) {
+            closeQuietly(oldest.socket);
+            refusals.note("closed the oldest unauthenticated connection (from " + oldest.peer.getHostAddress()
+                    + ") to make room");
+        }
+    }
+
+    /** Guarded by admission: true when {@code c} was still in the handshake pool. */
+    private boolean removeUnauthenticated(Connection c) {
+        if (!unauthenticated.remove(c)) {
+            return false;
+        }
+        unauthenticatedPerPeer.computeIfPresent(c.peer, (k, n) -> n == 1 ? null : n - 1);
+        return true;
+    }
+
+    /** The connection ends: it leaves whichever pool it was in. */
+    private void release(Connection c) {
+        synchronized (admission) {
+            if (c.authenticated) {
+                c.authenticated = false;
+                authenticatedCount--;
+            } else {
+                removeUnauthenticated(c);
+            }
+        }
+        connections.remove(c.socket);
+    }
+
+    private void serve(Connection c) {
+        Socket socket = c.socket;
         SocketAddress remote = socket.getRemoteSocketAddress();
         try (socket) {
             socket.setTcpNoDelay(true);
             socket.setSoTimeout(POLL_MILLIS);
             InputStream in = new BufferedInputStream(socket.getInputStream());
             OutputStream out = new BufferedOutputStream(socket.getOutputStream());
-            if (!handshake(in, out, remote)) {
+            if (!handshake(c, in, out, remote)) {
                 return;
             }
             long frameTimeout = limits.frameTimeout().toNanos();
+            long idleTimeout = limits.idleTimeout().toNanos();
             int maxFrame = limits.maxFrameBytes();
             while (!closed) {
                 byte[] request;
+                long idleSince = System.nanoTime();
                 try {
-                    request = StoreProtocol.readFrame(in, maxFrame, () -> !closed, frameTimeout);
+                    request = StoreProtocol.readFrame(in, maxFrame,
+                            () -> !closed && System.nanoTime() - idleSince < idleTimeout, frameTimeout,
+                            StoreProtocol.NO_DEADLINE);
                 } catch (ProtocolException e) {
                     LOG.warn("store: closing the connection from {}: {}", remote, e.getMessage());
                     StoreProtocol.writeFrame(out, error(REFUSED, e.getMessage()));
                     return;
-                }
-                byte[] reply;
-                try {
-                    reply = handle(new Fields(request));
-                } catch (ProtocolException e) {
-                    LOG.warn("store: closing the connection from {}: {}", remote, e.getMessage());
-                    StoreProtocol.writeFrame(out, error(REFUSED, e.getMessage()));
+                } catch (SocketTimeoutException e) {
+                    if (!closed) {
+                        LOG.debug("store: closing the connection from {}: {}", remote,
+                                System.nanoTime() - idleSince >= idleTimeout ? "idle for "
+                                        + limits.idleTimeout().toMillis() + " ms" : e.getMessage());
+                    }
                     return;
-                } catch (RequestException e) {
-                    reply = error(ERROR, e.getMessage());
                 }
-                StoreProtocol.writeFrame(out, reply);
+                requestsInFlight.incrementAndGet();
+                try {
+                    byte[] reply;
+                    try {
+                        reply = handle(new Fields(request));
+                    } catch (ProtocolException e) {
+                        LOG.warn("store: closing the connection from {}: {}", remote, e.getMessage());
+                        StoreProtocol.writeFrame(out, error(REFUSED, e.getMessage()));
+                        return;
+                    } catch (RequestException e) {
+                        reply = error(ERROR, e.getMessage());
+                    }
+                    StoreProtocol.writeFrame(out, reply);
+                } finally {
+                    requestsInFlight.decrementAndGet();
+                }
             }
         } catch (PeerClosedException e) {
             LOG.trace("store: {} disconnected", remote);
@@ -264,54 +412,112 @@ public final class StoreServer implements AutoCloseable {
                 LOG.debug("store: connection from {} ended: {}", remote, e.toString());
             }
         } finally {
-            connections.remove(socket);
+            release(c);
         }
     }
 
-    /** Reads the hello frame within the handshake timeout; true when the token matched. */
-    private boolean handshake(InputStream in, OutputStream out, SocketAddress remote) throws IOException {
-        long deadline = System.nanoTime() + limits.handshakeTimeout().toNanos();
-        byte[] hello;
+    /**
+     * The challenge-response (see {@link TokenProofs}), all of it within the handshake timeout counted from
+     * the accept, however slowly its bytes come; true when the client proved the token and was admitted.
+     */
+    private boolean handshake(Connection c, InputStream in, OutputStream out, SocketAddress remote)
+            throws IOException {
+        long deadline = c.acceptedAt + limits.handshakeTimeout().toNanos();
+        BooleanSupplier waiting = () -> !closed && System.nanoTime() - deadline < 0;
+        long frameTimeout = limits.handshakeTimeout().toNanos();
         try {
-            hello = StoreProtocol.readFrame(in, MAX_HELLO_FRAME, () -> !closed && System.nanoTime() < deadline,
-                    Math.max(0, deadline - System.nanoTime()));
-        } catch (ProtocolException e) {
-            LOG.warn("store: refused {}: {}", remote, e.getMessage());
-            StoreProtocol.writeFrame(out, error(REFUSED, e.getMessage()));
+            byte[] clientNonce = checkHello(new Fields(StoreProtocol.readFrame(in, MAX_HANDSHAKE_FRAME, waiting,
+                    frameTimeout, deadline)));
+            byte[] serverNonce = TokenProofs.nonce();
+            StoreProtocol.writeFrame(out, new Body(CHALLENGE).string(serverNonce)
+                    .string(TokenProofs.server(token, clientNonce, serverNonce)).bytes());
+            Fields proof = new Fields(StoreProtocol.readFrame(in, MAX_HANDSHAKE_FRAME, waiting, frameTimeout,
+                    deadline));
+            byte[] presented = checkProof(proof);
+            if (!TokenProofs.matches(TokenProofs.client(token, clientNonce, serverNonce), presented)) {
+                throw new Refusal("wrong token");
+            }
+        } catch (Refusal | ProtocolException e) { // a bad field (a refusal) or a bad frame
+            String why = e.getMessage();
+            refusals.note("refused " + remote + ": " + why);
+            StoreProtocol.writeFrame(out, error(REFUSED, why));
             return false;
-        } catch (java.net.SocketTimeoutException e) {
-            LOG.warn("store: refused {}: no token within {} ms", remote, limits.handshakeTimeout().toMillis());
+        } catch (SocketTimeoutException e) {
+            if (!closed) {
+                refusals.note("refused " + remote + ": no complete handshake within "
+                        + limits.handshakeTimeout().toMillis() + " ms");
+            }
+            return false;
+        } catch (PeerClosedException e) {
+            LOG.trace("store: {} hung up during the handshake", remote);
             return false;
         }
-        String problem;
-        try {
-            problem = checkHello(new Fields(hello));
-        } catch (ProtocolException e) {
-            problem = "not a usp4j store client (" + e.getMessage() + ")";
+        boolean full;
+        synchronized (admission) {
+            if (!removeUnauthenticated(c)) {
+                return false; // closed to make room just now
+            }
+            full = authenticatedCount >= limits.maxConnections();
+            if (!full) {
+                authenticatedCount++;
+                c.authenticated = true;
+            }
         }
-        if (problem != null) {
-            LOG.warn("store: refused {}: {}", remote, problem);
-            StoreProtocol.writeFrame(out, error(REFUSED, problem));
+        if (full) {
+            String why = "too many connections (limit " + limits.maxConnections() + ")";
+            refusals.note("refused " + remote + ": " + why);
+            StoreProtocol.writeFrame(out, error(BUSY, why));
             return false;
         }
         StoreProtocol.writeFrame(out, new Body(OK).i32(limits.maxKeyBytes()).i32(limits.maxValueBytes())
-                .i32(limits.maxKeysPerRequest()).bytes());
+                .i32(limits.maxKeysPerRequest()).i64(limits.idleTimeout().toMillis()).i64(instance).bytes());
         LOG.trace("store: {} authenticated", remote);
         return true;
     }
 
-    /** Null when the hello carries our magic, version and token; else why the client is refused. */
-    private String checkHello(Fields f) throws ProtocolException {
-        if (f.u8() != HELLO || f.i32() != MAGIC) {
-            return "not a usp4j store client";
+    /** The client's nonce when the hello carries our magic and version; a {@link Refusal} saying why not. */
+    private static byte[] checkHello(Fields f) throws Refusal {
+        try {
+            if (f.u8() != HELLO || f.i32() != MAGIC) {
+                throw new Refusal("not a usp4j store client");
+            }
+            short version = f.i16();
+            if (version != VERSION) {
+                throw new Refusal("protocol version " + version + " is not supported (this store speaks " + VERSION
+                        + "; every rank must run the same usp4j)");
+            }
+            byte[] nonce = f.stringBytes(TokenProofs.NONCE_BYTES, "nonce");
+            f.end();
+            if (nonce.length != TokenProofs.NONCE_BYTES) {
+                throw new Refusal("not a usp4j store client (a nonce of " + nonce.length + " bytes)");
+            }
+            return nonce;
+        } catch (ProtocolException e) {
+            throw new Refusal("not a usp4j store client (" + e.getMessage() + ")");
         }
-        short version = f.i16();
-        if (version != VERSION) {
-            return "protocol version " + version + " is not supported (this store speaks " + VERSION + ")";
+    }
+
+    /** The proof the client presents, or a {@link Refusal} when the frame is not one. */
+    private static byte[] checkProof(Fields f) throws Refusal {
+        try {
+            if (f.u8() != PROOF) {
+                throw new Refusal("not a usp4j store client");
+            }
+            byte[] presented = f.stringBytes(TokenProofs.PROOF_BYTES, "proof");
+            f.end();
+            return presented;
+        } catch (ProtocolException e) {
+            throw new Refusal("not a usp4j store client (" + e.getMessage() + ")");
         }
-        byte[] presented = f.stringBytes(Tokens.MAX_TOKEN_BYTES, "token");
-        f.end();
-        return Tokens.matches(token, presented) ? null : "wrong token";
+    }
+
+    /** Why a handshake is refused; the client is told. */
+    private static final class Refusal extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        Refusal(String message) {
+            super(message, null, false, false);
+        }
     }
 
     // ---- requests ----
@@ -524,16 +730,6 @@ public final class StoreServer implements AutoCloseable {
 
     private static byte[] error(byte status, String message) {
         return new Body(status).string(StoreProtocol.truncatedMessage(message)).bytes();
-    }
-
-    private static void refuseQuietly(Socket socket, String why) {
-        LOG.warn("store: refused {}: {}", socket.getRemoteSocketAddress(), why);
-        try (socket) {
-            socket.setSoTimeout(POLL_MILLIS);
-            StoreProtocol.writeFrame(socket.getOutputStream(), error(REFUSED, why));
-        } catch (IOException e) {
-            // the refusal is best effort
-        }
     }
 
     private static void closeQuietly(AutoCloseable c) {

@@ -1,11 +1,13 @@
 package org.usp4j.dist.store;
 
 import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.HexFormat;
 
-/** The job's shared secret: what a client must present before the store answers anything else. */
+/**
+ * The job's shared secret: what each side of a store connection proves it holds, in an HMAC
+ * challenge-response; the token itself never travels.
+ */
 public final class Tokens {
 
     /** Longest token accepted, in UTF-8 bytes. */
@@ -35,10 +37,5 @@ public final class Tokens {
                     + MAX_TOKEN_BYTES);
         }
         return bytes;
-    }
-
-    /** Constant-time comparison, so that response timing says nothing about how much of a guess was right. */
-    static boolean matches(byte[] expected, byte[] presented) {
-        return MessageDigest.isEqual(expected, presented);
     }
 }

@@ -40,7 +40,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     private static final int MAX_CACHED_PLANS = 64;
 
     /** What identifies a plan: direction, dtype, sizes, mask, scale and the io tensors' strides. */
-    record PlanKey(boolean backward, DType io, SdpaGraphs.Shape shape, boolean causal, float scale, List<Long> strides) {
+    record PlanKey(boolean backward, DType io, SdpaGraphs.Shape shape, Mask mask, float scale, List<Long> strides) {
     }
 
     private final CudaBackend backend;
@@ -75,6 +75,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     @Override
     public synchronized void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
         requireOpen();
+        SdpaGraphs.requireMaskSupported(mask);
         AttentionShapes sh = AttentionShapes.ofForward(q, k, v, out, lse);
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, lse);
@@ -84,10 +85,9 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             Tensor stats = lse.isContiguous() && aligned(lse) ? lse : scratch.allocate(DType.F32, lse.shape());
             Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
             SdpaGraphs.Shape shape = shape(sh);
-            boolean causal = mask == Mask.CAUSAL;
             List<Long> strides = strides(qb, kb, vb, o);
-            SdpaPlan plan = plan(new PlanKey(false, io, shape, causal, scale, strides), () ->
-                    SdpaGraphs.forward(shape, cudnnType(io), causal, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
+            SdpaPlan plan = plan(new PlanKey(false, io, shape, mask, scale, strides), () ->
+                    SdpaGraphs.forward(shape, cudnnType(io), mask, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
             Map<Long, Long> at = new HashMap<>();
             at.put(SdpaGraphs.Q, qb.deviceAddress());
             at.put(SdpaGraphs.K, kb.deviceAddress());
@@ -108,6 +108,7 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     public synchronized void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
                                       float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
         requireOpen();
+        SdpaGraphs.requireMaskSupported(mask);
         AttentionShapes sh = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, dout, lse, dq, dk, dv);
@@ -126,10 +127,9 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.allocate(io, dv.shape());
             long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
             SdpaGraphs.Shape shape = shape(sh);
-            boolean causal = mask == Mask.CAUSAL;
             Tensor[] io8 = {qb, kb, vb, ob, dob, dqOut, dkOut, dvOut};
-            SdpaPlan plan = plan(new PlanKey(true, io, shape, causal, scale, strides(io8)), () ->
-                    SdpaGraphs.backward(shape, cudnnType(io), causal, strideArrays(io8), cudnnVersion), scale);
+            SdpaPlan plan = plan(new PlanKey(true, io, shape, mask, scale, strides(io8)), () ->
+                    SdpaGraphs.backward(shape, cudnnType(io), mask, strideArrays(io8), cudnnVersion), scale);
             Map<Long, Long> at = new HashMap<>();
             long[] uids = {SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO, SdpaGraphs.DQ,
                     SdpaGraphs.DK, SdpaGraphs.DV};
@@ -159,11 +159,13 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
     @Override
     public void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+        SdpaGraphs.requireMaskSupported(mask);
         requireIo(block, dtype);
     }
 
     @Override
     public void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+        SdpaGraphs.requireMaskSupported(mask);
         requireIo(block, dtype);
         SdpaGraphs.requireBackwardSupported(shape(block), cudnnVersion);
     }

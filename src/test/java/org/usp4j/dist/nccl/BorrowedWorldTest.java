@@ -30,8 +30,10 @@ import org.usp4j.api.Usp4j;
 import org.usp4j.api.internal.CommunicatorRank;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.cpu.CpuAttentionKernel;
-import org.usp4j.sp.CostModel;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.sp.MeshGroups;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -131,9 +133,10 @@ class BorrowedWorldTest {
             for (int i = 0; i < 4; i++) {
                 assertEquals(0, HostTensors.relativeError(got[i], expected[i]), names[i]);
             }
-            CostModel.RankBytes model = CostModel.forward(b, s, h, hkv, d, dtype, new org.usp4j.sp.Mesh(2, 2));
+            RankBytes model = new UspPlan(new org.usp4j.sp.Mesh(2, 2), org.usp4j.sp.AttentionOptions.defaults())
+                    .forwardBytes(new AttentionShapes(b, s, s, h, hkv, d), dtype);
             for (int r = 0; r < mesh.size(); r++) {
-                assertEquals(model.asMap(), forwardBytes.get(r), "forward bytes of rank " + r);
+                assertEquals(model, new RankBytes(forwardBytes.get(r)), "forward bytes of rank " + r);
             }
             assertOwnership(nccl, mesh.size(), 2);
         }

@@ -19,16 +19,19 @@ import org.usp4j.backend.Backend;
 import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.cpu.CpuBackend;
-import org.usp4j.dist.DistributedAttention;
+import org.usp4j.dist.LaunchedRank;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.dist.Rendezvous;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.CostModel;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -61,10 +64,20 @@ class DistributedAttentionOverNcclTest {
     }
 
     /** A rank of the fake world as the distributed run sees one. */
-    private record FakeRank(Rendezvous rendezvous, Communicator world, Backend backend) implements DistributedAttention.Rank {
+    private record FakeRank(Rendezvous rendezvous, Communicator world, Backend backend) implements LaunchedRank {
         @Override
         public int device() {
             return HostDeviceBackend.DEVICE;
+        }
+    }
+
+    /** What the attention command does on a launched rank: the plan's checks first, then one engine run. */
+    static AttentionEngine.Result runOn(LaunchedRank rank, Mesh mesh, AttentionOptions options, Tensor q, Tensor k,
+                                        Tensor v, Tensor dout, Arena arena) {
+        UspPlan plan = new UspPlan(mesh, options);
+        plan.validate(AttentionShapes.of(q, k, v));
+        try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), plan)) {
+            return engine.run(q, k, v, dout, arena);
         }
     }
 
@@ -81,7 +94,7 @@ class DistributedAttentionOverNcclTest {
             Tensor dout = c.backward() ? random(arena, c.dtype(), 14, b, s, c.heads(), d) : null;
             ForwardResult expected;
             Gradients expectedGrads = null;
-            try (InProcessAttention local = new InProcessAttention(mesh, options,
+            try (AttentionEngine local = AttentionEngine.inProcess(new UspPlan(mesh, options),
                     r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(30))) {
                 expected = local.forward(q, k, v, arena);
                 if (c.backward()) {
@@ -89,15 +102,15 @@ class DistributedAttentionOverNcclTest {
                 }
             }
             FakeNccl nccl = new FakeNccl(mesh.size(), false);
-            List<DistributedAttention.Result> results = FakeRanks.values(FakeRanks.run(nccl, mesh.size(),
+            List<AttentionEngine.Result> results = FakeRanks.values(FakeRanks.run(nccl, mesh.size(),
                     Duration.ofSeconds(30), true, r -> {
                         try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention())) {
-                            return DistributedAttention.run(new FakeRank(r.rendezvous(), r.world(), backend), mesh,
-                                    options, new DistributedAttention.Inputs(q, k, v, dout), arena);
+                            return runOn(new FakeRank(r.rendezvous(), r.world(), backend), mesh,
+                                    options, q, k, v, dout, arena);
                         }
                     }));
 
-            DistributedAttention.Result root = results.get(0);
+            AttentionEngine.Result root = results.get(0);
             assertEquals(0, HostTensors.relativeError(root.forward().out(), expected.out()), "out");
             assertEquals(0, HostTensors.relativeError(root.forward().lse(), expected.lse()), "lse");
             assertEquals(c.dtype(), root.forward().out().dtype());
@@ -109,22 +122,26 @@ class DistributedAttentionOverNcclTest {
                 assertNull(root.gradients());
             }
 
-            CostModel.RankBytes model = CostModel.forward(b, s, c.heads(), c.kvHeads(), d, c.dtype(), mesh);
+            UspPlan plan = new UspPlan(mesh, options);
+            AttentionShapes global = new AttentionShapes(b, s, s, c.heads(), c.kvHeads(), d);
+            RankBytes model = plan.forwardBytes(global, c.dtype());
             if (c.backward()) {
-                model = model.plus(CostModel.backward(b, s, c.heads(), c.kvHeads(), d, c.dtype(), mesh));
+                model = model.plus(plan.backwardBytes(global, c.dtype()));
             }
             assertEquals(mesh.size(), root.ranks().size());
             for (int r = 0; r < mesh.size(); r++) {
-                DistributedAttention.RankFigures f = root.ranks().get(r);
+                AttentionEngine.RankFigures f = root.ranks().get(r);
                 assertEquals(r, f.rank());
-                assertEquals(model.asMap(), f.bytesSent(), "bytes of rank " + r + " as rank 0 reports them");
-                assertTrue(f.forwardSeconds() > 0 && (c.backward() == f.backwardSeconds() > 0), f.toString());
+                assertEquals(model, f.bytesSent(), "bytes of rank " + r + " as rank 0 reports them");
+                assertTrue(f.forwardSeconds().getFirst() > 0
+                        && (c.backward() == (!f.backwardSeconds().isEmpty() && f.backwardSeconds().getFirst() > 0)),
+                        f.toString());
             }
             for (int r = 1; r < mesh.size(); r++) {
-                DistributedAttention.Result other = results.get(r);
+                AttentionEngine.Result other = results.get(r);
                 assertNull(other.forward(), "only rank 0 gets the results");
-                assertEquals(List.of(r), other.ranks().stream().map(DistributedAttention.RankFigures::rank).toList());
-                assertEquals(model.asMap(), other.ranks().get(0).bytesSent(), "rank " + r + "'s own bytes");
+                assertEquals(List.of(r), other.ranks().stream().map(AttentionEngine.RankFigures::rank).toList());
+                assertEquals(model, other.ranks().get(0).bytesSent(), "rank " + r + "'s own bytes");
             }
             // The gather went over NCCL: one all-gather per result on every rank's world endpoint.
             long gathers = nccl.endpoints().stream().filter(e -> e.comm == 0)
@@ -142,21 +159,19 @@ class DistributedAttentionOverNcclTest {
             Tensor q = random(arena, DType.F32, 1, 1, 16, 2, 8);
             List<FakeRanks.Outcome<Object>> outcomes = FakeRanks.run(nccl, 2, Duration.ofSeconds(30), true, r -> {
                 try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention())) {
-                    return DistributedAttention.run(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 2),
-                            new AttentionOptions(false, SequenceLayout.CONTIGUOUS, null),
-                            new DistributedAttention.Inputs(q, q, q, null), arena);
+                    return runOn(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 2),
+                            new AttentionOptions(false, SequenceLayout.CONTIGUOUS, null), q, q, q, null, arena);
                 }
             });
             for (FakeRanks.Outcome<Object> o : outcomes) {
                 assertTrue(o.error() instanceof IllegalArgumentException, String.valueOf(o.error()));
-                assertEquals("mesh 2x2 needs 4 ranks, but the world has 2 (rendezvous: 2)", o.error().getMessage());
+                assertEquals("mesh 2x2 needs 4 ranks, but the world has 2", o.error().getMessage());
             }
             Tensor k = random(arena, DType.F32, 2, 1, 16, 3, 8);
             outcomes = FakeRanks.run(nccl2, 2, Duration.ofSeconds(30), true, r -> {
                 try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention())) {
-                    return DistributedAttention.run(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 1),
-                            new AttentionOptions(false, SequenceLayout.CONTIGUOUS, null),
-                            new DistributedAttention.Inputs(q, k, k, null), arena);
+                    return runOn(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 1),
+                            new AttentionOptions(false, SequenceLayout.CONTIGUOUS, null), q, k, k, null, arena);
                 }
             });
             for (FakeRanks.Outcome<Object> o : outcomes) {
@@ -187,9 +202,8 @@ class DistributedAttentionOverNcclTest {
                 }
                 long t0 = System.nanoTime();
                 try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention())) {
-                    DistributedAttention.run(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 2),
-                            new AttentionOptions(true, SequenceLayout.ZIGZAG, null),
-                            new DistributedAttention.Inputs(q, q, q, null), arena);
+                    runOn(new FakeRank(r.rendezvous(), r.world(), backend), new Mesh(2, 2),
+                            new AttentionOptions(true, SequenceLayout.ZIGZAG, null), q, q, q, null, arena);
                     return -1L;
                 } finally {
                     othersDone.countDown();

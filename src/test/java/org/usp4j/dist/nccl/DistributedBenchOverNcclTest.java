@@ -12,12 +12,14 @@ import org.usp4j.backend.Backend;
 import org.usp4j.bench.AttentionProblem;
 import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.DistributedAttention;
-import org.usp4j.dist.DistributedBench;
+import org.usp4j.dist.LaunchedRank;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
 import org.usp4j.dist.Rendezvous;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.CostModel;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.tensor.DType;
@@ -30,7 +32,7 @@ import org.usp4j.tensor.DType;
 @Timeout(120)
 class DistributedBenchOverNcclTest {
 
-    private record FakeRank(Rendezvous rendezvous, Communicator world, Backend backend) implements DistributedAttention.Rank {
+    private record FakeRank(Rendezvous rendezvous, Communicator world, Backend backend) implements LaunchedRank {
         @Override
         public int device() {
             return HostDeviceBackend.DEVICE;
@@ -42,19 +44,22 @@ class DistributedBenchOverNcclTest {
         Mesh mesh = new Mesh(2, 2);
         AttentionProblem problem = new AttentionProblem(1, 32, 4, 2, 8, DType.BF16);
         AttentionOptions options = new AttentionOptions(true, SequenceLayout.ZIGZAG, null);
-        List<DistributedBench.Measurement> results = FakeRanks.values(FakeRanks.run(new FakeNccl(4, false), 4,
+        UspPlan plan = new UspPlan(mesh, options);
+        List<AttentionEngine.Result> results = FakeRanks.values(FakeRanks.run(new FakeNccl(4, false), 4,
                 Duration.ofSeconds(30), true, r -> {
-                    try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention())) {
-                        return DistributedBench.run(new FakeRank(r.rendezvous(), r.world(), backend), mesh, options,
-                                problem, 7, 1, 2, true);
+                    try (HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention());
+                         AttentionEngine engine = new AttentionEngine(new ProcessRanks(
+                                 new FakeRank(r.rendezvous(), r.world(), backend)), plan)) {
+                        engine.dealRandom(problem.shapes(), problem.dtype(), 7);
+                        return engine.measure(1, 2, true, call -> { });
                     }
                 }));
-        Map<TrafficKind, Long> forward = CostModel.forward(1, 32, 4, 2, 8, DType.BF16, mesh).asMap();
-        Map<TrafficKind, Long> backward = CostModel.backward(1, 32, 4, 2, 8, DType.BF16, mesh).asMap();
-        DistributedBench.Measurement root = results.get(0);
+        RankBytes forward = plan.forwardBytes(problem.shapes(), problem.dtype());
+        RankBytes backward = plan.backwardBytes(problem.shapes(), problem.dtype());
+        AttentionEngine.Result root = results.get(0);
         assertEquals(4, root.ranks().size());
         for (int r = 0; r < 4; r++) {
-            DistributedBench.RankTimes t = root.ranks().get(r);
+            AttentionEngine.RankFigures t = root.ranks().get(r);
             assertEquals(r, t.rank());
             assertEquals(2, t.forwardSeconds().size(), "timed calls, warm-up excluded");
             assertEquals(2, t.backwardSeconds().size());
@@ -63,14 +68,14 @@ class DistributedBenchOverNcclTest {
         }
         for (int i = 0; i < 2; i++) {
             double max = 0;
-            for (DistributedBench.RankTimes t : root.ranks()) {
+            for (AttentionEngine.RankFigures t : root.ranks()) {
                 max = Math.max(max, t.forwardSeconds().get(i));
             }
             assertEquals(max, root.forwardSpans().get(i));
             assertTrue(root.backwardSpans().get(i) > 0);
         }
         for (int r = 1; r < 4; r++) {
-            assertEquals(List.of(r), results.get(r).ranks().stream().map(DistributedBench.RankTimes::rank).toList());
+            assertEquals(List.of(r), results.get(r).ranks().stream().map(AttentionEngine.RankFigures::rank).toList());
         }
     }
 }

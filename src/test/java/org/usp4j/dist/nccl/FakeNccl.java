@@ -249,6 +249,26 @@ final class FakeNccl {
         }
 
         @Override
+        public void reduceScatterSum(DevicePointer send, DevicePointer recv, long recvCount, DeviceStream stream) {
+            calls.add("reduceScatter " + recvCount + "xFLOAT32 on " + stream);
+            long block = recvCount * Float.BYTES;
+            inside("reduceScatter", () -> run(stream, false, () -> {
+                for (int p = 0; p < size; p++) {
+                    post(send.slice(p * block, block), p);
+                }
+                MemorySegment out = memory(recv.slice(0, block));
+                for (int p = 0; p < size; p++) {
+                    MemorySegment part = MemorySegment.ofArray(received(p));
+                    for (long i = 0; i < recvCount; i++) {
+                        float before = p == 0 ? 0f : out.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+                        out.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i,
+                                before + part.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i));
+                    }
+                }
+            }));
+        }
+
+        @Override
         public void send(DevicePointer buffer, long count, NcclDataType type, int peer, DeviceStream stream) {
             calls.add("send " + count + "x" + type + " to " + peer + " on " + stream);
             DevicePointer b = buffer.slice(0, count * type.byteSize());
@@ -369,6 +389,16 @@ final class FakeNccl {
         }
 
         private void take(DevicePointer into, int peer) {
+            byte[] bytes = received(peer);
+            if (bytes.length != into.byteSize()) {
+                asyncError = new IllegalStateException("fake NCCL: rank " + peer + " sent " + bytes.length
+                        + " bytes but rank " + rank + " receives " + into.byteSize() + " (message truncated)");
+                return;
+            }
+            MemorySegment.copy(MemorySegment.ofArray(bytes), 0, memory(into), 0, bytes.length);
+        }
+
+        private byte[] received(int peer) {
             LinkedBlockingQueue<byte[]> box = mailbox(comm, peer, rank);
             byte[] bytes = null;
             while (bytes == null) {
@@ -380,12 +410,7 @@ final class FakeNccl {
                     throw new IllegalStateException("fake NCCL: interrupted", e);
                 }
             }
-            if (bytes.length != into.byteSize()) {
-                asyncError = new IllegalStateException("fake NCCL: rank " + peer + " sent " + bytes.length
-                        + " bytes but rank " + rank + " receives " + into.byteSize() + " (message truncated)");
-                return;
-            }
-            MemorySegment.copy(MemorySegment.ofArray(bytes), 0, memory(into), 0, bytes.length);
+            return bytes;
         }
 
         private void requireAlive() {

@@ -14,8 +14,9 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.DistributedAttention;
 import org.usp4j.dist.LaunchEnvironment;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuTests;
 import org.usp4j.kernel.Mask;
@@ -23,9 +24,10 @@ import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -62,17 +64,18 @@ class NcclWorldGpuTest {
             Tensor dout = GpuTests.randomHost(arena, DType.BF16, 44, b, s, h, d);
             ForwardResult single;
             Gradients singleGrads;
-            try (InProcessAttention one = new InProcessAttention(mesh, options, rank -> CudaBackend.create(0))) {
+            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudaBackend.create(0))) {
                 single = one.forward(q, k, v, arena);
                 singleGrads = one.backward(dout, arena);
             }
 
-            DistributedAttention.Result result;
+            AttentionEngine.Result result;
             try (NcclProcessRank rank = NcclProcessRank.open(LaunchEnvironment.single(), failures::add)) {
                 assertEquals(0, rank.device());
                 assertEquals(1, rank.world().size());
-                result = DistributedAttention.run(rank, mesh, options, new DistributedAttention.Inputs(q, k, v, dout),
-                        arena);
+                try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), new UspPlan(mesh, options))) {
+                    result = engine.run(q, k, v, dout, arena);
+                }
                 rank.checkHealthy();
             }
             assertEquals(List.of(), failures, "the watchdog stayed quiet");
@@ -81,10 +84,10 @@ class NcclWorldGpuTest {
             check("dq", singleGrads.dq(), result.gradients().dq(), 2e-2);
             check("dk", singleGrads.dk(), result.gradients().dk(), 2e-2);
             check("dv", singleGrads.dv(), result.gradients().dv(), 2e-2);
-            DistributedAttention.RankFigures figures = result.ranks().get(0);
-            assertEquals(Map.of(TrafficKind.ALL_TO_ALL, 0L, TrafficKind.P2P, 0L, TrafficKind.ALL_GATHER, 0L),
-                    figures.bytesSent(), "a world of one sends nothing");
-            assertTrue(figures.forwardSeconds() > 0 && figures.backwardSeconds() > 0, figures.toString());
+            AttentionEngine.RankFigures figures = result.ranks().get(0);
+            assertEquals(RankBytes.none(), figures.bytesSent(), "a world of one sends nothing");
+            assertTrue(figures.forwardSeconds().getFirst() > 0 && figures.backwardSeconds().getFirst() > 0,
+                    figures.toString());
 
             Tensor refOut = Tensor.allocate(arena, DType.F32, b, s, h, d);
             Tensor refLse = Tensor.allocate(arena, DType.F32, b, h, s);

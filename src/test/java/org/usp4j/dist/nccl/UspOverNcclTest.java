@@ -10,20 +10,23 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.cpu.CpuBackend;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.CostModel;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.RingAlgorithms;
 import org.usp4j.sp.MeshGroups;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.UspAttention;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -39,19 +42,22 @@ import org.usp4j.tensor.Tensor;
 class UspOverNcclTest {
 
     record Case(int ulysses, int ring, boolean causal, SequenceLayout layout, int heads, int kvHeads, DType dtype,
-                boolean nativeAllToAll) {
+                boolean nativeAllToAll, String algorithm) {
         @Override
         public String toString() {
-            return ulysses + "x" + ring + (causal ? " causal " : " full ") + layout + " h" + heads + "/" + kvHeads + " "
+            return ulysses + "x" + ring + " " + algorithm + (causal ? " causal " : " full ") + layout + " h" + heads + "/" + kvHeads + " "
                     + dtype + (nativeAllToAll ? " ncclAlltoAll" : " grouped all-to-all");
         }
     }
 
     static Stream<Case> cases() {
         return Stream.of(
-                new Case(2, 2, true, SequenceLayout.ZIGZAG, 4, 2, DType.BF16, false),
-                new Case(1, 3, false, SequenceLayout.CONTIGUOUS, 2, 2, DType.F32, true),
-                new Case(4, 1, true, SequenceLayout.CONTIGUOUS, 4, 1, DType.F32, true));
+                new Case(2, 2, true, SequenceLayout.ZIGZAG, 4, 2, DType.BF16, false, "ring"),
+                new Case(1, 3, false, SequenceLayout.CONTIGUOUS, 2, 2, DType.F32, true, "ring"),
+                new Case(4, 1, true, SequenceLayout.CONTIGUOUS, 4, 1, DType.F32, true, "ring"),
+                new Case(1, 4, true, SequenceLayout.STRIPED, 2, 1, DType.F32, true, "ring"),
+                new Case(2, 2, true, SequenceLayout.STRIPED, 4, 2, DType.BF16, false, "allgather"),
+                new Case(1, 3, true, SequenceLayout.ZIGZAG, 2, 2, DType.F32, true, "allgather"));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -59,6 +65,7 @@ class UspOverNcclTest {
     void equalsTheInProcessRunExactlyAndMatchesTheCostModel(Case c) throws Exception {
         Mesh mesh = new Mesh(c.ulysses(), c.ring());
         AttentionOptions options = new AttentionOptions(c.causal(), c.layout(), null);
+        UspPlan plan = new UspPlan(mesh, options, RingAlgorithms.named(c.algorithm()));
         int b = 1, s = 8 * mesh.size(), d = 8;
         try (Arena arena = Arena.ofShared()) {
             Tensor q = random(arena, c.dtype(), 1, b, s, c.heads(), d);
@@ -67,7 +74,7 @@ class UspOverNcclTest {
             Tensor dout = random(arena, c.dtype(), 4, b, s, c.heads(), d);
             ForwardResult expected;
             Gradients expectedGrads;
-            try (InProcessAttention local = new InProcessAttention(mesh, options,
+            try (AttentionEngine local = AttentionEngine.inProcess(plan,
                     r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(30))) {
                 expected = local.forward(q, k, v, arena);
                 expectedGrads = local.backward(dout, arena);
@@ -82,7 +89,7 @@ class UspOverNcclTest {
                         HostDeviceBackend backend = new HostDeviceBackend(new ReferenceAttention());
                         try (MeshGroups groups = MeshGroups.split(mesh, r.world());
                              TensorAllocator mine = backend.newAllocator()) {
-                            UspAttention usp = new UspAttention(groups, backend, options);
+                            UspAttention usp = plan.create(groups, backend);
                             int rank = r.rank();
                             Tensor[] in = new Tensor[4];
                             Tensor[] global = {q, k, v, dout};
@@ -107,9 +114,9 @@ class UspOverNcclTest {
             assertEquals(0, HostTensors.relativeError(dq, expectedGrads.dq()), "dq");
             assertEquals(0, HostTensors.relativeError(dk, expectedGrads.dk()), "dk");
             assertEquals(0, HostTensors.relativeError(dv, expectedGrads.dv()), "dv");
-            CostModel.RankBytes model = CostModel.forward(b, s, c.heads(), c.kvHeads(), d, c.dtype(), mesh);
+            RankBytes model = plan.forwardBytes(new AttentionShapes(b, s, s, c.heads(), c.kvHeads(), d), c.dtype());
             for (int r = 0; r < mesh.size(); r++) {
-                assertEquals(model.asMap(), traffic.get(r), "forward bytes of rank " + r);
+                assertEquals(model, new RankBytes(traffic.get(r)), "forward bytes of rank " + r);
             }
         }
     }

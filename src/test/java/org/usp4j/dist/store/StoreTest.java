@@ -230,7 +230,8 @@ class StoreTest {
         StoreException e = assertThrows(StoreException.class,
                 () -> StoreClient.connect(HOST, server.port(), "not-" + token, T));
         long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
-        assertTrue(e.getMessage().contains("refused this client: wrong token"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("the service at 127.0.0.1:" + server.port()
+                + " could not prove that it holds this job's token"), e.getMessage());
         assertTrue(ms < 3_000, "a refusal is not retried until the timeout; took " + ms + " ms");
         client().set("still", new byte[0]); // the server goes on serving the right token
     }
@@ -295,11 +296,7 @@ class StoreTest {
             try (Socket s = new Socket(HOST, server.port())) {
                 s.setSoTimeout(5_000);
                 DataOutputStream out = new DataOutputStream(s.getOutputStream());
-                hello(out, token);
-                DataInputStream in = new DataInputStream(s.getInputStream());
-                byte[] ok = new byte[in.readInt()];
-                in.readFully(ok);
-                assertEquals(StoreProtocol.OK, ok[0]);
+                RawStoreProtocol.authenticate(s, token);
                 if (lyingField) {
                     byte[] body = new StoreProtocol.Body(StoreProtocol.SET).string("k").i32(Integer.MAX_VALUE).bytes();
                     out.writeInt(body.length);
@@ -428,10 +425,7 @@ class StoreTest {
         try (ServerSocket stalled = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOST))) {
             Thread.ofVirtual().start(() -> {
                 try (Socket s = stalled.accept()) {
-                    DataInputStream in = new DataInputStream(s.getInputStream());
-                    in.readFully(new byte[in.readInt()]);
-                    byte[] ok = new StoreProtocol.Body(StoreProtocol.OK).i32(1024).i32(1024).i32(16).bytes();
-                    StoreProtocol.writeFrame(s.getOutputStream(), ok);
+                    RawStoreProtocol.answerAsServer(s, token, 1);
                     Thread.sleep(30_000);
                 } catch (IOException | InterruptedException e) {
                     // test over
@@ -471,22 +465,8 @@ class StoreTest {
 
     // ---- raw protocol helpers ----
 
-    private static void hello(DataOutputStream out, String token) throws IOException {
-        byte[] hello = new StoreProtocol.Body(StoreProtocol.HELLO).i32(StoreProtocol.MAGIC).i16(StoreProtocol.VERSION)
-                .string(token).bytes();
-        out.writeInt(hello.length);
-        out.write(hello);
-        out.flush();
-    }
-
-    /** Reads one frame that must be a refusal and returns its message. */
     private static String readRefusal(Socket s) throws IOException {
-        DataInputStream in = new DataInputStream(s.getInputStream());
-        byte[] body = new byte[in.readInt()];
-        in.readFully(body);
-        StoreProtocol.Fields f = new StoreProtocol.Fields(body);
-        assertEquals(StoreProtocol.REFUSED, f.u8());
-        return f.string(StoreProtocol.MAX_MESSAGE_BYTES, "message");
+        return RawStoreProtocol.readRefusal(s);
     }
 
     private static int freePort() throws IOException {

@@ -1,11 +1,11 @@
-package org.usp4j.bench;
+package org.usp4j.engine;
 
 import org.usp4j.cuda.CudaEvent;
 import org.usp4j.gpu.CudaBackend;
 
 /**
- * Start and stop marks of every rank of one distributed call; the call took from the earliest start to
- * the latest stop. On the host the marks are {@link System#nanoTime()}; on GPU ranks they are CUDA
+ * Start and stop marks of every hosted rank of one distributed call (indexed by position among the
+ * hosted ranks); the call took from the earliest start to the latest stop. On the host the marks are {@link System#nanoTime()}; on GPU ranks they are CUDA
  * timing events recorded on each rank's stream, so the span is what the device did, host launch gaps
  * included, without the host's synchronisation around it.
  */
@@ -19,6 +19,12 @@ abstract sealed class RankClocks implements AutoCloseable {
 
     /** Seconds from the earliest start to the latest stop; call after every rank stopped and synchronised. */
     abstract double spanSeconds();
+
+    /** Whether the marks are device events (stop before synchronizing) rather than host times (after). */
+    abstract boolean onDevice();
+
+    /** Seconds from {@code rank}'s start to its stop. */
+    abstract double seconds(int rank);
 
     @Override
     public void close() {
@@ -61,6 +67,16 @@ abstract sealed class RankClocks implements AutoCloseable {
                 last = Math.max(last, stops[r]);
             }
             return (last - first) * 1e-9;
+        }
+
+        @Override
+        boolean onDevice() {
+            return false;
+        }
+
+        @Override
+        double seconds(int rank) {
+            return (stops[rank] - starts[rank]) * 1e-9;
         }
     }
 
@@ -105,6 +121,17 @@ abstract sealed class RankClocks implements AutoCloseable {
                 last = Math.max(last, CudaEvent.elapsedMillis(starts[0], stops[r]));
             }
             return (last - first) * 1e-3;
+        }
+
+        @Override
+        boolean onDevice() {
+            return true;
+        }
+
+        @Override
+        double seconds(int rank) {
+            stops[rank].synchronize();
+            return CudaEvent.elapsedMillis(starts[rank], stops[rank]) * 1e-3;
         }
 
         @Override
