@@ -12,12 +12,13 @@ import org.usp4j.backend.TensorAllocator;
 import org.usp4j.bench.AttentionFlops;
 import org.usp4j.bench.AttentionProblem;
 import org.usp4j.bench.Timings;
-import org.usp4j.bench.UspWorkload;
 import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.comm.local.LocalWorld;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -25,7 +26,7 @@ import org.usp4j.tensor.Tensor;
  * Measures a {@link CostProfile} on this machine's backend. Each constant comes from a straight-line
  * fit of two measurements (median of {@code repeats} after one warm-up): time = fixed + amount / rate.
  * <ul>
- *   <li>attention: one rank ({@link UspWorkload} on a 1 x 1 mesh) at two sequence lengths, forward and
+ *   <li>attention: one rank ({@link AttentionEngine} on a 1 x 1 mesh) at two sequence lengths, forward and
  *       backward: FLOPs over unmasked pairs per second, and the fixed cost of a kernel call;</li>
  *   <li>all-to-all and ring step: two in-process ranks of the backend exchanging a small and a large
  *       buffer (a ring step sends to the right and receives from the left): bytes one rank sends per
@@ -68,18 +69,13 @@ public final class Calibration {
         for (int k = 0; k < 2; k++) {
             AttentionProblem problem = new AttentionProblem(1, settings.seqs()[k], shape.heads(), shape.kvHeads(),
                     shape.headDim(), shape.dtype());
-            List<Double> f = new ArrayList<>();
-            List<Double> b = new ArrayList<>();
-            try (UspWorkload w = UspWorkload.open(new Mesh(1, 1), options, problem, backends, 0)) {
-                for (int i = 0; i <= settings.repeats(); i++) {
-                    double tf = w.forward().seconds();
-                    double tb = w.backward().seconds();
-                    if (i > 0) {
-                        f.add(tf);
-                        b.add(tb);
-                    }
-                }
+            AttentionEngine.Result r;
+            try (AttentionEngine engine = AttentionEngine.inProcess(new UspPlan(new Mesh(1, 1), options), backends)) {
+                engine.dealRandom(problem.shapes(), problem.dtype(), 0);
+                r = engine.measure(1, settings.repeats(), true, i -> { });
             }
+            List<Double> f = r.forwardSpans();
+            List<Double> b = r.backwardSpans();
             fwd[k] = Timings.median(f);
             bwd[k] = Timings.median(b);
         }

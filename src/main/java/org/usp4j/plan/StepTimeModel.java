@@ -2,7 +2,12 @@ package org.usp4j.plan;
 
 import java.util.Objects;
 import org.usp4j.bench.AttentionFlops;
-import org.usp4j.sp.CostModel;
+import org.usp4j.comm.TrafficKind;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.sp.AttentionOptions;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.UlyssesAllToAll;
 
@@ -13,8 +18,8 @@ import org.usp4j.sp.UlyssesAllToAll;
  * <ul>
  *   <li>compute = (forward FLOPs / forward rate + backward FLOPs / backward rate) / p, FLOPs over unmasked
  *       pairs ({@link AttentionFlops}: ~ s^2, halved when causal; zigzag balances the ranks);</li>
- *   <li>all-to-all = the bytes one rank sends in {@link CostModel} (forward + backward, ~ s) / bandwidth;</li>
- *   <li>ring = the ring's bytes in {@link CostModel} (~ s) / the p2p bandwidth;</li>
+ *   <li>all-to-all = the bytes one rank sends in USP's cost model ({@link UspPlan#forwardBytes}, {@link UspPlan#backwardBytes}) (forward + backward, ~ s) / bandwidth;</li>
+ *   <li>ring = the ring's bytes in USP's cost model ({@link UspPlan#forwardBytes}, {@link UspPlan#backwardBytes}) (~ s) / the p2p bandwidth;</li>
  * </ul>
  * and per group call a fixed cost: 8 all-to-alls (U > 1), 2R - 1 ring steps (R > 1) and 2R kernel calls.
  * The ring's transfers overlap its compute and the all-to-alls do not, so the group takes
@@ -78,10 +83,12 @@ public final class StepTimeModel {
                 / profile.forwardFlopsPerSecond()
                 + AttentionFlops.backward(1, shape.heads(), s, shape.headDim(), shape.causal())
                 / profile.backwardFlopsPerSecond()) / p;
-        CostModel.RankBytes bytes = CostModel.forward(1, s, shape.heads(), shape.kvHeads(), shape.headDim(), shape.dtype(), mesh)
-                .plus(CostModel.backward(1, s, shape.heads(), shape.kvHeads(), shape.headDim(), shape.dtype(), mesh));
-        return new SequenceCost(compute, bytes.allToAll() / profile.allToAllBytesPerSecond(),
-                bytes.p2p() / profile.p2pBytesPerSecond(), memoryBytes(s, mesh));
+        UspPlan usp = new UspPlan(mesh, new AttentionOptions(shape.causal(),
+                shape.causal() ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS, null));
+        AttentionShapes global = new AttentionShapes(1, s, s, shape.heads(), shape.kvHeads(), shape.headDim());
+        RankBytes bytes = usp.forwardBytes(global, shape.dtype()).plus(usp.backwardBytes(global, shape.dtype()));
+        return new SequenceCost(compute, bytes.get(TrafficKind.ALL_TO_ALL) / profile.allToAllBytesPerSecond(),
+                bytes.get(TrafficKind.P2P) / profile.p2pBytesPerSecond(), memoryBytes(s, mesh));
     }
 
     /** The fixed cost of one group call on {@code mesh}, however many sequences it packs. */
