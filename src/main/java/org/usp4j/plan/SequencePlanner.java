@@ -147,7 +147,7 @@ public final class SequencePlanner {
         }
         if (!misfits.isEmpty()) {
             throw new IllegalArgumentException((misfits.size() == 1 ? "sequence " : "sequences ") + String.join(", ", misfits)
-                    + " fit no group of up to " + ranks + " ranks within the memory limit of " + memoryLimit
+                    + (misfits.size() == 1 ? " fits" : " fit") + " no group of up to " + ranks + " ranks within the memory limit of " + memoryLimit
                     + " bytes per rank");
         }
     }
