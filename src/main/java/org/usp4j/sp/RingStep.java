@@ -1,6 +1,5 @@
 package org.usp4j.sp;
 
-import org.usp4j.kernel.AttentionShapes;
 import java.util.LinkedHashSet;
 import java.util.Set;
 import org.usp4j.kernel.AttentionShapes;
@@ -20,8 +19,10 @@ import org.usp4j.tensor.Tensor;
  *       only my second chunk (2R-1-g) comes after both of its chunks, so my second half against all.
  *       Every zigzag step costs the same half-block of scores.</li>
  *   <li>striped (my block = positions g + R a, its block = positions j + R b): key b is visible to row a
- *       when j + R b &lt;= g + R a, i.e. b &lt;= a for j &lt; g (the diagonal included) and b &lt; a for
- *       j &gt; g (excluded): the whole block under a causal mask with diagonal 0 or -1.</li>
+ *       when j + R b &lt;= g + R a, i.e. b &lt;= a for j &lt; g (the whole block, causal) and b &lt; a for
+ *       j &gt; g: rows 1.. against keys ..n-2, causal. That slice is the strict mask without its empty
+ *       first row (a row that sees no key would be NaN or +inf in some kernels' stats), and without a
+ *       shifted-diagonal graph that cuDNN's engines may not recognise; a one-row block skips the step.</li>
  * </ul>
  */
 record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long keyStart, long keyLength) {
@@ -40,8 +41,10 @@ record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long
             case ZIGZAG -> owner < me
                     ? new RingStep(false, Mask.NONE, 0, blockLength, 0, half)
                     : new RingStep(false, Mask.NONE, half, blockLength - half, 0, blockLength);
-            case STRIPED -> new RingStep(false, owner < me ? Mask.CAUSAL : Mask.causal(-1), 0, blockLength, 0,
-                    blockLength);
+            case STRIPED -> owner < me
+                    ? new RingStep(false, Mask.CAUSAL, 0, blockLength, 0, blockLength)
+                    : blockLength == 1 ? new RingStep(true, Mask.NONE, 0, 0, 0, 0)
+                    : new RingStep(false, Mask.CAUSAL, 1, blockLength - 1, 0, blockLength - 1);
         };
     }
 
