@@ -53,6 +53,10 @@ import picocli.CommandLine.Spec;
                     + "(one dtype). OUT gets out [b,s,h,d] in that dtype and lse [b,h,s] F32 (natural log), and "
                     + "with --backward dq, dk, dv in that dtype.",
             "",
+            "Packed sequences: with cu_seqlens (I32 [n+1]: 0, increasing, last = s; b = 1) in IN, attention stays "
+                    + "inside each sequence (--causal: causal within each) and OUT gets cu_seqlens too. Contiguous "
+                    + "and striped deal the packed stream; zigzag splits every sequence (each length divisible by 2*U*R).",
+            "",
             "Under a launcher (usp4j launch, torchrun, srun, mpirun) that started U*R processes, each process is "
                     + "one rank on its own GPU over NCCL; rank 0 writes OUT and the report (with every rank's bytes)."
         })
@@ -142,7 +146,7 @@ final class AttentionCommand implements Callable<Integer> {
                 inputs.checkMesh(ulysses, ring, layout);
                 UspPlan plan = new UspPlan(mesh, new AttentionOptions(causal, layout.layout(), scale), ringAlgorithm);
                 try {
-                    plan.validate(inputs.shapes());
+                    plan.validate(inputs.shapes(), inputs.sequences());
                 } catch (IllegalArgumentException e) {
                     throw new CommandFailure(e.getMessage(), e);
                 }
@@ -169,7 +173,8 @@ final class AttentionCommand implements Callable<Integer> {
                     Map<String, String> metadata = new LinkedHashMap<>();
                     metadata.put("generator", "usp4j attention " + VersionProvider.version());
                     metadata.put("run", what);
-                    SafetensorsWriter.write(output, results, metadata);
+                    SafetensorsWriter.write(output, results, inputs.sequences() == null ? Map.of()
+                            : Map.of(AttentionInputs.CU_SEQLENS, inputs.sequences().toIntArray()), metadata);
                     if (report != null) {
                         TrafficReport.of(result.ranks()).write(report);
                     }
@@ -203,7 +208,7 @@ final class AttentionCommand implements Callable<Integer> {
                                                 Arena arena, StatusLine status) {
         try (AttentionEngine engine = AttentionEngine.inProcess(plan, backends::forRank, LocalWorld.DEFAULT_TIMEOUT)) {
             status.show("attention on " + plan.mesh().size() + " ranks ...");
-            return engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), arena);
+            return engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), inputs.sequences(), arena);
         } finally {
             status.clear();
         }
@@ -220,7 +225,7 @@ final class AttentionCommand implements Callable<Integer> {
         }
         AttentionEngine.Result result;
         try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), plan)) {
-            result = engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), arena);
+            result = engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), inputs.sequences(), arena);
         } catch (RuntimeException e) {
             rank.closeAfterFailure();
             throw rankFailure(who, e);
