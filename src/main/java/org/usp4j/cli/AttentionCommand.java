@@ -13,8 +13,8 @@ import java.util.concurrent.Callable;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.local.LocalWorld;
-import org.usp4j.dist.LaunchEnvironment;
-import org.usp4j.dist.nccl.NcclProcessRank;
+import org.usp4j.launch.LaunchEnvironment;
+import org.usp4j.comm.nccl.NcclProcessRank;
 import org.usp4j.io.SafetensorsFile;
 import org.usp4j.io.SafetensorsWriter;
 import org.usp4j.engine.AttentionEngine;
@@ -113,6 +113,14 @@ final class AttentionCommand implements Callable<Integer> {
                     + "where the strategy uses it).")
     Path report;
 
+    @Option(names = "--allow-nonfinite",
+            description = "Compute even when an input holds NaN or Inf (by default such input is refused).")
+    boolean allowNonfinite;
+
+    @Option(names = "--dry-run",
+            description = "Check everything, print the memory the run would need, and stop before computing.")
+    boolean dryRun;
+
     /** Where the launch environment is read from (a launcher's RANK, WORLD_SIZE, ...); tests put their own. */
     Map<String, String> environment = System.getenv();
 
@@ -154,7 +162,11 @@ final class AttentionCommand implements Callable<Integer> {
                         + ", " + layout + (ringAlgorithm == RingAlgorithms.defaultAlgorithm() ? ""
                         : ", " + ringAlgorithm.name()) + (distributed ? ", " + launch.worldSize()
                         + " processes on NCCL" : ", backend " + backend);
-                LOG.info("attention{}: {}", distributed ? ", " + who : "", what);
+                MemoryEstimate memory = MemoryEstimate.of(inputs.shapes(), inputs.dtype(), plan, backward);
+                if (preflight(memory, inputs, distributed, root, backends, out, what)) {
+                    return ExitCodes.OK; // a dry run
+                }
+                LOG.info("attention{}: {}; memory {}", distributed ? ", " + who : "", what, memory.describe());
                 AttentionEngine.Result result = distributed ? runLaunched(launch, who, plan, inputs, arena)
                         : runInProcess(backends, plan, inputs, arena, status);
                 if (!root) {
@@ -201,6 +213,38 @@ final class AttentionCommand implements Callable<Integer> {
             }
         }
         return ExitCodes.OK;
+    }
+
+    /**
+     * Refuses a run that cannot fit (unless it is a dry run), then inputs holding NaN or Inf (unless
+     * allowed); a dry run then prints the estimate. True when this was a dry run and nothing is to be done.
+     * In-process ranks hold their working sets in this host's memory (CPU) or on device 0 (CUDA); a
+     * launched rank holds its own on its device, and rank 0 the gathered results on its host.
+     */
+    private boolean preflight(MemoryEstimate memory, AttentionInputs inputs, boolean distributed, boolean root,
+                              RankBackends backends, PrintWriter out, String what) {
+        boolean onDevice = distributed || backends.kind() == BackendKind.CUDA;
+        long hostNeed = (root ? memory.resultBytes() : 0) + (onDevice ? 0 : memory.ranks() * memory.perRankBytes());
+        long hostAvailable = MemoryEstimate.availableHostBytes();
+        if (!dryRun) {
+            memory.require(hostNeed, hostAvailable, "host");
+            if (!distributed && onDevice) {
+                memory.require(memory.ranks() * memory.perRankBytes(), backends.deviceFreeBytes(), "device");
+            }
+        }
+        if (!allowNonfinite) {
+            inputs.requireFinite(input);
+        }
+        if (!dryRun) {
+            return false;
+        }
+        out.println("attention: " + what);
+        out.println("memory: " + (distributed ? Units.bytes(memory.perRankBytes()) + " on this rank's device"
+                : memory.describe() + (onDevice ? " on the device" : " on the host")) + ", "
+                + Units.bytes(hostNeed) + " on the host" + (hostAvailable == Long.MAX_VALUE ? ""
+                : " (" + Units.bytes(hostAvailable) + " available)") + "; dry run, nothing computed");
+        out.flush();
+        return true;
     }
 
     /** U x R in-process ranks on the chosen backend. */
@@ -284,14 +328,14 @@ final class AttentionCommand implements Callable<Integer> {
         if (scale != null && !(Double.isFinite(scale) && scale > 0)) {
             throw new ParameterException(spec.commandLine(), "--scale must be a finite number > 0, got " + scale);
         }
-        Path in = input.toAbsolutePath().normalize();
-        Path outPath = output.toAbsolutePath().normalize();
-        if (report != null) {
-            Path rep = report.toAbsolutePath().normalize();
-            if (rep.equals(outPath) || rep.equals(in)) {
-                throw new ParameterException(spec.commandLine(), "--report " + report + " would overwrite "
-                        + (rep.equals(outPath) ? "--output" : "--input"));
-            }
+        // real paths (symbolic links, "..", hard links), so that no spelling of the input can be overwritten
+        if (OutputPaths.sameFile(output, input)) {
+            throw new ParameterException(spec.commandLine(), "--output " + output + " is the same file as --input "
+                    + input + ": the results would replace the input");
+        }
+        if (report != null && (OutputPaths.sameFile(report, input) || OutputPaths.sameFile(report, output))) {
+            throw new ParameterException(spec.commandLine(), "--report " + report + " would overwrite "
+                    + (OutputPaths.sameFile(report, output) ? "--output" : "--input"));
         }
     }
 }

@@ -1,5 +1,6 @@
 package org.usp4j.cli;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -13,7 +14,8 @@ import org.usp4j.tensor.Tensor;
 
 /**
  * The tensors the {@code attention} command reads, checked: q [b, s, h, d], k and v [b, s, h_kv, d]
- * and, for the backward, do [b, s, h, d]; no empty dimension; one dtype for all (F32, BF16 or F16).
+ * and, for the backward, do [b, s, h, d]; no empty dimension; one dtype for all (F32, BF16 or F16);
+ * finite values unless the user allows others.
  * Mixed dtypes are refused rather than silently converted, so the output dtype is never a guess.
  * Packed variable-length sequences come as {@code cu_seqlens}, I32 [n + 1]: 0, strictly increasing,
  * the last equal to s, with b = 1 ({@code sequences} is null without it).
@@ -27,7 +29,7 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
     static final String DO = "do";
     static final String CU_SEQLENS = "cu_seqlens";
 
-    /** Reads and checks the inputs; {@code dout} is null unless {@code backward}. */
+    /** Reads and checks the inputs' shapes and dtypes; {@code dout} is null unless {@code backward}. */
     static AttentionInputs read(SafetensorsFile file, boolean backward) {
         List<String> needed = new ArrayList<>(List.of(Q, K, V));
         if (backward) {
@@ -95,6 +97,26 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
             return sequences;
         } catch (IllegalArgumentException e) {
             throw new CommandFailure(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Refuses inputs holding NaN or infinite values, naming the tensor, the count and the first index: one
+     * of them would spread to whole rows of every result. Reads every element once.
+     */
+    void requireFinite(Path file) {
+        String[] names = {Q, K, V, DO};
+        Tensor[] tensors = {q, k, v, dout};
+        for (int i = 0; i < names.length; i++) {
+            if (tensors[i] == null) {
+                continue;
+            }
+            String name = names[i];
+            NonFiniteValues.of(tensors[i]).ifPresent(bad -> {
+                throw new CommandFailure(file + ": " + name + " has " + bad.count() + " non-finite value"
+                        + (bad.count() == 1 ? "" : "s") + " (NaN or Inf), the first " + bad.describeFirst()
+                        + "; attention would spread them to every result (pass --allow-nonfinite to run anyway)");
+            });
         }
     }
 

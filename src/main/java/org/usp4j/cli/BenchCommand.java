@@ -19,8 +19,8 @@ import org.usp4j.bench.AttentionProblem;
 import org.usp4j.bench.GpuSuite;
 import org.usp4j.bench.Pass;
 import org.usp4j.bench.Timings;
-import org.usp4j.dist.LaunchEnvironment;
-import org.usp4j.dist.nccl.NcclProcessRank;
+import org.usp4j.launch.LaunchEnvironment;
+import org.usp4j.comm.nccl.NcclProcessRank;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.engine.ProcessRanks;
 import org.usp4j.sp.Mesh;
@@ -355,7 +355,7 @@ final class BenchCommand implements Callable<Integer> {
             GpuSuite.Config standard = GpuSuite.Config.standard();
             GpuSuite.Config config = seqs == null ? standard : new GpuSuite.Config(List.copyOf(seqs), standard.headDims(),
                     standard.heads(), standard.warmup(), standard.reps(), standard.sets(), standard.uspSeq(),
-                    standard.uspMesh(), standard.uspReps());
+                    standard.uspMeshes(), standard.uspHeadDims(), standard.uspReps());
             GpuSuite.run(config, fields -> {
                 try {
                     out.println(JSON.writeValueAsString(fields));

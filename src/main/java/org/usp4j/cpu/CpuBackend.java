@@ -17,7 +17,8 @@ import org.usp4j.tensor.Tensor;
  * the attention kernel it is given, and element-wise operations that walk strided tensors row by row.
  * Work runs synchronously on the calling thread, so {@link #synchronize} has nothing to wait for.
  *
- * <p>{@link #liveBytes} counts the bytes held by this backend's open allocators: leak tests watch it.
+ * <p>{@link #liveBytes} counts the bytes held by this backend's open allocators: leak tests watch it;
+ * {@link #peakBytes} keeps its highest value.
  */
 public final class CpuBackend implements Backend {
 
@@ -26,6 +27,7 @@ public final class CpuBackend implements Backend {
 
     private final AttentionKernel kernel;
     private final AtomicLong liveBytes = new AtomicLong();
+    private final AtomicLong peakBytes = new AtomicLong();
     private volatile boolean closed;
 
     public CpuBackend(AttentionKernel kernel) {
@@ -46,12 +48,17 @@ public final class CpuBackend implements Backend {
     @Override
     public TensorAllocator newAllocator() {
         requireOpen();
-        return new CpuTensorAllocator(liveBytes);
+        return new CpuTensorAllocator(liveBytes, peakBytes);
     }
 
     /** Bytes currently held by allocators of this backend that are not yet closed. */
     public long liveBytes() {
         return liveBytes.get();
+    }
+
+    /** The most bytes {@link #liveBytes} ever reached: what a memory estimate must cover. */
+    public long peakBytes() {
+        return peakBytes.get();
     }
 
     @Override

@@ -6,7 +6,7 @@ import java.util.function.IntFunction;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
-import org.usp4j.dist.LaunchedRank;
+import org.usp4j.launch.LaunchedRank;
 import org.usp4j.tensor.Tensor;
 
 /**

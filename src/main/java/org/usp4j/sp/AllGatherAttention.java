@@ -177,7 +177,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
         RingStep.requireBlock("all-gather attention", f.shapes, options);
-        validateBlocksBackward(f.shapes, f.out.dtype(), f.blocks); // before the reduce-scatter: every rank refuses alike
+        validateBlocksBackward(f.shapes, f.out().dtype(), f.blocks); // before the reduce-scatter: every rank refuses alike
         int size = ring.size();
         int me = ring.rank();
         long rows = f.shapes.seqQ();
@@ -197,8 +197,8 @@ public final class AllGatherAttention implements SequenceParallelAttention {
                     continue;
                 }
                 kernel.backward(plan.queries(f.q), plan.keys(block(f.allK, owner, f.kvShape)),
-                        plan.keys(block(f.allV, owner, f.kvShape)), plan.queries(f.out), plan.queries(dout),
-                        plan.queryLse(f.lse), plan.mask(), scale, plan.queries(dq),
+                        plan.keys(block(f.allV, owner, f.kvShape)), plan.queries(f.out()), plan.queries(dout),
+                        plan.queryLse(f.lse()), plan.mask(), scale, plan.queries(dq),
                         plan.keys(block(allDk, owner, f.kvShape)), plan.keys(block(allDv, owner, f.kvShape)), true);
             }
             Tensor dk = scratch.allocate(DType.F32, f.kvShape);
@@ -235,60 +235,23 @@ public final class AllGatherAttention implements SequenceParallelAttention {
     }
 
     /** What the backward needs: the local q (referenced), the gathered K/V, the final out and lse. */
-    private final class GatheredForward implements Forward {
-        private final TensorAllocator saved;
-        private final AttentionShapes shapes;
+    private final class GatheredForward extends SavedForward {
         private final PackedRingBlocks blocks; // null for one sequence
-        private final Tensor q;
         private final Tensor allK;
         private final Tensor allV;
         private final long[] kvShape;
-        private final Tensor out;
-        private final Tensor lse;
-        private boolean closed;
 
         GatheredForward(TensorAllocator saved, AttentionShapes shapes, PackedRingBlocks blocks, Tensor q, Tensor allK,
                         Tensor allV, long[] kvShape, Tensor out, Tensor lse) {
-            this.saved = saved;
-            this.shapes = shapes;
+            super("all-gather", saved, shapes, q, out, lse);
             this.blocks = blocks;
-            this.q = q;
             this.allK = allK;
             this.allV = allV;
             this.kvShape = kvShape.clone();
-            this.out = out;
-            this.lse = lse;
         }
 
         AllGatherAttention owner() {
             return AllGatherAttention.this;
-        }
-
-        @Override
-        public Tensor out() {
-            requireOpen();
-            return out;
-        }
-
-        /** [b, h, s_block]: every local head over this ring block, in block order. */
-        @Override
-        public Tensor lse() {
-            requireOpen();
-            return lse;
-        }
-
-        void requireOpen() {
-            if (closed) {
-                throw new IllegalStateException("this all-gather forward was closed");
-            }
-        }
-
-        @Override
-        public void close() {
-            if (!closed) {
-                closed = true;
-                saved.close();
-            }
         }
     }
 }

@@ -223,8 +223,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 if (!plan.skip()) {
                     backend.fill(plan.keys(target[0]), 0f);
                     backend.fill(plan.keys(target[1]), 0f);
-                    kernel.backward(plan.queries(f.q), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out),
-                            plan.queries(dout), plan.queryLse(f.lse), plan.mask(), scale,
+                    kernel.backward(plan.queries(f.q), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out()),
+                            plan.queries(dout), plan.queryLse(f.lse()), plan.mask(), scale,
                             plan.queries(dq), plan.keys(target[0]), plan.keys(target[1]), true);
                 }
                 if (step == 0) {
@@ -333,58 +333,21 @@ public final class RingAttention implements SequenceParallelAttention {
     }
 
     /** What the backward needs: the local q, k, v (referenced), the final out (input dtype) and lse. */
-    private final class RingForward implements Forward {
-        private final TensorAllocator saved;
-        private final AttentionShapes shapes;
+    private final class RingForward extends SavedForward {
         private final PackedRingBlocks blocks; // null for one sequence
-        private final Tensor q;
         private final Tensor k;
         private final Tensor v;
-        private final Tensor out;
-        private final Tensor lse;
-        private boolean closed;
 
         RingForward(TensorAllocator saved, AttentionShapes shapes, PackedRingBlocks blocks, Tensor q, Tensor k,
                     Tensor v, Tensor out, Tensor lse) {
-            this.saved = saved;
-            this.shapes = shapes;
+            super("ring", saved, shapes, q, out, lse);
             this.blocks = blocks;
-            this.q = q;
             this.k = k;
             this.v = v;
-            this.out = out;
-            this.lse = lse;
         }
 
         RingAttention owner() {
             return RingAttention.this;
-        }
-
-        @Override
-        public Tensor out() {
-            requireOpen();
-            return out;
-        }
-
-        /** [b, h, s_block]: every local head over this ring block, in block order. */
-        @Override
-        public Tensor lse() {
-            requireOpen();
-            return lse;
-        }
-
-        void requireOpen() {
-            if (closed) {
-                throw new IllegalStateException("this ring forward was closed");
-            }
-        }
-
-        @Override
-        public void close() {
-            if (!closed) {
-                closed = true;
-                saved.close();
-            }
         }
     }
 }

@@ -354,7 +354,35 @@ class AttentionCommandTest {
                         "unknown ring algorithm 'spiral' (known: ring, allgather)"),
                 new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of auto, cpu, cuda but was 'tpu'"),
                 new Bad("unknown option", ok, "--fast", 2, "Unknown option: '--fast'"),
-                new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"));
+                new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"),
+                new Bad("NaN in v", withValue(ok, "v", new long[] {0, 5, 1, 7}, Float.NaN), "", 1,
+                        "v has 1 non-finite value (NaN or Inf), the first NaN at [0, 5, 1, 7]"),
+                new Bad("Inf in do", withValue(ok, "do", new long[] {0, 15, 3, 0}, Float.NEGATIVE_INFINITY),
+                        "--backward", 1, "do has 1 non-finite value (NaN or Inf), the first -Inf at [0, 15, 3, 0]"),
+                new Bad("stride overflow", bytes(header("{\"q\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,"
+                        + "4611686018427387904,8],\"data_offsets\":[0,0]}}", 0)), "", 1,
+                        "tensor 'q': shape [0, 4611686018427387904, 4611686018427387904, 8] is too large"));
+    }
+
+    /** {@code base}'s file with one element of tensor {@code name} set to {@code value}. */
+    private static InputWriter withValue(InputWriter base, String name, long[] index, float value) {
+        return file -> {
+            base.write(file);
+            Path tmp = file.resolveSibling("edited.safetensors");
+            try (SafetensorsFile f = SafetensorsFile.open(file); Arena arena = Arena.ofConfined()) {
+                Map<String, Tensor> m = new LinkedHashMap<>();
+                for (String n : f.names()) {
+                    Tensor copy = Tensor.allocate(arena, f.tensor(n).dtype(), f.tensor(n).shape());
+                    HostTensors.copy(f.tensor(n), copy);
+                    if (n.equals(name)) {
+                        copy.dtype().write(copy.segment(), copy.byteOffset(index), value);
+                    }
+                    m.put(n, copy);
+                }
+                org.usp4j.io.SafetensorsWriter.write(tmp, m);
+            }
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        };
     }
 
     @ParameterizedTest(name = "{0}")
@@ -406,12 +434,85 @@ class AttentionCommandTest {
     }
 
     @Test
-    void canOverwriteItsOwnInputFile() throws IOException {
-        Path file = dir.resolve("both.safetensors");
+    void refusesAnOutputOrReportThatIsTheInputHoweverSpelled() throws IOException {
+        Path file = dir.resolve("in.safetensors");
         Cli.writeAttentionInput(file, DType.F32, 2, 1, 8, 2, 2, 4, false);
-        Cli.run("attention", "--input", file.toString(), "--output", file.toString()).assertOk();
-        try (SafetensorsFile f = SafetensorsFile.open(file)) {
-            assertEquals(List.of("out", "lse"), f.names());
+        byte[] before = Files.readAllBytes(file);
+        Files.createDirectory(dir.resolve("sub"));
+        Path link = dir.resolve("link.safetensors");
+        Files.createSymbolicLink(link, file);
+        Path hard = dir.resolve("hard.safetensors");
+        Files.createLink(hard, file);
+        for (Path same : List.of(file, dir.resolve("sub/../in.safetensors"), link, hard)) {
+            String line = Cli.run("attention", "--input", file.toString(), "--output", same.toString())
+                    .assertOneErrorLine(ExitCodes.USAGE);
+            assertTrue(line.contains("is the same file as --input") && line.contains("would replace the input"), line);
+            line = Cli.run("attention", "--input", file.toString(), "--output", dir.resolve("o.safetensors").toString(),
+                    "--report", same.toString()).assertOneErrorLine(ExitCodes.USAGE);
+            assertTrue(line.contains("would overwrite --input"), line);
         }
+        assertArrayEquals(before, Files.readAllBytes(file), "the input is untouched");
+        assertFalse(Files.exists(dir.resolve("o.safetensors")));
+    }
+
+    @Test
+    void aRefusedRunLeavesAnExistingOutputAsItWasAndNoTemporaryFiles() throws IOException {
+        Path in = dir.resolve("in.safetensors");
+        Path out = dir.resolve("out.safetensors");
+        withValue(good(DType.F32, 16, 4, 2, 8, false), "q", new long[] {0, 0, 0, 0}, Float.NaN).write(in);
+        Files.write(out, new byte[] {1, 2, 3});
+        Cli.run("attention", "--input", in.toString(), "--output", out.toString()).assertOneErrorLine(ExitCodes.FAILURE);
+        assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(out));
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(List.of("in.safetensors", "out.safetensors"),
+                    files.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+        // and it runs, NaN and all, when told to
+        Cli.run("attention", "--input", in.toString(), "--output", out.toString(), "--allow-nonfinite").assertOk();
+        try (SafetensorsFile f = SafetensorsFile.open(out)) {
+            Tensor o = f.tensor("out");
+            assertTrue(Float.isNaN(o.dtype().read(o.segment(), o.byteOffset(0, 0, 0, 0))), "NaN spread to the output");
+        }
+    }
+
+    @Test
+    void dryRunPrintsTheMemoryEstimateAndWritesNothing() throws IOException {
+        Path in = dir.resolve("in.safetensors");
+        Path out = dir.resolve("out.safetensors");
+        Cli.writeAttentionInput(in, DType.F32, 1, 1, 64, 4, 4, 16, true);
+        Cli.Result r = Cli.run("attention", "--input", in.toString(), "--output", out.toString(), "--ulysses", "2",
+                "--ring", "2", "--backward", "--dry-run");
+        r.assertOk();
+        MemoryEstimate expected = MemoryEstimate.of(new org.usp4j.kernel.AttentionShapes(1, 64, 64, 4, 4, 16),
+                DType.F32, new org.usp4j.sp.UspPlan(new org.usp4j.sp.Mesh(2, 2),
+                        new org.usp4j.sp.AttentionOptions(false, org.usp4j.sp.SequenceLayout.CONTIGUOUS, null)), true);
+        assertTrue(r.out().contains("memory: " + expected.describe() + " on the host"), r.out());
+        assertTrue(r.out().contains("dry run, nothing computed"), r.out());
+        assertFalse(Files.exists(out));
+    }
+
+    @Test
+    void aRunThatCannotFitInMemoryIsRefusedBeforeAllocating() throws IOException {
+        // a valid 48 GiB input (q, k, v of [1, 2^22, 16, 128] BF16) as a sparse file: no disk space used
+        Path in = dir.resolve("huge.safetensors");
+        long[] shape = {1, 1L << 22, 16, 128};
+        long bytes = 2L * shape[1] * shape[2] * shape[3];
+        String json = "{\"q\":" + entry(shape, 0, bytes) + ",\"k\":" + entry(shape, bytes, 2 * bytes) + ",\"v\":"
+                + entry(shape, 2 * bytes, 3 * bytes) + "}";
+        byte[] head = header(json, 0);
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(in.toFile(), "rw")) {
+            f.write(head);
+            f.setLength(head.length + 3 * bytes);
+        }
+        String line = Cli.run("attention", "--input", in.toString(), "--output", dir.resolve("o.safetensors").toString(),
+                "--ring", "2").assertOneErrorLine(ExitCodes.FAILURE);
+        assertTrue(line.matches("error: the run needs about [0-9.]+ GiB of host memory \\(2 ranks x .*\\) but only "
+                + "[0-9.]+ [GM]iB is available; .*"), line);
+        assertFalse(Files.exists(dir.resolve("o.safetensors")));
+    }
+
+    private static String entry(long[] shape, long begin, long end) {
+        return "{\"dtype\":\"BF16\",\"shape\":" + java.util.Arrays.toString(shape).replace(" ", "")
+                + ",\"data_offsets\":[" + begin + "," + end + "]}";
     }
 }

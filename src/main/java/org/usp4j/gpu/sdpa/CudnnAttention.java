@@ -8,13 +8,9 @@ import java.util.List;
 import java.util.Map;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
-import org.usp4j.backend.TensorAllocator;
-import org.usp4j.cuda.CudaMemory;
-import org.usp4j.cuda.DeviceBuffer;
-import org.usp4j.cudnn.Cudnn;
-import org.usp4j.cudnn.CudnnHandle;
 import org.usp4j.cudnn.DataType;
 import org.usp4j.gpu.CudaBackend;
+import org.usp4j.gpu.DeviceCalls;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
@@ -33,7 +29,8 @@ import org.usp4j.tensor.Tensor;
  * output accumulator, a strided lse slice, accumulate-mode gradients) go through scratch memory and
  * one element-wise copy or add. dQ is the graph's io-typed output; the float32 dQ_accum and
  * softmax_sum tensors are cuDNN's scratch, placed behind its workspace. Plans are cached by shape,
- * dtype, mask, scale and strides.
+ * dtype, mask, scale and strides; scratch and workspace memory is kept between calls
+ * ({@link ScratchBuffers}), so a call in steady state allocates nothing.
  *
  * <p>Packed sequences (a {@link Mask} with segments) run as one plain graph call per sequence segment
  * on views of the block ({@link SegmentedAttention}), the rows outside every segment filled on the
@@ -51,23 +48,20 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     }
 
     private final CudaBackend backend;
-    private final CudnnHandle handle;
+    private final DeviceCalls calls;
+    private final DeviceCalls.CudnnContext cudnn;
     private final long cudnnVersion;
-    private final Map<PlanKey, SdpaPlan> plans = new LinkedHashMap<>(16, 0.75f, true);
-    private DeviceBuffer workspace;
+    private final Map<PlanKey, DeviceCalls.Plan> plans = new LinkedHashMap<>(16, 0.75f, true);
+    private final ScratchBuffers scratch;
     private long planBuilds;
     private boolean closed;
 
     public CudnnAttention(CudaBackend backend) {
         this.backend = backend;
-        this.cudnnVersion = Cudnn.versionCode();
-        this.handle = CudnnHandle.create();
-        try {
-            handle.setStream(backend.stream());
-        } catch (RuntimeException | Error e) {
-            handle.close();
-            throw e;
-        }
+        this.calls = backend.calls();
+        this.cudnnVersion = calls.cudnnVersion();
+        this.cudnn = calls.createCudnn(backend.stream());
+        this.scratch = new ScratchBuffers(calls, backend.stream());
     }
 
     /** How many plans this kernel has finalized (a cache hit builds none). */
@@ -91,28 +85,29 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, lse);
         requireScale(scale);
-        try (TensorAllocator scratch = backend.newAllocator()) {
-            Tensor o = bindable(out, io) ? out : scratch.allocate(io, out.shape());
-            Tensor stats = lse.isContiguous() && aligned(lse) ? lse : scratch.allocate(DType.F32, lse.shape());
-            Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
-            SdpaGraphs.Shape shape = shape(sh);
-            List<Long> strides = strides(qb, kb, vb, o);
-            SdpaPlan plan = plan(new PlanKey(false, io, shape, mask, scale, strides), () ->
-                    SdpaGraphs.forward(shape, cudnnType(io), mask, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
-            Map<Long, Long> at = new HashMap<>();
-            at.put(SdpaGraphs.Q, qb.deviceAddress());
-            at.put(SdpaGraphs.K, kb.deviceAddress());
-            at.put(SdpaGraphs.V, vb.deviceAddress());
-            at.put(SdpaGraphs.O, o.deviceAddress());
-            at.put(SdpaGraphs.STATS, stats.deviceAddress());
-            plan.execute(handle, at, workspaceAddress(plan.workspaceBytes()));
-            if (o != out) {
-                backend.copy(o, out);
-            }
-            if (stats != lse) {
-                backend.copy(stats, lse);
-            }
+        scratch.beginCall();
+        Tensor o = bindable(out, io) ? out : scratch.tensor(io, out.shape());
+        Tensor stats = lse.isContiguous() && aligned(lse) ? lse : scratch.tensor(DType.F32, lse.shape());
+        Tensor qb = input(q), kb = input(k), vb = input(v);
+        SdpaGraphs.Shape shape = shape(sh);
+        List<Long> strides = strides(qb, kb, vb, o);
+        DeviceCalls.Plan plan = plan(new PlanKey(false, io, shape, mask, scale, strides), () ->
+                SdpaGraphs.forward(shape, cudnnType(io), mask, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
+        Map<Long, Long> at = new HashMap<>();
+        at.put(SdpaGraphs.Q, qb.deviceAddress());
+        at.put(SdpaGraphs.K, kb.deviceAddress());
+        at.put(SdpaGraphs.V, vb.deviceAddress());
+        at.put(SdpaGraphs.O, o.deviceAddress());
+        at.put(SdpaGraphs.STATS, stats.deviceAddress());
+        long workspace = plan.workspaceBytes() == 0 ? 0 : scratch.bytes(plan.workspaceBytes()).address();
+        calls.execute(cudnn, plan, at, workspace);
+        if (o != out) {
+            backend.copy(o, out);
         }
+        if (stats != lse) {
+            backend.copy(stats, lse);
+        }
+        scratch.endCall();
     }
 
     @Override
@@ -130,47 +125,47 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         requireDevice(out, dout, lse, dq, dk, dv);
         requireScale(scale);
         SdpaGraphs.requireBackwardSupported(shape(sh), cudnnVersion);
-        try (TensorAllocator scratch = backend.newAllocator()) {
-            Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
-            Tensor ob = inputAs(out, io, scratch), dob = inputAs(dout, io, scratch);
-            Tensor stats = lse.isContiguous() && aligned(lse) ? lse : copyOf(lse, DType.F32, scratch);
-            // dQ is the io-typed output of the graph's final IDENTITY(dQ_accum) op. dQ_accum is cuDNN's
-            // float32 scratch, as in cudnn-frontend's CompositeSDPABackwardNode, which counts it in the
-            // workspace: it does not hold dQ after execution (reading it gave relative errors of 1.2 on an
-            // H200). Precision across ring steps comes from the strategy's own float32 accumulation.
-            Tensor dqOut = !accumulate && bindable(dq, io) ? dq : scratch.allocate(io, dq.shape());
-            Tensor dkOut = !accumulate && bindable(dk, io) ? dk : scratch.allocate(io, dk.shape());
-            Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.allocate(io, dv.shape());
-            long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
-            SdpaGraphs.Shape shape = shape(sh);
-            Tensor[] io8 = {qb, kb, vb, ob, dob, dqOut, dkOut, dvOut};
-            SdpaPlan plan = plan(new PlanKey(true, io, shape, mask, scale, strides(io8)), () ->
-                    SdpaGraphs.backward(shape, cudnnType(io), mask, strideArrays(io8), cudnnVersion), scale);
-            Map<Long, Long> at = new HashMap<>();
-            long[] uids = {SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO, SdpaGraphs.DQ,
-                    SdpaGraphs.DK, SdpaGraphs.DV};
-            for (int i = 0; i < uids.length; i++) {
-                at.put(uids[i], io8[i].deviceAddress());
-            }
-            at.put(SdpaGraphs.STATS, stats.deviceAddress());
-            // The two float32 scratch tensors live behind cuDNN's own workspace, as the frontend places them.
-            long cudnnBytes = align(plan.workspaceBytes());
-            long dqAccumBytes = align(b * h * sq * d * Float.BYTES);
-            long softmaxSumBytes = align(b * h * sq * Float.BYTES);
-            DevicePointer ws = workspace(cudnnBytes + dqAccumBytes + softmaxSumBytes);
-            DevicePointer dqAccum = ws.slice(cudnnBytes, dqAccumBytes);
-            if (cudnnVersion < 90600) {
-                CudaMemory.memsetAsync(dqAccum, 0, backend.stream()); // before 9.6 the backward accumulates into it
-            }
-            at.put(SdpaGraphs.DQ_ACCUM, dqAccum.address());
-            at.put(SdpaGraphs.SOFTMAX_SUM, ws.address() + cudnnBytes + dqAccumBytes);
-            plan.execute(handle, at, ws.address());
-            for (Tensor[] pair : new Tensor[][] {{dqOut, dq}, {dkOut, dk}, {dvOut, dv}}) {
-                if (pair[0] != pair[1]) {
-                    place(pair[0], pair[1], accumulate);
-                }
+        scratch.beginCall();
+        Tensor qb = input(q), kb = input(k), vb = input(v);
+        Tensor ob = inputAs(out, io), dob = inputAs(dout, io);
+        Tensor stats = lse.isContiguous() && aligned(lse) ? lse : copyOf(lse, DType.F32);
+        // dQ is the io-typed output of the graph's final IDENTITY(dQ_accum) op. dQ_accum is cuDNN's
+        // float32 scratch, as in cudnn-frontend's CompositeSDPABackwardNode, which counts it in the
+        // workspace: it does not hold dQ after execution (reading it gave relative errors of 1.2 on an
+        // H200). Precision across ring steps comes from the strategy's own float32 accumulation.
+        Tensor dqOut = !accumulate && bindable(dq, io) ? dq : scratch.tensor(io, dq.shape());
+        Tensor dkOut = !accumulate && bindable(dk, io) ? dk : scratch.tensor(io, dk.shape());
+        Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.tensor(io, dv.shape());
+        long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
+        SdpaGraphs.Shape shape = shape(sh);
+        Tensor[] io8 = {qb, kb, vb, ob, dob, dqOut, dkOut, dvOut};
+        DeviceCalls.Plan plan = plan(new PlanKey(true, io, shape, mask, scale, strides(io8)), () ->
+                SdpaGraphs.backward(shape, cudnnType(io), mask, strideArrays(io8), cudnnVersion), scale);
+        Map<Long, Long> at = new HashMap<>();
+        long[] uids = {SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO, SdpaGraphs.DQ,
+                SdpaGraphs.DK, SdpaGraphs.DV};
+        for (int i = 0; i < uids.length; i++) {
+            at.put(uids[i], io8[i].deviceAddress());
+        }
+        at.put(SdpaGraphs.STATS, stats.deviceAddress());
+        // The two float32 scratch tensors live behind cuDNN's own workspace, as the frontend places them.
+        long cudnnBytes = ScratchBuffers.align(plan.workspaceBytes());
+        long dqAccumBytes = ScratchBuffers.align(b * h * sq * d * Float.BYTES);
+        long softmaxSumBytes = ScratchBuffers.align(b * h * sq * Float.BYTES);
+        DevicePointer ws = scratch.bytes(cudnnBytes + dqAccumBytes + softmaxSumBytes);
+        DevicePointer dqAccum = ws.slice(cudnnBytes, dqAccumBytes);
+        if (cudnnVersion < 90600) {
+            calls.memset(dqAccum, 0, backend.stream()); // before 9.6 the backward accumulates into it
+        }
+        at.put(SdpaGraphs.DQ_ACCUM, dqAccum.address());
+        at.put(SdpaGraphs.SOFTMAX_SUM, ws.address() + cudnnBytes + dqAccumBytes);
+        calls.execute(cudnn, plan, at, ws.address());
+        for (Tensor[] pair : new Tensor[][] {{dqOut, dq}, {dkOut, dk}, {dvOut, dv}}) {
+            if (pair[0] != pair[1]) {
+                place(pair[0], pair[1], accumulate);
             }
         }
+        scratch.endCall();
     }
 
     @Override
@@ -194,11 +189,6 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         SdpaGraphs.requireBackwardSupported(shape(block), cudnnVersion);
     }
 
-    /** Workspace sub-buffers start on 256-byte boundaries, like cudaMalloc's. */
-    private static long align(long bytes) {
-        return (bytes + 255) & ~255L;
-    }
-
     private void place(Tensor result, Tensor target, boolean accumulate) {
         if (accumulate) {
             backend.add(target, result);
@@ -211,8 +201,8 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         GraphSpec build();
     }
 
-    private SdpaPlan plan(PlanKey key, GraphFactory factory, float scale) {
-        SdpaPlan plan = plans.get(key);
+    private DeviceCalls.Plan plan(PlanKey key, GraphFactory factory, float scale) {
+        DeviceCalls.Plan plan = plans.get(key);
         if (plan != null) {
             return plan;
         }
@@ -231,47 +221,28 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             ints.put(SdpaGraphs.SEQ_LEN_Q, seqQ);
             ints.put(SdpaGraphs.SEQ_LEN_KV, seqKv);
         }
-        plan = SdpaPlan.build(CudnnGraph.build(spec, handle), handle, byValue, ints);
+        plan = calls.buildPlan(cudnn, spec, byValue, ints);
         planBuilds++;
         plans.put(key, plan);
         if (plans.size() > MAX_CACHED_PLANS) {
             backend.synchronize(); // an evicted plan may still be queued
             var eldest = plans.entrySet().iterator().next();
-            eldest.getValue().close();
+            calls.destroy(eldest.getValue());
             plans.remove(eldest.getKey());
         }
         return plan;
     }
 
-    /** The workspace, grown (in stream order) when a call needs more; null for zero bytes. */
-    private DevicePointer workspace(long bytes) {
-        if (bytes == 0) {
-            return null;
-        }
-        if (workspace == null || workspace.byteSize() < bytes) {
-            if (workspace != null) {
-                workspace.close();
-            }
-            workspace = DeviceBuffer.allocateAsync(bytes, backend.stream());
-        }
-        return workspace.pointer().slice(0, bytes);
+    private Tensor input(Tensor t) {
+        return aligned(t) ? t : copyOf(t, t.dtype());
     }
 
-    private long workspaceAddress(long bytes) {
-        DevicePointer ws = workspace(bytes);
-        return ws == null ? 0 : ws.address();
+    private Tensor inputAs(Tensor t, DType io) {
+        return t.dtype() == io && aligned(t) ? t : copyOf(t, io);
     }
 
-    private Tensor input(Tensor t, TensorAllocator scratch) {
-        return aligned(t) ? t : copyOf(t, t.dtype(), scratch);
-    }
-
-    private Tensor inputAs(Tensor t, DType io, TensorAllocator scratch) {
-        return t.dtype() == io && aligned(t) ? t : copyOf(t, io, scratch);
-    }
-
-    private Tensor copyOf(Tensor t, DType dtype, TensorAllocator scratch) {
-        Tensor c = scratch.allocate(dtype, t.shape());
+    private Tensor copyOf(Tensor t, DType dtype) {
+        Tensor c = scratch.tensor(dtype, t.shape());
         backend.copy(t, c);
         return c;
     }
@@ -371,12 +342,13 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             return;
         }
         closed = true;
-        plans.values().forEach(SdpaPlan::close);
-        plans.clear();
-        if (workspace != null) {
-            workspace.close();
+        try {
+            plans.values().forEach(calls::destroy);
+            plans.clear();
+            scratch.close();
+        } finally {
+            calls.destroy(cudnn);
         }
-        handle.close();
         LOG.debug("cuDNN attention kernel closed after {} plan builds", planBuilds);
     }
 }
