@@ -44,23 +44,7 @@ public final class PackedSequences {
      * @throws IllegalArgumentException when a length is below 1 or they add up to more than an int
      */
     public static PackedSequences ofLengths(int... lengths) {
-        int[] cu = new int[lengths.length + 1];
-        for (int i = 0; i < lengths.length; i++) {
-            try {
-                cu[i + 1] = Math.addExact(cu[i], lengths[i]);
-            } catch (ArithmeticException e) {
-                throw new IllegalArgumentException("the lengths add up to more than " + Integer.MAX_VALUE, e);
-            }
-        }
-        if (lengths.length == 0) {
-            throw new IllegalArgumentException("at least one sequence length is needed");
-        }
-        for (int i = 0; i < lengths.length; i++) {
-            if (lengths[i] < 1) {
-                throw new IllegalArgumentException("sequence " + i + " has length " + lengths[i] + "; lengths must be >= 1");
-            }
-        }
-        return of(cu);
+        return of(Conversions.offsetsOfLengths(lengths));
     }
 
     /**

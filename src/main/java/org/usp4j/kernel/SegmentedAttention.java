@@ -1,5 +1,7 @@
 package org.usp4j.kernel;
 
+import java.util.function.BiConsumer;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -21,22 +23,20 @@ public final class SegmentedAttention {
     }
 
     /** Checks each segment's plain call, and that the segments fit the block. */
-    public static void validateForward(AttentionKernel plain, AttentionShapes block, org.usp4j.tensor.DType dtype,
-                                       Mask mask) {
-        SequenceSegments seg = mask.segments();
-        seg.requireWithin(block.seqQ(), block.seqKv());
-        for (int i = 0; i < seg.count(); i++) {
-            plain.validateForward(segmentShapes(block, seg, i), dtype, mask.segmentMask(i));
-        }
+    public static void validateForward(AttentionKernel plain, AttentionShapes block, DType dtype, Mask mask) {
+        validate(block, mask, (shapes, segmentMask) -> plain.validateForward(shapes, dtype, segmentMask));
     }
 
     /** As {@link #validateForward}, for the backward. */
-    public static void validateBackward(AttentionKernel plain, AttentionShapes block, org.usp4j.tensor.DType dtype,
-                                        Mask mask) {
+    public static void validateBackward(AttentionKernel plain, AttentionShapes block, DType dtype, Mask mask) {
+        validate(block, mask, (shapes, segmentMask) -> plain.validateBackward(shapes, dtype, segmentMask));
+    }
+
+    private static void validate(AttentionShapes block, Mask mask, BiConsumer<AttentionShapes, Mask> check) {
         SequenceSegments seg = mask.segments();
         seg.requireWithin(block.seqQ(), block.seqKv());
         for (int i = 0; i < seg.count(); i++) {
-            plain.validateBackward(segmentShapes(block, seg, i), dtype, mask.segmentMask(i));
+            check.accept(segmentShapes(block, seg, i), mask.segmentMask(i));
         }
     }
 

@@ -96,9 +96,8 @@ public final class AllGatherAttention implements SequenceParallelAttention {
     @Override
     public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
         RingStep.requireBlock("all-gather attention", local, options);
-        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ(), blocks(local, sequences))) {
-            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
-        }
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks(local, sequences),
+                false);
     }
 
     @Override
@@ -108,9 +107,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
     }
 
     private void validateBlocksBackward(AttentionShapes local, DType dtype, PackedRingBlocks blocks) {
-        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ(), blocks)) {
-            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
-        }
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, true);
     }
 
     private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {

@@ -105,9 +105,8 @@ public final class RingAttention implements SequenceParallelAttention {
     @Override
     public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
         requireBlock(local);
-        for (RingStep step : kernelSteps(local, blocks(local, sequences))) {
-            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
-        }
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks(local, sequences),
+                false);
     }
 
     @Override
@@ -117,9 +116,7 @@ public final class RingAttention implements SequenceParallelAttention {
     }
 
     private void validateBlocksBackward(AttentionShapes local, DType dtype, PackedRingBlocks blocks) {
-        for (RingStep step : kernelSteps(local, blocks)) {
-            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
-        }
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, true);
     }
 
     private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
@@ -134,10 +131,6 @@ public final class RingAttention implements SequenceParallelAttention {
     static long kvElements(AttentionShapes block) {
         return Math.multiplyExact(Math.multiplyExact(block.batch(), block.seqKv()),
                 Math.multiplyExact(block.kvHeads(), block.headDim()));
-    }
-
-    private Set<RingStep> kernelSteps(AttentionShapes local, PackedRingBlocks blocks) {
-        return RingStep.kernelSteps(options, ring.size(), local.seqQ(), blocks);
     }
 
     @Override

@@ -3,9 +3,11 @@ package org.usp4j.sp;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.SequenceSegments;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -122,6 +124,21 @@ record RingStep(boolean skip, Mask mask, long queryStart, long queryLength, long
     static Set<RingStep> kernelSteps(AttentionOptions options, int ringSize, long blockLength,
                                      PackedRingBlocks blocks) {
         return blocks == null ? kernelSteps(options, ringSize, blockLength) : kernelSteps(options, blocks);
+    }
+
+    /**
+     * Checks every kernel call any ring rank makes (forward or backward) with {@code kernel}'s validate
+     * hook, so that each rank refuses exactly what any rank would, before any transfer.
+     */
+    static void validateKernelSteps(AttentionKernel kernel, AttentionOptions options, int ringSize,
+                                    AttentionShapes local, DType dtype, PackedRingBlocks blocks, boolean backward) {
+        for (RingStep step : kernelSteps(options, ringSize, local.seqQ(), blocks)) {
+            if (backward) {
+                kernel.validateBackward(step.shapes(local), dtype, step.mask());
+            } else {
+                kernel.validateForward(step.shapes(local), dtype, step.mask());
+            }
+        }
     }
 
     private static final RingStep SKIP = new RingStep(true, Mask.NONE, 0, 0, 0, 0);

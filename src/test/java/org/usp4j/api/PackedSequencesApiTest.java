@@ -40,8 +40,9 @@ class PackedSequencesApiTest {
             try (InProcessWorld world = Usp4j.cpuWorld(mesh.size())) {
                 world.run(rank -> {
                     long[] positions = layout.globalPositions(packed, mesh, rank.rank());
-                    Tensor lq = rows(q, positions, arena), lk = rows(k, positions, arena);
-                    Tensor lv = rows(v, positions, arena), ldout = rows(dout, positions, arena);
+                    Tensor lq = GlobalAttention.rows(q, positions, arena), lk = GlobalAttention.rows(k, positions, arena);
+                    Tensor lv = GlobalAttention.rows(v, positions, arena);
+                    Tensor ldout = GlobalAttention.rows(dout, positions, arena);
                     Tensor lout = Tensor.allocate(arena, DType.F32, lq.shape());
                     Tensor ldq = Tensor.allocate(arena, DType.F32, lq.shape());
                     Tensor ldk = Tensor.allocate(arena, DType.F32, lk.shape());
@@ -86,16 +87,6 @@ class PackedSequencesApiTest {
                 return null;
             });
         }
-    }
-
-    private static Tensor rows(Tensor global, long[] positions, Arena arena) {
-        long[] shape = global.shape();
-        shape[1] = positions.length;
-        Tensor local = Tensor.allocate(arena, global.dtype(), shape);
-        for (int i = 0; i < positions.length; i++) {
-            HostTensors.copy(global.slice(1, positions[i], 1), local.slice(1, i, 1));
-        }
-        return local;
     }
 
     private static void check(String name, Tensor expected, Tensor actual) {
