@@ -24,6 +24,8 @@ import org.usp4j.sp.Mesh;
 import org.usp4j.sp.RingAlgorithm;
 import org.usp4j.sp.RingAlgorithms;
 import org.usp4j.sp.UspPlan;
+import org.usp4j.sp.linear.Lasp2Attention;
+import org.usp4j.sp.linear.LinearAttentionOptions;
 import org.usp4j.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -57,6 +59,10 @@ import picocli.CommandLine.Spec;
                     + "inside each sequence (--causal: causal within each) and OUT gets cu_seqlens too. Contiguous "
                     + "and striped deal the packed stream; zigzag splits every sequence (each length divisible by 2*U*R).",
             "",
+            "--attention linear runs linear attention, out_i = scale * sum_j w(i,j) (q_i . k_j) v_j with w = G^(i-j) "
+                    + "for j <= i under --causal (--decay G, default 1) and w = 1 otherwise, sequence-parallel with "
+                    + "LASP-2 (one all-gather of d x d states per pass) inside Ulysses; OUT then has no lse.",
+            "",
             "Under a launcher (usp4j launch, torchrun, srun, mpirun) that started U*R processes, each process is "
                     + "one rank on its own GPU over NCCL; rank 0 writes OUT and the report (with every rank's bytes)."
         })
@@ -83,8 +89,18 @@ final class AttentionCommand implements Callable<Integer> {
             description = "Ring degree: groups that pass K/V blocks around a ring (default: ${DEFAULT-VALUE}).")
     int ring;
 
+    @Option(names = "--attention", paramLabel = "softmax|linear", defaultValue = "softmax",
+            converter = AttentionKindOption.Converter.class,
+            description = "Softmax attention (USP around --ring-algo) or linear attention (USP around LASP-2) "
+                    + "(default: ${DEFAULT-VALUE}).")
+    AttentionKindOption attention;
+
     @Option(names = "--causal", description = "Causal mask (query i sees keys j <= i).")
     boolean causal;
+
+    @Option(names = "--decay", paramLabel = "G",
+            description = "Linear attention with --causal: weight G^(i-j) for key j of query i, 0 < G <= 1 (default: 1).")
+    Double decay;
 
     @Option(names = "--layout", paramLabel = "contiguous|zigzag|striped", defaultValue = "contiguous",
             converter = LayoutOption.Converter.class,
@@ -101,7 +117,8 @@ final class AttentionCommand implements Callable<Integer> {
     @Option(names = "--backward", description = "Also compute dq, dk, dv from the input's do.")
     boolean backward;
 
-    @Option(names = "--scale", paramLabel = "X", description = "Softmax scale (default: 1/sqrt(d)).")
+    @Option(names = "--scale", paramLabel = "X",
+            description = "Scale of q . k (default: 1/sqrt(d) for softmax, 1 for linear attention).")
     Double scale;
 
     @Option(names = "--backend", paramLabel = "cpu|cuda", defaultValue = "cpu", converter = BackendKind.Converter.class,
@@ -127,8 +144,13 @@ final class AttentionCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         checkOptions();
+        boolean linear = attention == AttentionKindOption.LINEAR;
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
         boolean distributed = launch.isDistributed();
+        if (linear && (backend == BackendKind.CUDA || distributed)) {
+            throw new CommandFailure("--attention linear runs on in-process cpu ranks only: the cuda backend has no "
+                    + "linear attention kernel yet");
+        }
         String who = distributed ? "rank " + launch.rank() + " of " + launch.worldSize() + " ("
                 + launch.source().description() + ")" : null;
         Mesh mesh = new Mesh(ulysses, ring);
@@ -152,15 +174,18 @@ final class AttentionCommand implements Callable<Integer> {
             try (SafetensorsFile in = SafetensorsFile.open(input); Arena arena = Arena.ofShared()) {
                 AttentionInputs inputs = AttentionInputs.read(in, backward);
                 inputs.checkMesh(ulysses, ring, layout);
-                UspPlan plan = new UspPlan(mesh, new AttentionOptions(causal, layout.layout(), scale), ringAlgorithm);
+                LinearAttentionOptions linearOptions = linear ? LinearAttentionOptions.of(causal, decay, scale) : null;
+                UspPlan plan = linear ? Lasp2Attention.plan(mesh, linearOptions)
+                        : new UspPlan(mesh, new AttentionOptions(causal, layout.layout(), scale), ringAlgorithm);
                 try {
                     plan.validate(inputs.shapes(), inputs.sequences());
                 } catch (IllegalArgumentException e) {
                     throw new CommandFailure(e.getMessage(), e);
                 }
-                String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
-                        + ", " + layout + (ringAlgorithm == RingAlgorithms.defaultAlgorithm() ? ""
-                        : ", " + ringAlgorithm.name()) + (distributed ? ", " + launch.worldSize()
+                String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (linear ? ", " + linearOptions
+                        + " (LASP-2)" : (causal ? ", causal" : "") + ", " + layout
+                        + (ringAlgorithm == RingAlgorithms.defaultAlgorithm() ? "" : ", " + ringAlgorithm.name()))
+                        + (distributed ? ", " + launch.worldSize()
                         + " processes on NCCL" : ", backend " + backend);
                 MemoryEstimate memory = MemoryEstimate.of(inputs.shapes(), inputs.dtype(), plan, backward);
                 if (preflight(memory, inputs, distributed, root, backends, out, what)) {
@@ -174,7 +199,9 @@ final class AttentionCommand implements Callable<Integer> {
                 }
                 Map<String, Tensor> results = new LinkedHashMap<>();
                 results.put("out", result.forward().out());
-                results.put("lse", result.forward().lse());
+                if (result.forward().lse() != null) {
+                    results.put("lse", result.forward().lse());
+                }
                 if (result.gradients() != null) {
                     results.put("dq", result.gradients().dq());
                     results.put("dk", result.gradients().dk());
@@ -328,6 +355,8 @@ final class AttentionCommand implements Callable<Integer> {
         if (scale != null && !(Double.isFinite(scale) && scale > 0)) {
             throw new ParameterException(spec.commandLine(), "--scale must be a finite number > 0, got " + scale);
         }
+        attention.check(spec.commandLine(), causal, decay, layout,
+                spec.commandLine().getParseResult().hasMatchedOption("--ring-algo"));
         // real paths (symbolic links, "..", hard links), so that no spelling of the input can be overwritten
         if (OutputPaths.sameFile(output, input)) {
             throw new ParameterException(spec.commandLine(), "--output " + output + " is the same file as --input "

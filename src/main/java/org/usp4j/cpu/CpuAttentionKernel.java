@@ -63,6 +63,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 TileGemm.LANES, tiling);
     }
 
+    /** The pool every kernel made without one shares (one thread per available processor). */
+    static ForkJoinPool sharedPool() {
+        return SharedPool.POOL;
+    }
+
     /** The number of threads that work on one call. */
     public int parallelism() {
         return pool.getParallelism();

@@ -9,6 +9,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.LinearAttentionKernel;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -26,12 +27,19 @@ public final class CpuBackend implements Backend {
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final AttentionKernel kernel;
+    private final LinearAttentionKernel linearKernel;
     private final AtomicLong liveBytes = new AtomicLong();
     private final AtomicLong peakBytes = new AtomicLong();
     private volatile boolean closed;
 
+    /** A backend with this softmax kernel and the CPU linear attention kernel on the shared pool. */
     public CpuBackend(AttentionKernel kernel) {
+        this(kernel, new CpuLinearAttentionKernel());
+    }
+
+    public CpuBackend(AttentionKernel kernel, LinearAttentionKernel linearKernel) {
         this.kernel = Objects.requireNonNull(kernel, "kernel");
+        this.linearKernel = Objects.requireNonNull(linearKernel, "linearKernel");
     }
 
     @Override
@@ -43,6 +51,12 @@ public final class CpuBackend implements Backend {
     public AttentionKernel kernel() {
         requireOpen();
         return kernel;
+    }
+
+    @Override
+    public LinearAttentionKernel linearKernel() {
+        requireOpen();
+        return linearKernel;
     }
 
     @Override

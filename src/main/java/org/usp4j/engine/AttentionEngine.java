@@ -311,7 +311,7 @@ public final class AttentionEngine implements AutoCloseable {
 
     /**
      * In-process convenience: deals q, k, v, runs the forward and gathers out [b,S,h,d] (q's dtype) and
-     * lse [b,h,S] F32 into {@code arena}.
+     * lse [b,h,S] F32 (null for linear attention) into {@code arena}.
      */
     public ForwardResult forward(Tensor q, Tensor k, Tensor v, Arena arena) {
         return forward(q, k, v, null, arena);
@@ -355,8 +355,13 @@ public final class AttentionEngine implements AutoCloseable {
         AttentionShapes sh = shapes;
         SequenceLayout layout = plan.options().layout();
         Tensor out = root ? Tensor.allocate(arena, dtype, sh.batch(), sh.seqQ(), sh.heads(), sh.headDim()) : null;
-        Tensor lse = root ? Tensor.allocate(arena, DType.F32, sh.batch(), sh.heads(), sh.seqQ()) : null;
+        // Linear attention has no lse; the strategy is the same on every rank, so every rank skips it alike.
+        boolean hasLse = saved[hosted[0]].lse() != null;
+        Tensor lse = root && hasLse ? Tensor.allocate(arena, DType.F32, sh.batch(), sh.heads(), sh.seqQ()) : null;
         ranks.gather(r -> saved[r].out(), (r, piece, copy) -> layout.unshard(piece, out, 1, mesh, r, sequences, copy));
+        if (!hasLse) {
+            return root ? new ForwardResult(out, null) : null;
+        }
         // A rank's lse: its Ulysses heads over its whole ring block (see UspAttention).
         long headsPerRank = sh.heads() / mesh.ulysses();
         Mesh rings = new Mesh(1, mesh.ring());

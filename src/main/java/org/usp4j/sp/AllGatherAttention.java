@@ -172,16 +172,16 @@ public final class AllGatherAttention implements SequenceParallelAttention {
                     + saved);
         }
         f.requireOpen();
-        f.shapes.requireQueryShaped("dout", dout);
-        RingStep.requireBlock("all-gather attention", f.shapes, options);
-        validateBlocksBackward(f.shapes, f.out().dtype(), f.blocks); // before the reduce-scatter: every rank refuses alike
+        f.shapes().requireQueryShaped("dout", dout);
+        RingStep.requireBlock("all-gather attention", f.shapes(), options);
+        validateBlocksBackward(f.shapes(), f.out().dtype(), f.blocks); // before the reduce-scatter: every rank refuses alike
         int size = ring.size();
         int me = ring.rank();
-        long rows = f.shapes.seqQ();
-        float scale = options.scale(f.shapes.headDim());
+        long rows = f.shapes().seqQ();
+        float scale = options.scale(f.shapes().headDim());
         AttentionKernel kernel = backend.kernel();
         try (TensorAllocator scratch = backend.newAllocator()) {
-            Tensor dq = scratch.allocate(DType.F32, f.q.shape());
+            Tensor dq = scratch.allocate(DType.F32, f.q().shape());
             backend.fill(dq, 0f);
             Tensor allDk = scratch.allocate(DType.F32, f.allK.shape());
             Tensor allDv = scratch.allocate(DType.F32, f.allV.shape());
@@ -193,7 +193,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
                 if (plan.skip()) {
                     continue;
                 }
-                kernel.backward(plan.queries(f.q), plan.keys(block(f.allK, owner, f.kvShape)),
+                kernel.backward(plan.queries(f.q()), plan.keys(block(f.allK, owner, f.kvShape)),
                         plan.keys(block(f.allV, owner, f.kvShape)), plan.queries(f.out()), plan.queries(dout),
                         plan.queryLse(f.lse()), plan.mask(), scale, plan.queries(dq),
                         plan.keys(block(allDk, owner, f.kvShape)), plan.keys(block(allDv, owner, f.kvShape)), true);
@@ -202,9 +202,9 @@ public final class AllGatherAttention implements SequenceParallelAttention {
             Tensor dv = scratch.allocate(DType.F32, f.kvShape);
             ring.reduceScatter(allDk, dk);
             ring.reduceScatter(allDv, dv);
-            Tensor dqOut = f.saved.allocate(f.q.dtype(), f.q.shape());
-            Tensor dkOut = f.saved.allocate(f.allK.dtype(), f.kvShape);
-            Tensor dvOut = f.saved.allocate(f.allV.dtype(), f.kvShape);
+            Tensor dqOut = f.saved().allocate(f.q().dtype(), f.q().shape());
+            Tensor dkOut = f.saved().allocate(f.allK.dtype(), f.kvShape);
+            Tensor dvOut = f.saved().allocate(f.allV.dtype(), f.kvShape);
             backend.copy(dq, dqOut);
             backend.copy(dk, dkOut);
             backend.copy(dv, dvOut);

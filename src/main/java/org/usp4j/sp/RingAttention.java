@@ -185,17 +185,17 @@ public final class RingAttention implements SequenceParallelAttention {
             throw new IllegalArgumentException("backward needs a Forward returned by this RingAttention, got " + saved);
         }
         f.requireOpen();
-        f.shapes.requireQueryShaped("dout", dout);
-        validateBlocksBackward(f.shapes, f.q.dtype(), f.blocks);
+        f.shapes().requireQueryShaped("dout", dout);
+        validateBlocksBackward(f.shapes(), f.q().dtype(), f.blocks);
         int size = ring.size();
         int me = ring.rank();
         int right = (me + 1) % size;
         int left = (me + size - 1) % size;
-        long rows = f.shapes.seqQ();
-        float scale = options.scale(f.shapes.headDim());
+        long rows = f.shapes().seqQ();
+        float scale = options.scale(f.shapes().headDim());
         AttentionKernel kernel = backend.kernel();
         try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
-            Tensor dq = scratch.allocate(DType.F32, f.q.shape());
+            Tensor dq = scratch.allocate(DType.F32, f.q().shape());
             backend.fill(dq, 0f);
             long[] kvShape = f.k.shape();
             // Two float32 dK/dV accumulators take turns travelling; a third holds each step's own share.
@@ -216,7 +216,7 @@ public final class RingAttention implements SequenceParallelAttention {
                 if (!plan.skip()) {
                     backend.fill(plan.keys(target[0]), 0f);
                     backend.fill(plan.keys(target[1]), 0f);
-                    kernel.backward(plan.queries(f.q), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out()),
+                    kernel.backward(plan.queries(f.q()), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out()),
                             plan.queries(dout), plan.queryLse(f.lse()), plan.mask(), scale,
                             plan.queries(dq), plan.keys(target[0]), plan.keys(target[1]), true);
                 }
@@ -242,9 +242,9 @@ public final class RingAttention implements SequenceParallelAttention {
                 accumulators.await(); // after R hops my own block's accumulator is home, complete
                 mine = incoming;
             }
-            Tensor dqOut = f.saved.allocate(f.q.dtype(), f.q.shape());
-            Tensor dkOut = f.saved.allocate(f.k.dtype(), kvShape);
-            Tensor dvOut = f.saved.allocate(f.v.dtype(), kvShape);
+            Tensor dqOut = f.saved().allocate(f.q().dtype(), f.q().shape());
+            Tensor dkOut = f.saved().allocate(f.k.dtype(), kvShape);
+            Tensor dvOut = f.saved().allocate(f.v.dtype(), kvShape);
             backend.copy(dq, dqOut);
             backend.copy(mine[0], dkOut);
             backend.copy(mine[1], dvOut);
