@@ -31,7 +31,8 @@ import org.usp4j.tensor.Tensor;
  * can only be touched by its owner thread, so a call with such a tensor (made from that thread) runs
  * on the calling thread alone; use shared (or global, automatic) arenas for parallel speed. The
  * backward's dq sums arrive in a thread-dependent order, so results can differ in the last bits from
- * run to run.
+ * run to run. A mask with sequence segments (packed sequences) runs as one plain call per segment on
+ * views of the block ({@link SegmentedAttention}); the tiled passes only ever see plain masks.
  *
  * <p>Measured on 2 AMD EPYC (Zen 3, AVX2) cores at s = 4096, h = 16, d = 64 (best calls on a shared
  * machine): forward 85-105 GFLOP/s and backward 80-100 GFLOP/s against an FMA peak ({@link FmaPeak})

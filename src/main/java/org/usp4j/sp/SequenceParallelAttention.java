@@ -6,8 +6,8 @@ import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
- * One rank's part of a distributed attention strategy (Ring, USP; later varlen, TokenRing, all-gather
- * context parallelism, ...). All ranks of the strategy's groups call {@link #forward} and
+ * One rank's part of a distributed attention strategy (Ring, USP, all-gather context parallelism; later
+ * TokenRing, ...). All ranks of the strategy's groups call {@link #forward} and
  * {@link #backward} together, each with its local tensors as the {@link SequenceLayout} dealt them:
  * q [b, s_local, h, d], k and v [b, s_local, h_kv, d] (self-attention: the same positions).
  * Implementations get their communicators, backend and options explicitly; nothing is global.

@@ -89,6 +89,8 @@ class PackedAttentionCommandTest {
         assertRefused(new int[] {0, 16, 32}, null, 2, "", "need batch b = 1, got b = 2");
         assertRefused(new int[] {0, 12, 32}, null, 1, "--ring 2 --ulysses 2 --layout zigzag --causal",
                 "sequence 0 has length 12");
+        assertRefused(new int[] {0, 8, 32}, null, 1, "--attention linear --ring 2",
+                "ring algorithm lasp2 does not support packed variable-length sequences (cu_seqlens); ring, allgather do");
         String bad = Cli.run("random-input", "--lengths", "4,0,4", "--output", dir.resolve("x.safetensors").toString())
                 .assertOneErrorLine(ExitCodes.USAGE);
         assertTrue(bad.contains("sequence 1 has length 0"), bad);
