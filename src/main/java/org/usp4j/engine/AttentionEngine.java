@@ -17,6 +17,7 @@ import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.PairCountingKernel;
 import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.ForwardResult;
@@ -49,8 +50,11 @@ public final class AttentionEngine implements AutoCloseable {
 
     private static final Logger LOG = LogManager.getLogger(AttentionEngine.class);
 
-    /** One rank's part of one pass: its own seconds and the bytes it sent. */
-    public record RankPass(int rank, double seconds, RankBytes bytes) {
+    /**
+     * One rank's part of one pass: its own seconds, the bytes it sent, and the unmasked (query, key) pairs
+     * its kernel calls computed (summed over batch and heads; see {@link PairCountingKernel}).
+     */
+    public record RankPass(int rank, double seconds, RankBytes bytes, long attentionPairs) {
     }
 
     /** One pass over the hosted ranks: from the earliest start to the latest stop, and each rank's part. */
@@ -67,10 +71,12 @@ public final class AttentionEngine implements AutoCloseable {
 
     /**
      * What one rank did over one or more calls: its device (-1 on the host), the seconds of each timed
-     * call of each pass (empty without a backward), and the bytes it sent in one call of each pass.
+     * call of each pass (empty without a backward), and the bytes it sent and the attention pairs its
+     * kernels computed in one call of each pass (0 without a backward).
      */
     public record RankFigures(int rank, int device, List<Double> forwardSeconds, List<Double> backwardSeconds,
-                              RankBytes forwardBytes, RankBytes backwardBytes) {
+                              RankBytes forwardBytes, RankBytes backwardBytes, long forwardPairs,
+                              long backwardPairs) {
         public RankFigures {
             forwardSeconds = List.copyOf(forwardSeconds);
             backwardSeconds = List.copyOf(backwardSeconds);
@@ -96,6 +102,21 @@ public final class AttentionEngine implements AutoCloseable {
             forwardSpans = List.copyOf(forwardSpans);
             backwardSpans = List.copyOf(backwardSpans);
         }
+
+        /**
+         * The balance of the ranks' work in one call of the forward (or backward): the most attention pairs
+         * any rank computed over the fewest; infinite when a rank computed none, NaN when no rank did.
+         */
+        public double pairsSpread(boolean forward) {
+            long max = 0;
+            long min = Long.MAX_VALUE;
+            for (RankFigures f : ranks) {
+                long n = forward ? f.forwardPairs() : f.backwardPairs();
+                max = Math.max(max, n);
+                min = Math.min(min, n);
+            }
+            return ranks.isEmpty() || max == 0 ? Double.NaN : min == 0 ? Double.POSITIVE_INFINITY : (double) max / min;
+        }
     }
 
     private final Ranks ranks;
@@ -104,6 +125,7 @@ public final class AttentionEngine implements AutoCloseable {
     private final int[] hosted;
     private final MeshGroups[] groups;
     private final SequenceParallelAttention[] strategies;
+    private final PairCountingBackend[] counted; // what each hosted rank's strategy computes on
     private final TensorAllocator[] dealt;
     private final Tensor[][] inputs; // per rank: q, k, v, dout (null until dealt)
     private final Forward[] saved;
@@ -127,6 +149,7 @@ public final class AttentionEngine implements AutoCloseable {
         this.hosted = ranks.hosted();
         this.groups = new MeshGroups[p];
         this.strategies = new SequenceParallelAttention[p];
+        this.counted = new PairCountingBackend[p];
         this.dealt = new TensorAllocator[p];
         this.inputs = new Tensor[p][];
         this.saved = new Forward[p];
@@ -139,7 +162,8 @@ public final class AttentionEngine implements AutoCloseable {
             }
             ranks.run(r -> groups[r] = MeshGroups.split(mesh, ranks.world(r)));
             for (int r : hosted) {
-                strategies[r] = plan.create(groups[r], ranks.backend(r));
+                counted[r] = new PairCountingBackend(ranks.backend(r));
+                strategies[r] = plan.create(groups[r], counted[r]);
             }
             made = allCuda() ? RankClocks.cuda(cudaBackends()) : RankClocks.host(hosted.length);
         } catch (RuntimeException | Error e) {
@@ -471,6 +495,7 @@ public final class AttentionEngine implements AutoCloseable {
 
     private Pass timed(RankWork work) {
         RankBytes[] bytes = new RankBytes[mesh.size()];
+        long[] pairs = new long[mesh.size()];
         ranks.run(r -> {
             Communicator world = ranks.world(r);
             Backend backend = ranks.backend(r);
@@ -479,6 +504,7 @@ public final class AttentionEngine implements AutoCloseable {
                 world.barrier(); // the ranks start together
             }
             Map<TrafficKind, Long> before = world.traffic().snapshot();
+            long pairsBefore = counted[r].pairs();
             clocks.start(slot);
             work.run(r);
             if (clocks.onDevice()) {
@@ -490,11 +516,12 @@ public final class AttentionEngine implements AutoCloseable {
             }
             ranks.checkHealthy(r);
             bytes[r] = new RankBytes(world.traffic().since(before));
+            pairs[r] = counted[r].pairs() - pairsBefore;
             return null;
         });
         List<RankPass> parts = new ArrayList<>();
         for (int r : hosted) {
-            parts.add(new RankPass(r, clocks.seconds(slot(r)), bytes[r]));
+            parts.add(new RankPass(r, clocks.seconds(slot(r)), bytes[r], pairs[r]));
         }
         return new Pass(clocks.spanSeconds(), parts);
     }
@@ -524,7 +551,7 @@ public final class AttentionEngine implements AutoCloseable {
     private record Decoded(RankFigures figures, List<Double> forwardSpans, List<Double> backwardSpans) {
     }
 
-    /** "device;f1,f2;b1,b2;fspan1,..;bspan1,..;fwd bytes per kind;bwd bytes per kind". */
+    /** "device;f1,f2;b1,b2;fspan1,..;bspan1,..;fwd bytes per kind;bwd bytes per kind;fwd pairs;bwd pairs". */
     private byte[] encode(int r, List<Pass> forwards, List<Pass> backwards) {
         StringBuilder s = new StringBuilder().append(ranks.device(r));
         s.append(';').append(join(forwards.stream().map(p -> secondsOf(p, r)).toList()));
@@ -533,26 +560,32 @@ public final class AttentionEngine implements AutoCloseable {
         s.append(';').append(join(backwards.stream().map(Pass::spanSeconds).toList()));
         s.append(';').append(bytes(forwards.isEmpty() ? RankBytes.none() : bytesOf(forwards.getLast(), r)));
         s.append(';').append(bytes(backwards.isEmpty() ? RankBytes.none() : bytesOf(backwards.getLast(), r)));
+        s.append(';').append(forwards.isEmpty() ? 0 : partOf(forwards.getLast(), r).attentionPairs());
+        s.append(';').append(backwards.isEmpty() ? 0 : partOf(backwards.getLast(), r).attentionPairs());
         return s.toString().getBytes(StandardCharsets.US_ASCII);
     }
 
     private static Decoded decode(int rank, byte[] payload) {
         String text = new String(payload, StandardCharsets.US_ASCII);
         String[] parts = text.split(";", -1);
-        if (parts.length != 7) {
+        if (parts.length != 9) {
             throw new IllegalStateException("rank " + rank + " published malformed figures: " + text);
         }
         RankFigures f = new RankFigures(rank, Integer.parseInt(parts[0]), doubles(parts[1]), doubles(parts[2]),
-                bytes(parts[5]), bytes(parts[6]));
+                bytes(parts[5]), bytes(parts[6]), Long.parseLong(parts[7]), Long.parseLong(parts[8]));
         return new Decoded(f, doubles(parts[3]), doubles(parts[4]));
     }
 
     private static double secondsOf(Pass p, int rank) {
-        return p.ranks().stream().filter(x -> x.rank() == rank).findFirst().orElseThrow().seconds();
+        return partOf(p, rank).seconds();
     }
 
     private static RankBytes bytesOf(Pass p, int rank) {
-        return p.ranks().stream().filter(x -> x.rank() == rank).findFirst().orElseThrow().bytes();
+        return partOf(p, rank).bytes();
+    }
+
+    private static RankPass partOf(Pass p, int rank) {
+        return p.ranks().stream().filter(x -> x.rank() == rank).findFirst().orElseThrow();
     }
 
     private static String join(List<Double> values) {

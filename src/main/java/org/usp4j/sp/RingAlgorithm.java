@@ -40,4 +40,20 @@ public interface RingAlgorithm {
 
     /** Bytes one ring rank sends in a backward. */
     RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize);
+
+    /**
+     * Bytes ring rank {@code ringRank} sends in a forward under {@code options}. Most algorithms send the
+     * same on every rank under every mask ({@link #forwardBytes(AttentionShapes, DType, int)}); one whose
+     * traffic follows the rank and the mask (LightSeq's helpers) overrides this.
+     */
+    default RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize, int ringRank,
+                                   AttentionOptions options) {
+        return forwardBytes(block, dtype, ringSize);
+    }
+
+    /** As {@link #forwardBytes(AttentionShapes, DType, int, int, AttentionOptions)}, for a backward. */
+    default RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize, int ringRank,
+                                    AttentionOptions options) {
+        return backwardBytes(block, dtype, ringSize);
+    }
 }

@@ -13,6 +13,8 @@ public final class RingAlgorithms {
     static {
         register(RingAttention.ALGORITHM);
         register(AllGatherAttention.ALGORITHM);
+        register(TokenRingAttention.ALGORITHM);
+        register(LightSeqAttention.ALGORITHM);
     }
 
     private RingAlgorithms() {

@@ -41,7 +41,8 @@ class PackedAttentionCommandTest {
                 Arguments.of("f32", "5,1,40,18", "--ulysses 2 --ring 2 --causal --layout contiguous --backward"),
                 Arguments.of("bf16", "16,8,40", "--ring 4 --causal --layout zigzag --backward --ring-algo allgather"),
                 Arguments.of("f32", "1,1,29,1", "--ulysses 2 --ring 2 --layout striped --causal"),
-                Arguments.of("f32", "3,60,1", "--ulysses 4 --backward"));
+                Arguments.of("f32", "3,60,1", "--ulysses 4 --backward"),
+                Arguments.of("f32", "9,2,17,4", "--ring 4 --causal --layout contiguous --backward --ring-algo tokenring"));
     }
 
     @ParameterizedTest(name = "{0} lengths {1} {2}")
@@ -90,7 +91,7 @@ class PackedAttentionCommandTest {
         assertRefused(new int[] {0, 12, 32}, null, 1, "--ring 2 --ulysses 2 --layout zigzag --causal",
                 "sequence 0 has length 12");
         assertRefused(new int[] {0, 8, 32}, null, 1, "--attention linear --ring 2",
-                "ring algorithm lasp2 does not support packed variable-length sequences (cu_seqlens); ring, allgather do");
+                "ring algorithm lasp2 does not support packed variable-length sequences (cu_seqlens); ring, allgather, tokenring do");
         String bad = Cli.run("random-input", "--lengths", "4,0,4", "--output", dir.resolve("x.safetensors").toString())
                 .assertOneErrorLine(ExitCodes.USAGE);
         assertTrue(bad.contains("sequence 1 has length 0"), bad);

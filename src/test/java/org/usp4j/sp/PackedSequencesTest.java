@@ -29,7 +29,8 @@ import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
 
 /**
- * Packed variable-length sequences through every strategy that supports them: distributed out, lse and
+ * Packed variable-length sequences through every registered strategy that supports them (ring,
+ * all-gather, TokenRing; LightSeq refuses them in one line): distributed out, lse and
  * gradients equal the per-sequence float64 oracle (each sequence attended alone, no segments), every
  * rank's bytes equal the plan's cost model, and every ring step's mask equals the rule "same sequence,
  * and causal by global position" on every (row, key) pair. Tolerances as in
@@ -70,7 +71,10 @@ class PackedSequencesTest {
         for (int[] m : MESHES) {
             int u = m[0], p = m[0] * m[1];
             int h = u >= 4 ? 8 : 4;
-            for (String name : List.of("ring", "allgather")) {
+            for (String name : RingAlgorithms.names()) {
+                if (!RingAlgorithms.named(name).supportsPackedSequences()) {
+                    continue;
+                }
                 for (SequenceLayout layout : SequenceLayout.values()) {
                     for (boolean causal : new boolean[] {true, false}) {
                         long[][] sets = lengthSets(p, layout);
@@ -249,8 +253,11 @@ class PackedSequencesTest {
         UspPlan plan = new UspPlan(new Mesh(1, 2), AttentionOptions.defaults(), plain);
         AttentionShapes global = new AttentionShapes(1, 32, 32, 4, 4, 8);
         assertMessage("ring algorithm plain does not support packed variable-length sequences (cu_seqlens); ring, "
-                + "allgather do", () -> plan.validate(global, SequenceBoundaries.ofLengths(16, 16)));
+                + "allgather, tokenring do", () -> plan.validate(global, SequenceBoundaries.ofLengths(16, 16)));
         plan.validate(global, SequenceBoundaries.single(32)); // one sequence is plain attention
+        UspPlan lightSeq = new UspPlan(new Mesh(1, 2), AttentionOptions.defaults(), RingAlgorithms.named("lightseq"));
+        assertMessage("ring algorithm lightseq does not support packed variable-length sequences (cu_seqlens); ring, "
+                + "allgather, tokenring do", () -> lightSeq.validate(global, SequenceBoundaries.ofLengths(16, 16)));
     }
 
     private static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {
