@@ -18,6 +18,7 @@ import org.usp4j.comm.TrafficKind;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.PairCountingKernel;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
@@ -40,6 +41,10 @@ import org.usp4j.tensor.Tensor;
  * <p>Each forward replaces the saved state of the previous one; a backward uses the last forward. Every
  * shape, divisibility and dtype problem is an {@link IllegalArgumentException} thrown before any rank
  * starts. Not for concurrent use. It owns the {@link Ranks} it was given and closes them.
+ *
+ * <p>Packed variable-length sequences: the overloads with {@link SequenceBoundaries} take the global
+ * {@code cu_seqlens} of the dealt tensors (b = 1); the layout deals and gathers by them and every rank's
+ * strategy keeps attention inside each sequence. Without them the whole sequence is one.
  */
 public final class AttentionEngine implements AutoCloseable {
 
@@ -127,6 +132,7 @@ public final class AttentionEngine implements AutoCloseable {
     private final Gradients[] gradients;
     private final RankClocks clocks;
     private AttentionShapes shapes;
+    private SequenceBoundaries sequences; // of the dealt inputs: one sequence unless packed
     private DType dtype;
     private boolean backwardDone;
     private Pass lastForward;
@@ -193,6 +199,11 @@ public final class AttentionEngine implements AutoCloseable {
      * cannot run: the plan's rules and every hosted rank's strategy and kernel. No communication.
      */
     public void validate(AttentionShapes global, DType dtype) {
+        validate(global, dtype, null);
+    }
+
+    /** As {@link #validate(AttentionShapes, DType)}, for packed sequences with these boundaries (null: one). */
+    public void validate(AttentionShapes global, DType dtype, SequenceBoundaries sequences) {
         Objects.requireNonNull(global, "global");
         Objects.requireNonNull(dtype, "dtype");
         if (global.batch() <= 0 || global.seqQ() <= 0 || global.heads() <= 0 || global.kvHeads() <= 0
@@ -200,13 +211,19 @@ public final class AttentionEngine implements AutoCloseable {
             throw new IllegalArgumentException("q has an empty dimension: " + global);
         }
         AttentionShapes local = plan.localShapes(global);
+        plan.validate(global, sequences);
         for (int r : hosted) {
-            strategies[r].validate(local, dtype);
+            strategies[r].validate(local, dtype, sequences);
         }
     }
 
     /** The checks of {@link #validate(AttentionShapes, DType)} on global host q, k, v and (if given) dout. */
     public AttentionShapes validate(Tensor q, Tensor k, Tensor v, Tensor dout) {
+        return validate(q, k, v, dout, null);
+    }
+
+    /** As {@link #validate(Tensor, Tensor, Tensor, Tensor)}, for packed sequences (null: one sequence). */
+    public AttentionShapes validate(Tensor q, Tensor k, Tensor v, Tensor dout, SequenceBoundaries sequences) {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(k, "k");
         Objects.requireNonNull(v, "v");
@@ -227,16 +244,22 @@ public final class AttentionEngine implements AutoCloseable {
         if (dout != null) {
             sh.requireQueryShaped("dout", dout);
         }
-        validate(sh, q.dtype());
+        validate(sh, q.dtype(), sequences);
         return sh;
     }
 
     /** Deals global host q, k, v (and dout for a backward, or null) to the hosted ranks. */
     public void deal(Tensor q, Tensor k, Tensor v, Tensor dout) {
+        deal(q, k, v, dout, null);
+    }
+
+    /** Deals packed sequences with these global boundaries (null: one sequence). */
+    public void deal(Tensor q, Tensor k, Tensor v, Tensor dout, SequenceBoundaries packed) {
         requireOpen();
-        AttentionShapes sh = validate(q, k, v, dout);
+        AttentionShapes sh = validate(q, k, v, dout, packed);
         releaseState();
         shapes = sh;
+        sequences = packed != null ? packed : SequenceBoundaries.single(sh.seqQ());
         dtype = q.dtype();
         for (int r : hosted) {
             dealt[r] = ranks.backend(r).newAllocator();
@@ -250,10 +273,16 @@ public final class AttentionEngine implements AutoCloseable {
      * global tensor at a time, so that every process of a launched job deals the same inputs.
      */
     public void dealRandom(AttentionShapes global, DType type, long seed) {
+        dealRandom(global, type, seed, null);
+    }
+
+    /** As {@link #dealRandom(AttentionShapes, DType, long)}, for packed sequences (null: one sequence). */
+    public void dealRandom(AttentionShapes global, DType type, long seed, SequenceBoundaries packed) {
         requireOpen();
-        validate(global, type);
+        validate(global, type, packed);
         releaseState();
         shapes = global;
+        sequences = packed != null ? packed : SequenceBoundaries.single(global.seqQ());
         dtype = type;
         long[][] shapesOf = {
             {global.batch(), global.seqQ(), global.heads(), global.headDim()},
@@ -284,7 +313,7 @@ public final class AttentionEngine implements AutoCloseable {
         lastBackward = null;
         lastForward = timed(r -> {
             Tensor[] in = inputs[r];
-            saved[r] = strategies[r].forward(in[0], in[1], in[2]);
+            saved[r] = strategies[r].forward(in[0], in[1], in[2], sequences);
         });
         backwardDone = false;
         return lastForward;
@@ -309,7 +338,12 @@ public final class AttentionEngine implements AutoCloseable {
      * lse [b,h,S] F32 (null for linear attention) into {@code arena}.
      */
     public ForwardResult forward(Tensor q, Tensor k, Tensor v, Arena arena) {
-        deal(q, k, v, null);
+        return forward(q, k, v, null, arena);
+    }
+
+    /** As {@link #forward(Tensor, Tensor, Tensor, Arena)}, for packed sequences (null: one sequence). */
+    public ForwardResult forward(Tensor q, Tensor k, Tensor v, SequenceBoundaries packed, Arena arena) {
+        deal(q, k, v, null, packed);
         forward();
         return gatherForward(arena);
     }
@@ -327,7 +361,7 @@ public final class AttentionEngine implements AutoCloseable {
         shapes.requireQueryShaped("dout", dout);
         for (int r : hosted) {
             Tensor t = dealt[r].allocate(dtype, dout.size(0), dout.size(1) / mesh.size(), dout.size(2), dout.size(3));
-            plan.options().layout().shard(dout, t, 1, mesh, r, ranks.backend(r)::copy);
+            plan.options().layout().shard(dout, t, 1, mesh, r, sequences, ranks.backend(r)::copy);
             inputs[r][3] = t;
         }
         synchronizeHosted();
@@ -348,7 +382,7 @@ public final class AttentionEngine implements AutoCloseable {
         // Linear attention has no lse; the strategy is the same on every rank, so every rank skips it alike.
         boolean hasLse = saved[hosted[0]].lse() != null;
         Tensor lse = root && hasLse ? Tensor.allocate(arena, DType.F32, sh.batch(), sh.heads(), sh.seqQ()) : null;
-        ranks.gather(r -> saved[r].out(), (r, piece, copy) -> layout.unshard(piece, out, 1, mesh, r, copy));
+        ranks.gather(r -> saved[r].out(), (r, piece, copy) -> layout.unshard(piece, out, 1, mesh, r, sequences, copy));
         if (!hasLse) {
             return root ? new ForwardResult(out, null) : null;
         }
@@ -356,7 +390,8 @@ public final class AttentionEngine implements AutoCloseable {
         long headsPerRank = sh.heads() / mesh.ulysses();
         Mesh rings = new Mesh(1, mesh.ring());
         ranks.gather(r -> saved[r].lse(), (r, piece, copy) -> layout.unshard(piece,
-                lse.slice(1, mesh.ulyssesRank(r) * headsPerRank, headsPerRank), 2, rings, mesh.ringRank(r), copy));
+                lse.slice(1, mesh.ulyssesRank(r) * headsPerRank, headsPerRank), 2, rings, mesh.ringRank(r), sequences,
+                copy));
         return root ? new ForwardResult(out, lse) : null;
     }
 
@@ -372,9 +407,12 @@ public final class AttentionEngine implements AutoCloseable {
         Tensor dk = root ? Tensor.allocate(arena, dtype, sh.batch(), sh.seqKv(), sh.kvHeads(), sh.headDim()) : null;
         Tensor dv = root ? Tensor.allocate(arena, dtype, sh.batch(), sh.seqKv(), sh.kvHeads(), sh.headDim()) : null;
         SequenceLayout layout = plan.options().layout();
-        ranks.gather(r -> gradients[r].dq(), (r, piece, copy) -> layout.unshard(piece, dq, 1, mesh, r, copy));
-        ranks.gather(r -> gradients[r].dk(), (r, piece, copy) -> layout.unshard(piece, dk, 1, mesh, r, copy));
-        ranks.gather(r -> gradients[r].dv(), (r, piece, copy) -> layout.unshard(piece, dv, 1, mesh, r, copy));
+        ranks.gather(r -> gradients[r].dq(), (r, piece, copy) -> layout.unshard(piece, dq, 1, mesh, r, sequences,
+                copy));
+        ranks.gather(r -> gradients[r].dk(), (r, piece, copy) -> layout.unshard(piece, dk, 1, mesh, r, sequences,
+                copy));
+        ranks.gather(r -> gradients[r].dv(), (r, piece, copy) -> layout.unshard(piece, dv, 1, mesh, r, sequences,
+                copy));
         return root ? new Gradients(dq, dk, dv) : null;
     }
 
@@ -383,7 +421,12 @@ public final class AttentionEngine implements AutoCloseable {
      * (and backward), gathers the results on the root into {@code arena}, and collects every rank's figures.
      */
     public Result run(Tensor q, Tensor k, Tensor v, Tensor dout, Arena arena) {
-        deal(q, k, v, dout);
+        return run(q, k, v, dout, null, arena);
+    }
+
+    /** As {@link #run(Tensor, Tensor, Tensor, Tensor, Arena)}, for packed sequences (null: one sequence). */
+    public Result run(Tensor q, Tensor k, Tensor v, Tensor dout, SequenceBoundaries packed, Arena arena) {
+        deal(q, k, v, dout, packed);
         Pass f = forward();
         Pass b = dout != null ? backward() : null;
         ForwardResult out = gatherForward(arena);
@@ -573,7 +616,7 @@ public final class AttentionEngine implements AutoCloseable {
     private Tensor shard(Tensor global, int r) {
         Tensor t = dealt[r].allocate(global.dtype(), global.size(0), global.size(1) / mesh.size(), global.size(2),
                 global.size(3));
-        plan.options().layout().shard(global, t, 1, mesh, r, ranks.backend(r)::copy);
+        plan.options().layout().shard(global, t, 1, mesh, r, sequences, ranks.backend(r)::copy);
         return t;
     }
 
@@ -636,6 +679,7 @@ public final class AttentionEngine implements AutoCloseable {
             }
         }
         shapes = null;
+        sequences = null;
         lastForward = null;
         lastBackward = null;
     }

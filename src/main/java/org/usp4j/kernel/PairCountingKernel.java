@@ -28,10 +28,23 @@ public final class PairCountingKernel implements AttentionKernel {
     /** b h times the keys each of {@code rows} query rows sees among {@code keys} under {@code mask}. */
     public static long unmaskedPairs(long batch, long heads, long rows, long keys, Mask mask) {
         long perHead = 0;
-        for (long row = 0; row < rows; row++) {
-            perHead += mask.visibleKeys(row, keys);
+        if (mask.segmented()) { // packed sequences: each segment's rows against its own keys
+            SequenceSegments seg = mask.segments();
+            for (int i = 0; i < seg.count(); i++) {
+                perHead += plainPairs(seg.queryLength(i), seg.keyLength(i), mask.segmentMask(i));
+            }
+        } else {
+            perHead = plainPairs(rows, keys, mask);
         }
         return Math.multiplyExact(Math.multiplyExact(batch, heads), perHead);
+    }
+
+    private static long plainPairs(long rows, long keys, Mask mask) {
+        long pairs = 0;
+        for (long row = 0; row < rows; row++) {
+            pairs += mask.visibleKeys(row, keys);
+        }
+        return pairs;
     }
 
     @Override

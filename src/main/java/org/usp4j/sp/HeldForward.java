@@ -14,12 +14,19 @@ final class HeldForward extends SavedForward {
 
     final Tensor k;
     final Tensor v;
+    final PackedRingBlocks blocks; // packed sequences' blocks; null for one sequence
     private final Object owner;
 
     HeldForward(Object owner, String what, TensorAllocator saved, AttentionShapes shapes, Tensor q, Tensor k, Tensor v,
                 Tensor out, Tensor lse) {
+        this(owner, what, saved, shapes, null, q, k, v, out, lse);
+    }
+
+    HeldForward(Object owner, String what, TensorAllocator saved, AttentionShapes shapes, PackedRingBlocks blocks,
+                Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
         super(what, saved, shapes, q, out, lse);
         this.owner = owner;
+        this.blocks = blocks;
         this.k = k;
         this.v = v;
     }

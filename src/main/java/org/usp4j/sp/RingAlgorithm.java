@@ -23,6 +23,15 @@ public interface RingAlgorithm {
     /** The layouts this algorithm gives correct results on. */
     Set<SequenceLayout> layouts();
 
+    /**
+     * Whether {@link SequenceParallelAttention#forward(org.usp4j.tensor.Tensor, org.usp4j.tensor.Tensor,
+     * org.usp4j.tensor.Tensor, org.usp4j.kernel.SequenceBoundaries)} keeps attention inside packed
+     * sequences; the plan refuses packed inputs for algorithms that do not, before any work.
+     */
+    default boolean supportsPackedSequences() {
+        return false;
+    }
+
     /** One rank's instance over its ring group. */
     SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options);
 

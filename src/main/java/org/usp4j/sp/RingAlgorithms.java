@@ -40,6 +40,12 @@ public final class RingAlgorithms {
         return List.copyOf(BY_NAME.keySet());
     }
 
+    /** The names of the algorithms that support packed sequences, as "ring, allgather". */
+    public static String packedSequenceNames() {
+        return String.join(", ", BY_NAME.values().stream().filter(RingAlgorithm::supportsPackedSequences)
+                .map(RingAlgorithm::name).toList());
+    }
+
     private static void register(RingAlgorithm algorithm) {
         if (BY_NAME.putIfAbsent(algorithm.name(), algorithm) != null) {
             throw new IllegalStateException("two ring algorithms are named " + algorithm.name());

@@ -11,6 +11,7 @@ import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.Transfer;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -45,6 +46,12 @@ public final class TokenRingAttention implements SequenceParallelAttention {
         @Override
         public Set<SequenceLayout> layouts() {
             return EnumSet.allOf(SequenceLayout.class);
+        }
+
+        /** Queries of packed sequences skip the key blocks they share no sequence with; the bytes stay the same. */
+        @Override
+        public boolean supportsPackedSequences() {
+            return true;
         }
 
         @Override
@@ -97,34 +104,49 @@ public final class TokenRingAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        validateSteps(local, dtype, false);
+        validate(local, dtype, null);
     }
 
     @Override
     public void validateBackward(AttentionShapes local, DType dtype) {
-        validateSteps(local, dtype, true);
+        validateBackward(local, dtype, (SequenceBoundaries) null);
+    }
+
+    @Override
+    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
+        RingStep.requireBlock("tokenring attention", local, options);
+        validateSteps(local, dtype, blocks(local, sequences), false);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
+        RingStep.requireBlock("tokenring attention", local, options);
+        validateSteps(local, dtype, blocks(local, sequences), true);
     }
 
     /** Every (queries of o, keys of g) step any rank runs, as the ring's plans cut them: the ring's own set. */
-    private void validateSteps(AttentionShapes local, DType dtype, boolean backward) {
-        RingStep.requireBlock("tokenring attention", local, options);
-        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
-            if (backward) {
-                backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
-            } else {
-                backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
-            }
-        }
+    private void validateSteps(AttentionShapes local, DType dtype, PackedRingBlocks blocks, boolean backward) {
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, backward);
+    }
+
+    private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
+        return PackedRingBlocks.forRing(sequences, options.layout(), ring.size(), local.seqQ());
     }
 
     @Override
     public Forward forward(Tensor q, Tensor k, Tensor v) {
+        return forward(q, k, v, null);
+    }
+
+    @Override
+    public Forward forward(Tensor q, Tensor k, Tensor v, SequenceBoundaries sequences) {
         AttentionShapes sh = AttentionShapes.of(q, k, v);
         if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
             throw new IllegalArgumentException("q, k and v must have one dtype, got " + q.dtype() + ", " + k.dtype()
                     + ", " + v.dtype());
         }
-        validate(sh, q.dtype());
+        validate(sh, q.dtype(), sequences);
+        PackedRingBlocks blocks = blocks(sh, sequences);
         int size = ring.size();
         int me = ring.rank();
         long rows = sh.seqQ();
@@ -136,7 +158,7 @@ public final class TokenRingAttention implements SequenceParallelAttention {
             Tensor lse = saved.allocate(DType.F32, sh.batch(), sh.heads(), rows);
             BlockRotation queries = size > 1 ? new BlockRotation(ring, backend, scratch, List.of(q)) : null;
             Transfer nextQueries = size > 1 ? queries.passOn() : null;
-            kernel.forward(q, k, v, options.diagonalMask(), scale, out, lse); // my queries, my keys
+            kernel.forward(q, k, v, RingStep.plan(options, me, me, rows, blocks).mask(), scale, out, lse); // my own
             if (size > 1) {
                 Tensor[][] sent = partials(scratch, q.dtype(), q.shape(), lse.shape());
                 Tensor[][] received = partials(scratch, q.dtype(), q.shape(), lse.shape());
@@ -145,7 +167,7 @@ public final class TokenRingAttention implements SequenceParallelAttention {
                     queries.receive(nextQueries); // the queries of ring rank me - step, passed on while I compute
                     nextQueries = step < size - 1 ? queries.passOn() : null;
                     int owner = Math.floorMod(me - step, size);
-                    RingStep plan = RingStep.plan(options, owner, me, rows);
+                    RingStep plan = RingStep.plan(options, owner, me, rows, blocks);
                     Tensor[] part = sent[step % 2];
                     if (plan.skip() || plan.queryLength() < rows) {
                         backend.fill(part[0], 0f);
@@ -165,7 +187,7 @@ public final class TokenRingAttention implements SequenceParallelAttention {
             }
             Tensor result = saved.allocate(q.dtype(), q.shape());
             backend.copy(out, result);
-            return new HeldForward(this, "tokenring", saved, sh, q, k, v, result, lse);
+            return new HeldForward(this, "tokenring", saved, sh, blocks, q, k, v, result, lse);
         } catch (RuntimeException | Error e) {
             saved.close();
             throw e;
@@ -194,7 +216,8 @@ public final class TokenRingAttention implements SequenceParallelAttention {
         HeldForward f = HeldForward.requireOwnedBy(this, "TokenRingAttention", saved);
         f.shapes().requireQueryShaped("dout", dout);
         DType dtype = f.q().dtype();
-        validateBackward(f.shapes(), dtype);
+        RingStep.requireBlock("tokenring attention", f.shapes(), options);
+        validateSteps(f.shapes(), dtype, f.blocks, true);
         int size = ring.size();
         int me = ring.rank();
         long rows = f.shapes().seqQ();
@@ -217,7 +240,8 @@ public final class TokenRingAttention implements SequenceParallelAttention {
             BlockRotation queries = size > 1 ? new BlockRotation(ring, backend, scratch, List.of(f.q(), out, dO, lse))
                     : null;
             Transfer nextQueries = size > 1 ? queries.passOn() : null;
-            kernel.backward(f.q(), f.k, f.v, out, dO, lse, options.diagonalMask(), scale, dq, dk, dv, true);
+            kernel.backward(f.q(), f.k, f.v, out, dO, lse, RingStep.plan(options, me, me, rows, f.blocks).mask(), scale,
+                    dq, dk, dv, true);
             if (size > 1) {
                 Tensor[] sent = {scratch.allocate(DType.F32, f.q().shape()), scratch.allocate(DType.F32, f.q().shape())};
                 Tensor[] received = {scratch.allocate(DType.F32, f.q().shape()),
@@ -227,7 +251,7 @@ public final class TokenRingAttention implements SequenceParallelAttention {
                     queries.receive(nextQueries);
                     nextQueries = step < size - 1 ? queries.passOn() : null;
                     int owner = Math.floorMod(me - step, size);
-                    RingStep plan = RingStep.plan(options, owner, me, rows);
+                    RingStep plan = RingStep.plan(options, owner, me, rows, f.blocks);
                     Tensor part = sent[step % 2];
                     backend.fill(part, 0f);
                     if (!plan.skip()) {

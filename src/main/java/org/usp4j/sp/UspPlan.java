@@ -4,6 +4,7 @@ import java.util.Objects;
 import java.util.function.IntFunction;
 import org.usp4j.backend.Backend;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 
 /**
@@ -42,6 +43,31 @@ public record UspPlan(Mesh mesh, AttentionOptions options, RingAlgorithm ringAlg
         }
         options.layout().validate(global.seqQ(), mesh);
         UlyssesAllToAll.validateHeads(global.heads(), global.kvHeads(), mesh.ulysses());
+    }
+
+    /**
+     * As {@link #validate(AttentionShapes)}, for packed sequences with these global boundaries (null:
+     * one sequence): they must end at S, b must be 1, the ring algorithm must keep attention inside
+     * sequences, and the layout must be able to deal them (zigzag: every length divisible by 2P).
+     */
+    public void validate(AttentionShapes global, SequenceBoundaries sequences) {
+        validate(global);
+        if (sequences == null) {
+            return;
+        }
+        sequences.requireTotal(global.seqQ());
+        if (!sequences.isSingle()) {
+            if (global.batch() != 1) {
+                throw new IllegalArgumentException("packed sequences (cu_seqlens) need batch b = 1, got b = "
+                        + global.batch());
+            }
+            if (!ringAlgorithm.supportsPackedSequences()) {
+                throw new IllegalArgumentException("ring algorithm " + ringAlgorithm.name()
+                        + " does not support packed variable-length sequences (cu_seqlens); "
+                        + RingAlgorithms.packedSequenceNames() + " do");
+            }
+        }
+        options.layout().validate(sequences, mesh);
     }
 
     /** One rank's shapes: b, S/P, h, h_kv, d. */
