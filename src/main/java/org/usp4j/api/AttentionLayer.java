@@ -41,8 +41,11 @@ import org.usp4j.tensor.Tensor;
  * once; it never frees the caller's tensors. It is not thread-safe: one call at a time, on a thread of
  * its rank (inside {@link InProcessWorld#run} for in-process ranks). Implemented by usp4j only; methods
  * may be added in later versions.
+ *
+ * <p>A model that also has linear attention layers ({@link LinearAttentionLayer}) holds both kinds as
+ * {@link SequenceParallelLayer}.
  */
-public interface AttentionLayer extends AutoCloseable {
+public interface AttentionLayer extends SequenceParallelLayer {
 
     /**
      * The mesh this layer splits attention over.
