@@ -77,6 +77,25 @@ public interface AttentionLayer extends SequenceParallelLayer {
     void forward(Tensor q, Tensor k, Tensor v, Tensor out);
 
     /**
+     * As {@link #forward(Tensor, Tensor, Tensor, Tensor)}, over variable-length sequences packed into
+     * the one distributed sequence (b = 1): attention stays inside each sequence (causal within each for
+     * a causal layer). The shards must be dealt by {@link SequenceLayout#globalPositions(PackedSequences,
+     * Mesh, int)}; the matching {@link #backward} keeps to the same sequences.
+     *
+     * @param q         this rank's queries [1, s_local, h, d]
+     * @param k         this rank's keys [1, s_local, h_kv, d]
+     * @param v         this rank's values [1, s_local, h_kv, d]
+     * @param out       receives the output [1, s_local, h, d], in the dtype of q
+     * @param sequences the global cu_seqlens, the same on every rank, ending at S = P s_local
+     * @throws IllegalArgumentException when a tensor is wrong as for the plain forward, b is not 1, the
+     *                                  offsets do not end at S, or the layout cannot deal them (zigzag: every
+     *                                  length divisible by 2P)
+     * @throws IllegalStateException    when the layer is closed or called from the wrong thread
+     * @throws CommunicationException   when the ranks could not exchange their data
+     */
+    void forward(Tensor q, Tensor k, Tensor v, Tensor out, PackedSequences sequences);
+
+    /**
      * The gradients of the q, k, v of the last {@link #forward} for the upstream gradient {@code dout},
      * written into dq, dk, dv (overwritten, not accumulated); then frees the saved state.
      *

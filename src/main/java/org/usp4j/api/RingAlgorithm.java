@@ -7,8 +7,9 @@ package org.usp4j.api;
  * lower case. Every algorithm computes the same attention; they differ in what travels and how much
  * memory it takes.
  *
- * <p>More algorithms (TokenRing, LightSeq) will be added as constants in later versions: a
- * {@code switch} over this type needs a {@code default} branch.
+ * <p>More algorithms will be added as constants in later versions: a {@code switch} over this type
+ * needs a {@code default} branch. A layer refuses, when it is made, a layout its algorithm does not
+ * support.
  */
 public enum RingAlgorithm {
     /**
@@ -21,5 +22,16 @@ public enum RingAlgorithm {
      * attends locally; the backward reduce-scatters the K/V gradients. Simpler and numerically steadier,
      * at R times the K/V memory of the ring.
      */
-    ALLGATHER
+    ALLGATHER,
+    /**
+     * TokenRing: K/V stay on their owner while the query block travels one way around the ring and the
+     * partial results come straight back the other way, so both directions of every link carry data.
+     */
+    TOKENRING,
+    /**
+     * LightSeq's balanced schedule for causal attention on the {@link SequenceLayout#CONTIGUOUS} layout
+     * only: the ranks that the plain ring leaves idle compute blocks for the busy ones, and the ring stops
+     * after R/2 steps. Non-causal attention runs the plain ring.
+     */
+    LIGHTSEQ
 }

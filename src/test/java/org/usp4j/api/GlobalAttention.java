@@ -21,7 +21,11 @@ final class GlobalAttention {
 
     /** Rank {@code rank}'s rows of {@code global} [b, S, ...] in layout order, copied into a new tensor of {@code arena}. */
     static Tensor shard(Tensor global, SequenceLayout layout, Mesh mesh, int rank, Arena arena) {
-        long[] positions = layout.globalPositions(global.size(1), mesh, rank);
+        return rows(global, layout.globalPositions(global.size(1), mesh, rank), arena);
+    }
+
+    /** The rows at {@code positions} of {@code global} [b, S, ...], copied into a new tensor of {@code arena}. */
+    static Tensor rows(Tensor global, long[] positions, Arena arena) {
         long[] shape = global.shape();
         shape[1] = positions.length;
         Tensor local = Tensor.allocate(arena, global.dtype(), shape);

@@ -3,6 +3,7 @@ package org.usp4j.api;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
@@ -16,6 +17,7 @@ import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.usp4j.api.internal.CommunicatorRank;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.local.LocalWorld;
@@ -23,9 +25,11 @@ import org.usp4j.cpu.CpuAttentionKernel;
 import org.usp4j.cpu.CpuBackend;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.sp.AllGatherAttention;
+import org.usp4j.sp.LightSeqAttention;
 import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.RingAlgorithms;
 import org.usp4j.sp.RingAttention;
+import org.usp4j.sp.TokenRingAttention;
 import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.linear.Lasp2Attention;
 import org.usp4j.tensor.DType;
@@ -36,8 +40,9 @@ import org.usp4j.tensor.Tensor;
  * algorithm against float64 softmax attention, linear attention layers (LASP-2) against float64 linear
  * attention from its formulas, over the whole sequence, forward and backward; relative Frobenius error
  * F32 1e-4, BF16 2e-2 (inputs, outputs and exchanged data round to bf16). The algorithm each layer runs is
- * the one chosen: every rank's bytes by kind equal that algorithm's cost model (and differ from the
- * ring's), and the public {@link RingAlgorithm} constants are exactly the {@code --ring-algo} names.
+ * the one chosen: every rank's bytes by kind equal that algorithm's cost model (the models differ), the
+ * public {@link RingAlgorithm} constants are exactly the {@code --ring-algo} names, and a layout the
+ * algorithm cannot run is refused when the layer is made.
  */
 class LayerKindsTest {
 
@@ -94,23 +99,50 @@ class LayerKindsTest {
         }
     }
 
-    @Test
-    void eachLayerRunsItsChosenAlgorithmByTheBytesItSends() {
+    /** The internal algorithm each public constant must run, named here rather than looked up. */
+    private static final Map<RingAlgorithm, org.usp4j.sp.RingAlgorithm> RUNS = Map.of(
+            RingAlgorithm.RING, RingAttention.ALGORITHM, RingAlgorithm.ALLGATHER, AllGatherAttention.ALGORITHM,
+            RingAlgorithm.TOKENRING, TokenRingAttention.ALGORITHM, RingAlgorithm.LIGHTSEQ, LightSeqAttention.ALGORITHM);
+
+    @ParameterizedTest
+    @EnumSource(RingAlgorithm.class)
+    void everyRingAlgorithmEqualsWholeSequenceAttentionAndSendsItsOwnBytes(RingAlgorithm algorithm) {
         Mesh mesh = new Mesh(2, 2);
-        long h = 4, hkv = 2;
-        AttentionShapes global = new AttentionShapes(B, S, S, h, hkv, D);
-        org.usp4j.sp.Mesh internal = new org.usp4j.sp.Mesh(2, 2);
+        AttentionOptions options = AttentionOptions.defaults().withCausal(true).withRingAlgorithm(algorithm);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor[] in = inputs(arena, DType.F32, 4, 2);
+            Tensor[] got = runEveryRank(mesh, options.layout(), rank -> rank.newAttention(mesh, options), in, arena);
+            compare(GlobalAttention.reference(in[0], in[1], in[2], in[3], options, arena), got, DType.F32);
+        }
         org.usp4j.sp.AttentionOptions causal = new org.usp4j.sp.AttentionOptions(true,
                 org.usp4j.sp.SequenceLayout.CONTIGUOUS, null);
-        UspPlan allGather = new UspPlan(internal, causal, AllGatherAttention.ALGORITHM);
-        UspPlan ring = new UspPlan(internal, causal, RingAttention.ALGORITHM);
-        UspPlan lasp2 = Lasp2Attention.plan(internal, org.usp4j.sp.linear.LinearAttentionOptions.of(true, 0.9, null));
-        assertNotEquals(ring.forwardBytes(global, DType.F32), allGather.forwardBytes(global, DType.F32));
+        assertBytes(new UspPlan(new org.usp4j.sp.Mesh(2, 2), causal, RUNS.get(algorithm)), mesh,
+                rank -> rank.newAttention(mesh, options));
+    }
 
-        AttentionOptions softmax = AttentionOptions.defaults().withCausal(true).withRingAlgorithm(RingAlgorithm.ALLGATHER);
-        assertBytes(allGather, global, mesh, rank -> rank.newAttention(mesh, softmax));
-        assertBytes(ring, global, mesh, rank -> rank.newAttention(mesh, softmax.withRingAlgorithm(RingAlgorithm.RING)));
-        assertBytes(lasp2, global, mesh, rank -> rank.newLinearAttention(mesh, LinearAttentionOptions.causal(0.9)));
+    @Test
+    void aLinearLayerSendsLasp2sBytesAndTheChoiceIsSeenInThem() {
+        Mesh mesh = new Mesh(2, 2);
+        org.usp4j.sp.Mesh internal = new org.usp4j.sp.Mesh(2, 2);
+        UspPlan lasp2 = Lasp2Attention.plan(internal, org.usp4j.sp.linear.LinearAttentionOptions.of(true, 0.9, null));
+        assertBytes(lasp2, mesh, rank -> rank.newLinearAttention(mesh, LinearAttentionOptions.causal(0.9)));
+        org.usp4j.sp.AttentionOptions causal = new org.usp4j.sp.AttentionOptions(true,
+                org.usp4j.sp.SequenceLayout.CONTIGUOUS, null);
+        AttentionShapes global = new AttentionShapes(B, S, S, 4, 2, D);
+        RankBytes ring = new UspPlan(internal, causal, RingAttention.ALGORITHM).forwardBytes(global, DType.F32);
+        assertNotEquals(ring, new UspPlan(internal, causal, AllGatherAttention.ALGORITHM).forwardBytes(global, DType.F32));
+        assertNotEquals(ring, lasp2.forwardBytes(global, DType.F32));
+    }
+
+    @Test
+    void aLayoutItsAlgorithmCannotRunIsRefusedWhenTheLayerIsMade() {
+        try (InProcessWorld world = Usp4j.cpuWorld(2)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> world.run(rank ->
+                    rank.newAttention(new Mesh(1, 2), AttentionOptions.defaults().withCausal(true)
+                            .withLayout(SequenceLayout.ZIGZAG).withRingAlgorithm(RingAlgorithm.LIGHTSEQ))));
+            assertEquals("ring algorithm lightseq does not support the zigzag layout (it supports [CONTIGUOUS])",
+                    e.getMessage());
+        }
     }
 
     @Test
@@ -149,9 +181,12 @@ class LayerKindsTest {
         assertEquals("linear, non-causal, scale 1.0", none.toString());
     }
 
-    /** Runs one layer's forward and backward through CommunicatorRanks over a LocalWorld and compares every rank's bytes. */
-    private static void assertBytes(UspPlan model, AttentionShapes global, Mesh mesh,
-                                    Function<RankContext, SequenceParallelLayer> make) {
+    /**
+     * One layer's forward and backward through CommunicatorRanks over a LocalWorld (whose traffic counters
+     * the API does not show): every rank's bytes by kind equal the plan's model for that rank.
+     */
+    private static void assertBytes(UspPlan model, Mesh mesh, Function<RankContext, SequenceParallelLayer> make) {
+        AttentionShapes global = new AttentionShapes(B, S, S, 4, 2, D);
         CpuAttentionKernel kernel = new CpuAttentionKernel();
         try (Arena arena = Arena.ofShared(); LocalWorld world = new LocalWorld(mesh.size(), Duration.ofSeconds(60))) {
             Tensor[] in = inputs(arena, DType.F32, global.heads(), global.kvHeads());
@@ -168,9 +203,9 @@ class LayerKindsTest {
                 }
             });
             for (int r = 0; r < mesh.size(); r++) {
-                assertEquals(model.forwardBytes(global, DType.F32), new RankBytes(bytes.get(r).get(0)),
+                assertEquals(model.forwardBytes(global, DType.F32, r), new RankBytes(bytes.get(r).get(0)),
                         model + ": forward bytes of rank " + r);
-                assertEquals(model.backwardBytes(global, DType.F32), new RankBytes(bytes.get(r).get(1)),
+                assertEquals(model.backwardBytes(global, DType.F32, r), new RankBytes(bytes.get(r).get(1)),
                         model + ": backward bytes of rank " + r);
             }
         }

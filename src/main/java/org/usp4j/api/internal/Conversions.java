@@ -5,6 +5,7 @@ import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.LinearAttentionOptions;
 import org.usp4j.api.Mesh;
 import org.usp4j.api.RingAlgorithm;
+import org.usp4j.api.PackedSequences;
 import org.usp4j.api.SequenceLayout;
 import org.usp4j.kernel.LinearMask;
 import org.usp4j.sp.RingAlgorithms;
@@ -60,5 +61,21 @@ public final class Conversions {
     /** What a linear layer runs: USP on the mesh with LASP-2 across the rings. */
     public static UspPlan plan(Mesh mesh, LinearAttentionOptions options) {
         return Lasp2Attention.plan(mesh(mesh), linearOptions(options));
+    }
+
+    /** The internal boundaries of the same offsets (checked). */
+    public static org.usp4j.kernel.SequenceBoundaries sequences(PackedSequences sequences) {
+        Objects.requireNonNull(sequences, "sequences");
+        return org.usp4j.kernel.SequenceBoundaries.of(sequences.cuSeqlens());
+    }
+
+    /** cu_seqlens of sequences of these lengths (each >= 1, adding up to an int). */
+    public static int[] offsetsOfLengths(int... lengths) {
+        try {
+            return org.usp4j.kernel.SequenceBoundaries.ofLengths(java.util.Arrays.stream(lengths).asLongStream()
+                    .toArray()).toIntArray();
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("the lengths add up to more than " + Integer.MAX_VALUE, e);
+        }
     }
 }

@@ -5,8 +5,10 @@ import java.util.Objects;
 import org.usp4j.api.AttentionLayer;
 import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.Mesh;
+import org.usp4j.api.PackedSequences;
 import org.usp4j.backend.Backend;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.MeshGroups;
@@ -28,6 +30,7 @@ final class UspLayer implements AttentionLayer {
     private final AttentionOptions options;
     private final RankSite site;
     private final MeshGroups groups;
+    private final UspPlan plan;
     private final UspAttention usp;
     private Forward saved;
     private AttentionShapes savedShapes;
@@ -40,6 +43,7 @@ final class UspLayer implements AttentionLayer {
         this.options = options;
         this.site = site;
         this.groups = groups;
+        this.plan = plan;
         this.usp = plan.create(groups, site.computeBackend());
     }
 
@@ -55,6 +59,15 @@ final class UspLayer implements AttentionLayer {
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out) {
+        forward(q, k, v, out, (SequenceBoundaries) null);
+    }
+
+    @Override
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor out, PackedSequences sequences) {
+        forward(q, k, v, out, Conversions.sequences(sequences));
+    }
+
+    private void forward(Tensor q, Tensor k, Tensor v, Tensor out, SequenceBoundaries sequences) {
         requireOpen();
         site.enter();
         CallerTensors.Placement where = site.placement();
@@ -74,12 +87,17 @@ final class UspLayer implements AttentionLayer {
         CallerTensors.requireDistinct("out", out, "q", q);
         CallerTensors.requireDistinct("out", out, "k", k);
         CallerTensors.requireDistinct("out", out, "v", v);
-        usp.validate(shapes, q.dtype());
+        if (sequences != null) {
+            AttentionShapes global = new AttentionShapes(shapes.batch(), shapes.seqQ() * mesh.size(),
+                    shapes.seqKv() * mesh.size(), shapes.heads(), shapes.kvHeads(), shapes.headDim());
+            plan.validate(global, sequences);
+        }
+        usp.validate(shapes, q.dtype(), sequences);
         discardSavedState();
         Backend backend = site.computeBackend();
         Forward f = null;
         try {
-            f = usp.forward(q, k, v);
+            f = usp.forward(q, k, v, sequences);
             backend.copy(f.out(), out);
             if (site.synchronousCalls()) {
                 backend.synchronize();
