@@ -49,7 +49,8 @@ public interface RankContext {
      * @param mesh    the mesh; its size must equal {@link #worldSize()}
      * @param options what the layer computes
      * @return the layer, owned by the caller (close it, or close the world or process rank)
-     * @throws IllegalArgumentException when the mesh does not match the world size
+     * @throws IllegalArgumentException when the mesh does not match the world size, or the options' ring
+     *                                  algorithm does not support their layout (LightSeq: contiguous only)
      * @throws NullPointerException     when an argument is null
      * @throws IllegalStateException    when the rank is closed or called from another rank's thread
      * @throws CommunicationException   when the ranks could not agree on the split
