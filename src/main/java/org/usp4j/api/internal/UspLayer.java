@@ -21,7 +21,8 @@ import org.usp4j.tensor.Tensor;
  * The {@link AttentionLayer} of one rank: the {@link UspPlan}'s strategy (the one every command's engine
  * runs) over the rank's mesh groups, with the caller's tensors checked first and the results copied
  * (and only they) into the caller's buffers. The caller's tensors are already this rank's shards, so
- * there is nothing to deal or gather.
+ * there is nothing to deal or gather. The plan may be any USP plan: a {@link LinearLayer} runs LASP-2's
+ * through one of these.
  */
 final class UspLayer implements AttentionLayer {
 
@@ -37,12 +38,12 @@ final class UspLayer implements AttentionLayer {
     private Tensor[] savedInputs; // the caller's q, k, v, which the saved state may reference
     private boolean closed;
 
-    UspLayer(Mesh mesh, AttentionOptions options, RankSite site, MeshGroups groups) {
+    UspLayer(Mesh mesh, AttentionOptions options, UspPlan plan, RankSite site, MeshGroups groups) {
         this.mesh = mesh;
         this.options = options;
         this.site = site;
         this.groups = groups;
-        this.plan = new UspPlan(groups.mesh(), Conversions.options(options));
+        this.plan = plan;
         this.usp = plan.create(groups, site.computeBackend());
     }
 
@@ -197,6 +198,10 @@ final class UspLayer implements AttentionLayer {
         site.closed(this);
     }
 
+    boolean isClosed() {
+        return closed;
+    }
+
     @Override
     public String toString() {
         return "AttentionLayer[mesh " + mesh + ", " + options + (closed ? ", closed]" : "]");
@@ -244,6 +249,17 @@ final class UspLayer implements AttentionLayer {
                            org.usp4j.comm.Communicator world) {
         Objects.requireNonNull(mesh, "mesh");
         Objects.requireNonNull(options, "options");
+        return create(mesh, options, Conversions.plan(mesh, options), site, world);
+    }
+
+    /** A layer running {@code plan}; {@code options} are what {@link #options()} reports. */
+    static UspLayer create(Mesh mesh, AttentionOptions options, UspPlan plan, RankSite site,
+                           org.usp4j.comm.Communicator world) {
+        if (!plan.ringAlgorithm().layouts().contains(plan.options().layout())) {
+            throw new IllegalArgumentException("ring algorithm " + plan.ringAlgorithm().name() + " does not support"
+                    + " the " + plan.options().layout().label() + " layout (it supports "
+                    + plan.ringAlgorithm().layouts() + ")");
+        }
         if (mesh.size() != world.size()) {
             throw new IllegalArgumentException("mesh " + mesh + " has " + mesh.size() + " ranks, but the world has "
                     + world.size());
@@ -254,6 +270,6 @@ final class UspLayer implements AttentionLayer {
         } catch (RuntimeException e) {
             throw Failures.translate(e);
         }
-        return new UspLayer(mesh, options, site, groups);
+        return new UspLayer(mesh, options, plan, site, groups);
     }
 }
