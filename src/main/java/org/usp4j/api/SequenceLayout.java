@@ -1,5 +1,6 @@
 package org.usp4j.api;
 
+import java.util.Objects;
 import org.usp4j.api.internal.Conversions;
 
 /**
@@ -29,7 +30,7 @@ public enum SequenceLayout {
      * @throws IllegalArgumentException when S is not positive or does not split over the mesh in this layout
      */
     public long localLength(long seqLen, Mesh mesh) {
-        return Conversions.layout(this).localLength(seqLen, Conversions.mesh(mesh));
+        return Conversions.layout(this).localLength(seqLen, Objects.requireNonNull(mesh, "mesh"));
     }
 
     /**
@@ -42,7 +43,7 @@ public enum SequenceLayout {
      * @throws IllegalArgumentException when S does not split over the mesh or {@code rank} is outside it
      */
     public long[] globalPositions(long seqLen, Mesh mesh, int rank) {
-        return Conversions.layout(this).globalPositions(seqLen, Conversions.mesh(mesh), rank);
+        return Conversions.layout(this).globalPositions(seqLen, Objects.requireNonNull(mesh, "mesh"), rank);
     }
 
     /**
@@ -58,6 +59,6 @@ public enum SequenceLayout {
      *                                  divisible by 2P, or {@code rank} is outside the mesh
      */
     public long[] globalPositions(PackedSequences sequences, Mesh mesh, int rank) {
-        return Conversions.layout(this).globalPositions(Conversions.sequences(sequences), Conversions.mesh(mesh), rank);
+        return Conversions.layout(this).globalPositions(Conversions.sequences(sequences), Objects.requireNonNull(mesh, "mesh"), rank);
     }
 }

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.BiConsumer;
+import org.usp4j.api.Mesh;
 import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.Tensor;
 
