@@ -17,6 +17,7 @@ import org.usp4j.cuda.CudaEvent;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.gpu.CudaBackend;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.Mask;
 import org.usp4j.sp.AttentionOptions;
@@ -70,7 +71,7 @@ public final class GpuSuite {
         meta.put("cuda_runtime", Cuda.library().version().toString());
         meta.put("device", Cuda.deviceProperties(0).name());
         emit.accept(meta);
-        try (CudaBackend backend = CudaBackend.create(0)) {
+        try (CudaBackend backend = CudnnBackends.create(0)) {
             for (long d : config.headDims()) {
                 kernelRows(backend, config, d, emit);
             }
@@ -143,7 +144,7 @@ public final class GpuSuite {
         AttentionOptions options = new AttentionOptions(causal,
                 causal ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS, null);
         try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(uspMesh, options),
-                rank -> CudaBackend.create(0), BENCH_TIMEOUT)) {
+                rank -> CudnnBackends.create(0), BENCH_TIMEOUT)) {
             usp.dealRandom(problem.shapes(), problem.dtype(), 7);
             // The first pair builds the plans.
             AttentionEngine.Result m = usp.measure(1, config.uspReps(), true, call -> { });

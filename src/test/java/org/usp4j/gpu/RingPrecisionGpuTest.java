@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.usp4j.api.Mesh;
 import org.usp4j.engine.AttentionEngine;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
@@ -62,7 +63,7 @@ class RingPrecisionGpuTest {
             Map<Integer, double[]> errors = new LinkedHashMap<>();
             for (int r : RINGS) {
                 try (AttentionEngine ring = AttentionEngine.inProcess(new UspPlan(new Mesh(1, r), options),
-                        rank -> CudaBackend.create(0))) {
+                        rank -> CudnnBackends.create(0))) {
                     ForwardResult f = ring.forward(q, k, v, arena);
                     Gradients g = ring.backward(dout, arena);
                     errors.put(r, new double[] {HostTensors.relativeError(f.out(), refOut),

@@ -12,6 +12,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.usp4j.api.Mesh;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.engine.AttentionEngine;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
@@ -60,11 +61,11 @@ class UspGpuTest {
 
             ForwardResult single;
             Gradients singleGrads;
-            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(new Mesh(1, 1), options), rank -> CudaBackend.create(0))) {
+            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(new Mesh(1, 1), options), rank -> CudnnBackends.create(0))) {
                 single = one.forward(q, k, v, arena);
                 singleGrads = one.backward(dout, arena);
             }
-            try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudaBackend.create(0))) {
+            try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudnnBackends.create(0))) {
                 ForwardResult f = usp.forward(q, k, v, arena);
                 List<RankBytes> forwardBytes = usp.lastForward().ranks().stream().map(AttentionEngine.RankPass::bytes)
                         .toList();

@@ -17,8 +17,8 @@ import org.usp4j.api.Mesh;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.engine.ProcessRanks;
-import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuTests;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.launch.LaunchEnvironment;
@@ -64,7 +64,7 @@ class NcclWorldGpuTest {
             Tensor dout = GpuTests.randomHost(arena, DType.BF16, 44, b, s, h, d);
             ForwardResult single;
             Gradients singleGrads;
-            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudaBackend.create(0))) {
+            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudnnBackends.create(0))) {
                 single = one.forward(q, k, v, arena);
                 singleGrads = one.backward(dout, arena);
             }

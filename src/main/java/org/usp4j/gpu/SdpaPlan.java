@@ -1,4 +1,4 @@
-package org.usp4j.gpu.sdpa;
+package org.usp4j.gpu;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -18,7 +18,6 @@ import org.usp4j.cudnn.CudnnException;
 import org.usp4j.cudnn.CudnnHandle;
 import org.usp4j.cudnn.DescriptorType;
 import org.usp4j.cudnn.HeuristicMode;
-import org.usp4j.gpu.DeviceCalls;
 
 /**
  * A finalized cuDNN execution plan for one SDPA graph, with what executing it needs: the uids to bind,
