@@ -22,7 +22,7 @@ import org.usp4j.cudnn.HeuristicMode;
 /**
  * A finalized cuDNN execution plan for one SDPA graph, with what executing it needs: the uids to bind,
  * the workspace size and host memory for the by-value scalars. Plans are expensive to build, so
- * {@link CudnnAttention} keeps them. Owns its graph, heuristics and engine configs (the plan references
+ * {@code gpu.sdpa.CudnnAttention} keeps them. Owns its graph, heuristics and engine configs (the plan references
  * them) and frees everything once on {@link #close}.
  */
 public final class SdpaPlan implements DeviceCalls.Plan, AutoCloseable {
