@@ -62,14 +62,4 @@ public final class Conversions {
         Objects.requireNonNull(sequences, "sequences");
         return org.usp4j.kernel.SequenceBoundaries.of(sequences.cuSeqlens());
     }
-
-    /** cu_seqlens of sequences of these lengths (each >= 1, adding up to an int). */
-    public static int[] offsetsOfLengths(int... lengths) {
-        try {
-            return org.usp4j.kernel.SequenceBoundaries.ofLengths(java.util.Arrays.stream(lengths).asLongStream()
-                    .toArray()).toIntArray();
-        } catch (ArithmeticException e) {
-            throw new IllegalArgumentException("the lengths add up to more than " + Integer.MAX_VALUE, e);
-        }
-    }
 }
