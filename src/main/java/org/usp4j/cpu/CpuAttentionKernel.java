@@ -61,6 +61,15 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 TileGemm.LANES, tiling);
     }
 
+    /**
+     * The width in bits of the float vectors every call computes with: the machine's widest, unless the
+     * system property {@code usp4j.cpu.vectorBits} (128, 256 or 512) named a narrower one before the
+     * kernel classes loaded.
+     */
+    public static int vectorBitSize() {
+        return TileGemm.SPECIES.vectorBitSize();
+    }
+
     /** The number of threads that work on one call. */
     public int parallelism() {
         return pool.getParallelism();

@@ -14,7 +14,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class FmaPeak {
 
-    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> SPECIES = VectorWidth.SPECIES;
     private static final int CHAINS = 12;
     private static final long CHUNK = 1L << 20; // FMA loop trips between clock reads
 

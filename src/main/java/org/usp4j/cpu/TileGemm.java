@@ -20,7 +20,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class TileGemm {
 
-    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> SPECIES = VectorWidth.SPECIES;
     static final int LANES = SPECIES.length();
     /** Columns one full micro-kernel block covers. */
     static final int BLOCK_COLS = 3 * LANES;
