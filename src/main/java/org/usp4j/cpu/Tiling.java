@@ -3,7 +3,7 @@ package org.usp4j.cpu;
 /**
  * Tile sizes of the CPU kernel. The dimension that runs along the vector lanes of a pass's products
  * (query rows in the forward, keys in the backward) comes in multiples of
- * {@link TileGemm#BLOCK_COLS}; the other is a register-block row dimension, a multiple of
+ * {@link TileGemm#PANEL}; the other is a register-block row dimension, a multiple of
  * {@link TileGemm#BLOCK_ROWS}. The passes shrink the lane tile of a call (never below one block) when
  * the call is too small to give every thread several work items.
  *
@@ -20,11 +20,11 @@ record Tiling(int forwardRows, int forwardKeys, int backwardRows, int backwardKe
      * K^T, V^T, dK^T, dV^T for 192 keys and a 64-row query tile) up to head_dim 64; larger tiles
      * measured no faster, smaller ones slower.
      */
-    static final Tiling DEFAULT = new Tiling(8 * TileGemm.BLOCK_COLS, 128, 64, 6 * TileGemm.BLOCK_COLS);
+    static final Tiling DEFAULT = new Tiling(8 * TileGemm.PANEL, 128, 64, 6 * TileGemm.PANEL);
 
     Tiling {
-        requireMultiple("forwardRows", forwardRows, TileGemm.BLOCK_COLS);
-        requireMultiple("backwardKeys", backwardKeys, TileGemm.BLOCK_COLS);
+        requireMultiple("forwardRows", forwardRows, TileGemm.PANEL);
+        requireMultiple("backwardKeys", backwardKeys, TileGemm.PANEL);
         requireMultiple("forwardKeys", forwardKeys, TileGemm.BLOCK_ROWS);
         requireMultiple("backwardRows", backwardRows, TileGemm.BLOCK_ROWS);
     }

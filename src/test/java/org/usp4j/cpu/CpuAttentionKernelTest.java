@@ -33,7 +33,7 @@ import org.usp4j.tensor.Tensor;
 class CpuAttentionKernelTest {
 
     private static final long BASE_SEED = Long.getLong("usp4j.test.seed", System.nanoTime());
-    private static final Tiling SMALL_TILES = new Tiling(TileGemm.BLOCK_COLS, 8, 8, TileGemm.BLOCK_COLS);
+    private static final Tiling SMALL_TILES = new Tiling(TileGemm.PANEL, 8, 8, TileGemm.PANEL);
 
     private static ForkJoinPool threePool;
     private static CpuAttentionKernel smallTiles;
