@@ -145,6 +145,31 @@ class CpuAttentionKernelTest {
         checkBackward(defaultTiles, gqa, false);
     }
 
+    /**
+     * The default tiles' edges on one head pair: more query rows than a forward block (768) and more keys
+     * than a backward chunk (576), neither a multiple of a panel, an odd head_dim that fills no vector,
+     * GQA, and top-left causal offsets both ways (s_q < s_kv, s_q > s_kv). One thread, and 4 heads on 2 KV
+     * heads, so that the passes keep the full tile sizes instead of shrinking them for parallelism.
+     */
+    @Test
+    void defaultTileEdgesMatchReference() {
+        List<Case> edges = List.of(
+                new Case(1, 803, 803, 4, 2, 37, Mask.NONE, DType.BF16),
+                new Case(1, 803, 803, 4, 2, 37, Mask.CAUSAL, DType.F32),
+                new Case(1, 350, 611, 4, 2, 20, Mask.CAUSAL, DType.F32),
+                new Case(1, 790, 300, 4, 2, 9, Mask.CAUSAL, DType.BF16));
+        ForkJoinPool one = new ForkJoinPool(1);
+        try {
+            CpuAttentionKernel kernel = new CpuAttentionKernel(one, Tiling.DEFAULT);
+            for (Case c : edges) {
+                checkForward(kernel, c);
+                checkBackward(kernel, c, false);
+            }
+        } finally {
+            one.shutdownNow();
+        }
+    }
+
     @Test
     void singleThreadedPoolGivesTheSameResults() {
         ForkJoinPool one = new ForkJoinPool(1);
