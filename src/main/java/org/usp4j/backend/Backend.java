@@ -1,6 +1,7 @@
 package org.usp4j.backend;
 
 import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.LinearAttentionKernel;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -18,6 +19,15 @@ public interface Backend extends AutoCloseable {
     String name();
 
     AttentionKernel kernel();
+
+    /**
+     * The linear attention kernel (LASP-2). Backends without one throw an
+     * {@link UnsupportedOperationException} that says so, before any work.
+     */
+    default LinearAttentionKernel linearKernel() {
+        throw new UnsupportedOperationException("the " + name() + " backend has no linear attention kernel"
+                + " (linear attention runs on the cpu backend)");
+    }
 
     /** A new scope for scratch tensors on this backend's device. */
     TensorAllocator newAllocator();

@@ -1,6 +1,7 @@
 package org.usp4j.bench;
 
 import java.util.Locale;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.tensor.DType;
 
 /**
@@ -20,6 +21,11 @@ public record AttentionProblem(long batch, long seq, long heads, long kvHeads, l
         if (dtype == null) {
             throw new IllegalArgumentException("dtype must be given");
         }
+    }
+
+    /** The global shapes of this self-attention. */
+    public AttentionShapes shapes() {
+        return new AttentionShapes(batch, seq, seq, heads, kvHeads, headDim);
     }
 
     /** The same problem at another sequence length. */

@@ -1,6 +1,7 @@
 package org.usp4j.bench;
 
 import java.lang.foreign.Arena;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -9,15 +10,18 @@ import java.util.function.Consumer;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.backend.TensorAllocator;
+import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaEvent;
 import org.usp4j.cudnn.Cudnn;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.Mask;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -30,8 +34,9 @@ import org.usp4j.tensor.Tensor;
  *       b = 1, h = 16), forward and backward, timed with CUDA events on the backend's stream: the median
  *       of {@code reps} calls after {@code warmup}, rotating over several input sets as the PyTorch
  *       script does so that no call reads inputs still in L2;</li>
- *   <li>{@code usp4j-usp}: USP over P in-process device ranks on the same GPU (mesh 1 x P: the ring),
- *       timed with {@link UspWorkload}.</li>
+ *   <li>{@code usp4j-usp}: USP over P in-process device ranks on the same GPU, on every mesh of the
+ *       issue's target (U x R = 1x4, 2x2, 4x1, 1x8, 2x4, 8x1 at 64K tokens), timed with {@link AttentionEngine#measure};
+ *       summarize.py sets each against one SDPA call over the whole sequence.</li>
  * </ul>
  * Rows are emitted as soon as they are measured, so a run cut short still leaves its rows.
  */
@@ -41,12 +46,16 @@ public final class GpuSuite {
 
     /** What to measure. */
     public record Config(List<Long> seqs, List<Long> headDims, long heads, int warmup, int reps, int sets,
-                         long uspSeq, Mesh uspMesh, int uspReps) {
+                         long uspSeq, List<Mesh> uspMeshes, List<Long> uspHeadDims, int uspReps) {
 
-        /** The shapes of jmh/gpu/torch_sdpa.py: 4K..64K tokens, head_dim 64 and 128, h = 16. */
+        /**
+         * The shapes of jmh/gpu/torch_sdpa.py: 4K..64K tokens, head_dim 64 and 128, h = 16; USP at 64K on P = 4
+         * and 8 ranks, every mesh, head_dim 64 (what fits the suite's one device call).
+         */
         public static Config standard() {
             return new Config(List.of(4096L, 8192L, 16384L, 32768L, 65536L), List.of(64L, 128L), 16, 3, 10, 3,
-                    65536, new Mesh(1, 4), 5);
+                    65536, List.of(new Mesh(1, 4), new Mesh(2, 2), new Mesh(4, 1), new Mesh(1, 8), new Mesh(2, 4),
+                            new Mesh(8, 1)), List.of(64L), 5);
         }
     }
 
@@ -66,9 +75,11 @@ public final class GpuSuite {
                 kernelRows(backend, config, d, emit);
             }
         }
-        for (long d : config.headDims()) {
-            for (boolean causal : new boolean[] {false, true}) {
-                uspRows(config, d, causal, emit);
+        for (long d : config.uspHeadDims()) {
+            for (boolean causal : new boolean[] {true, false}) {
+                for (Mesh mesh : config.uspMeshes()) {
+                    uspRows(config, mesh, d, causal, emit);
+                }
             }
         }
     }
@@ -122,35 +133,41 @@ public final class GpuSuite {
         }
     }
 
-    /** USP rows at the suite's USP sequence length on its mesh (zigzag when causal). */
-    private static void uspRows(Config config, long d, boolean causal, Consumer<Map<String, Object>> emit) {
+    /** How long an in-process rank of a benchmark waits for its peers (long calls on big shapes). */
+    public static final Duration BENCH_TIMEOUT = LocalWorld.DEFAULT_TIMEOUT.plus(Duration.ofMinutes(4));
+
+    /** USP rows at the suite's USP sequence length on one mesh (zigzag when causal). */
+    private static void uspRows(Config config, Mesh uspMesh, long d, boolean causal, Consumer<Map<String, Object>> emit) {
         AttentionProblem problem = new AttentionProblem(1, config.uspSeq(), config.heads(), config.heads(), d,
                 DType.BF16);
         AttentionOptions options = new AttentionOptions(causal,
                 causal ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS, null);
-        try (UspWorkload usp = UspWorkload.open(config.uspMesh(), options, problem, rank -> CudaBackend.create(0), 7)) {
-            List<Double> fwd = new ArrayList<>();
-            List<Double> bwd = new ArrayList<>();
-            for (int i = 0; i < 1 + config.uspReps(); i++) { // the first pair builds the plans
-                double f = usp.forward().seconds();
-                double b = usp.backward().seconds();
-                if (i > 0) {
-                    fwd.add(f);
-                    bwd.add(b);
-                }
-            }
-            String mesh = config.uspMesh().ulysses() + "x" + config.uspMesh().ring();
+        try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(uspMesh, options),
+                rank -> CudaBackend.create(0), BENCH_TIMEOUT)) {
+            usp.dealRandom(problem.shapes(), problem.dtype(), 7);
+            // The first pair builds the plans.
+            AttentionEngine.Result m = usp.measure(1, config.uspReps(), true, call -> { });
+            List<Double> fwd = m.forwardSpans();
+            List<Double> bwd = m.backwardSpans();
+            String mesh = meshName(uspMesh);
             emit.accept(row("usp4j-usp", mesh, Pass.FORWARD, problem.seq(), problem.heads(), d, causal, 1e3 * Timings.median(fwd)));
             emit.accept(row("usp4j-usp", mesh, Pass.BACKWARD, problem.seq(), problem.heads(), d, causal, 1e3 * Timings.median(bwd)));
         } catch (RuntimeException e) {
-            LOG.warn("USP at d={} causal={} failed: {}", d, causal, e.toString());
+            LOG.warn("USP {} at d={} causal={} failed: {}", meshName(uspMesh), d, causal, e.toString());
             Map<String, Object> failed = new LinkedHashMap<>();
             failed.put("impl", "usp4j-usp");
+            failed.put("mesh", meshName(uspMesh));
+            failed.put("seq", config.uspSeq());
             failed.put("head_dim", d);
             failed.put("causal", causal);
             failed.put("error", e.toString());
             emit.accept(failed);
         }
+    }
+
+    /** U x R, as the rows and the targets name meshes. */
+    static String meshName(Mesh mesh) {
+        return mesh.ulysses() + "x" + mesh.ring();
     }
 
     /** One benchmark row as summarize.py reads it; TFLOP/s over unmasked pairs. */

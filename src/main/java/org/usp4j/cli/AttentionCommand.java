@@ -6,27 +6,26 @@ import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
-import org.usp4j.comm.TrafficCounter;
-import org.usp4j.dist.DistributedAttention;
-import org.usp4j.dist.LaunchEnvironment;
-import org.usp4j.dist.nccl.NcclProcessRank;
+import org.usp4j.comm.local.LocalWorld;
+import org.usp4j.launch.LaunchEnvironment;
+import org.usp4j.comm.nccl.NcclProcessRank;
 import org.usp4j.io.SafetensorsFile;
 import org.usp4j.io.SafetensorsWriter;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.ForwardResult;
-import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
-import org.usp4j.tensor.DType;
-import org.usp4j.tensor.HostTensors;
+import org.usp4j.sp.RingAlgorithm;
+import org.usp4j.sp.RingAlgorithms;
+import org.usp4j.sp.UspPlan;
+import org.usp4j.sp.linear.Lasp2Attention;
+import org.usp4j.sp.linear.LinearAttentionOptions;
 import org.usp4j.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -38,11 +37,10 @@ import picocli.CommandLine.Spec;
  * {@code usp4j attention}: deals global q, k, v (and do) from a safetensors file to U x R in-process
  * ranks, runs the sequence-parallel forward (and backward), gathers the results back into global order
  * and writes them, with an optional per-rank traffic report. Every option, path and shape is checked
- * before any attention work starts.
- *
- * <p>Started by a launcher with U x R processes ({@code usp4j launch}, torchrun, srun, mpirun; see
+ * before any attention work starts. One path through the {@link AttentionEngine} for both worlds:
+ * started by a launcher with U x R processes ({@code usp4j launch}, torchrun, srun, mpirun; see
  * {@link LaunchEnvironment}), each process is one rank on its own GPU over NCCL instead
- * ({@link DistributedAttention}); rank 0 writes the output and the report.
+ * ({@link ProcessRanks}); rank 0 writes the output and the report.
  */
 @Command(name = "attention",
         mixinStandardHelpOptions = true,
@@ -56,6 +54,10 @@ import picocli.CommandLine.Spec;
             "IN holds q [b,s,h,d], k and v [b,s,h_kv,d] and, for --backward, do [b,s,h,d], all F32, BF16 or F16 "
                     + "(one dtype). OUT gets out [b,s,h,d] in that dtype and lse [b,h,s] F32 (natural log), and "
                     + "with --backward dq, dk, dv in that dtype.",
+            "",
+            "--attention linear runs linear attention, out_i = scale * sum_j w(i,j) (q_i . k_j) v_j with w = G^(i-j) "
+                    + "for j <= i under --causal (--decay G, default 1) and w = 1 otherwise, sequence-parallel with "
+                    + "LASP-2 (one all-gather of d x d states per pass) inside Ulysses; OUT then has no lse.",
             "",
             "Under a launcher (usp4j launch, torchrun, srun, mpirun) that started U*R processes, each process is "
                     + "one rank on its own GPU over NCCL; rank 0 writes OUT and the report (with every rank's bytes)."
@@ -83,18 +85,36 @@ final class AttentionCommand implements Callable<Integer> {
             description = "Ring degree: groups that pass K/V blocks around a ring (default: ${DEFAULT-VALUE}).")
     int ring;
 
+    @Option(names = "--attention", paramLabel = "softmax|linear", defaultValue = "softmax",
+            converter = AttentionKindOption.Converter.class,
+            description = "Softmax attention (USP around --ring-algo) or linear attention (USP around LASP-2) "
+                    + "(default: ${DEFAULT-VALUE}).")
+    AttentionKindOption attention;
+
     @Option(names = "--causal", description = "Causal mask (query i sees keys j <= i).")
     boolean causal;
 
-    @Option(names = "--layout", paramLabel = "contiguous|zigzag", defaultValue = "contiguous",
+    @Option(names = "--decay", paramLabel = "G",
+            description = "Linear attention with --causal: weight G^(i-j) for key j of query i, 0 < G <= 1 (default: 1).")
+    Double decay;
+
+    @Option(names = "--layout", paramLabel = "contiguous|zigzag|striped", defaultValue = "contiguous",
             converter = LayoutOption.Converter.class,
-            description = "How the sequence is dealt to ranks; zigzag balances causal work (default: ${DEFAULT-VALUE}).")
+            description = "How the sequence is dealt to ranks; zigzag and striped balance causal work "
+                    + "(default: ${DEFAULT-VALUE}).")
     LayoutOption layout;
+
+    @Option(names = "--ring-algo", paramLabel = RingAlgoOption.LABEL, defaultValue = "ring",
+            converter = RingAlgoOption.class,
+            description = "How the R ranks of a ring group attend: ring passes K/V blocks around, allgather "
+                    + "all-gathers them once (default: ${DEFAULT-VALUE}).")
+    RingAlgorithm ringAlgorithm;
 
     @Option(names = "--backward", description = "Also compute dq, dk, dv from the input's do.")
     boolean backward;
 
-    @Option(names = "--scale", paramLabel = "X", description = "Softmax scale (default: 1/sqrt(d)).")
+    @Option(names = "--scale", paramLabel = "X",
+            description = "Scale of q . k (default: 1/sqrt(d) for softmax, 1 for linear attention).")
     Double scale;
 
     @Option(names = "--backend", paramLabel = "cpu|cuda", defaultValue = "cpu", converter = BackendKind.Converter.class,
@@ -102,8 +122,17 @@ final class AttentionCommand implements Callable<Integer> {
     BackendKind backend;
 
     @Option(names = "--report", paramLabel = "REPORT.json",
-            description = "Write the bytes each rank sent, per kind (all_to_all, p2p, all_gather).")
+            description = "Write the bytes each rank sent, per kind (all_to_all, p2p, all_gather, and reduce_scatter "
+                    + "where the strategy uses it).")
     Path report;
+
+    @Option(names = "--allow-nonfinite",
+            description = "Compute even when an input holds NaN or Inf (by default such input is refused).")
+    boolean allowNonfinite;
+
+    @Option(names = "--dry-run",
+            description = "Check everything, print the memory the run would need, and stop before computing.")
+    boolean dryRun;
 
     /** Where the launch environment is read from (a launcher's RANK, WORLD_SIZE, ...); tests put their own. */
     Map<String, String> environment = System.getenv();
@@ -111,16 +140,29 @@ final class AttentionCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         checkOptions();
+        boolean linear = attention == AttentionKindOption.LINEAR;
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
-        if (launch.isDistributed()) {
-            return callDistributed(launch);
+        boolean distributed = launch.isDistributed();
+        if (linear && (backend == BackendKind.CUDA || distributed)) {
+            throw new CommandFailure("--attention linear runs on in-process cpu ranks only: the cuda backend has no "
+                    + "linear attention kernel yet");
         }
+        String who = distributed ? "rank " + launch.rank() + " of " + launch.worldSize() + " ("
+                + launch.source().description() + ")" : null;
+        Mesh mesh = new Mesh(ulysses, ring);
+        if (distributed) {
+            checkLaunch(launch, who, mesh);
+        }
+        boolean root = !distributed || launch.rank() == 0;
         PrintWriter out = spec.commandLine().getOut();
-        StatusLine status = StatusLine.forStderr(spec.commandLine().getErr());
-        try (RankBackends backends = RankBackends.open(backend)) {
-            OutputPaths.requireWritable(output, "--output");
-            if (report != null) {
-                OutputPaths.requireWritable(report, "--report");
+        StatusLine status = distributed ? new StatusLine(spec.commandLine().getErr(), false)
+                : StatusLine.forStderr(spec.commandLine().getErr());
+        try (RankBackends backends = distributed ? null : RankBackends.open(backend)) {
+            if (root) {
+                OutputPaths.requireWritable(output, "--output");
+                if (report != null) {
+                    OutputPaths.requireWritable(report, "--report");
+                }
             }
             if (Files.isDirectory(input)) {
                 throw new CommandFailure("--input " + input + " is a directory");
@@ -128,49 +170,67 @@ final class AttentionCommand implements Callable<Integer> {
             try (SafetensorsFile in = SafetensorsFile.open(input); Arena arena = Arena.ofShared()) {
                 AttentionInputs inputs = AttentionInputs.read(in, backward);
                 inputs.checkMesh(ulysses, ring, layout);
-                String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
-                        + ", " + layout + ", backend " + backend;
-                LOG.info("attention: {}", what);
-
-                Mesh mesh = new Mesh(ulysses, ring);
-                AttentionOptions options = new AttentionOptions(causal, layout.layout(), scale);
-                Map<String, Tensor> results = new LinkedHashMap<>();
-                double forwardSeconds;
-                double backwardSeconds = 0;
-                InProcessAttention attention = new InProcessAttention(mesh, options, backends::forRank);
+                LinearAttentionOptions linearOptions = linear ? LinearAttentionOptions.of(causal, decay, scale) : null;
+                UspPlan plan = linear ? Lasp2Attention.plan(mesh, linearOptions)
+                        : new UspPlan(mesh, new AttentionOptions(causal, layout.layout(), scale), ringAlgorithm);
                 try {
-                    status.show("attention forward on " + mesh.size() + " ranks ...");
-                    long t0 = System.nanoTime();
-                    ForwardResult fwd = attention.forward(inputs.q(), inputs.k(), inputs.v(), arena);
-                    forwardSeconds = (System.nanoTime() - t0) / 1e9;
-                    results.put("out", as(fwd.out(), inputs.dtype(), arena));
-                    results.put("lse", as(fwd.lse(), DType.F32, arena));
-                    if (backward) {
-                        status.show("attention backward on " + mesh.size() + " ranks ...");
-                        long t1 = System.nanoTime();
-                        Gradients grads = attention.backward(inputs.dout(), arena);
-                        backwardSeconds = (System.nanoTime() - t1) / 1e9;
-                        results.put("dq", as(grads.dq(), inputs.dtype(), arena));
-                        results.put("dk", as(grads.dk(), inputs.dtype(), arena));
-                        results.put("dv", as(grads.dv(), inputs.dtype(), arena));
-                    }
+                    plan.validate(inputs.shapes());
+                } catch (IllegalArgumentException e) {
+                    throw new CommandFailure(e.getMessage(), e);
+                }
+                String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (linear ? ", " + linearOptions
+                        + " (LASP-2)" : (causal ? ", causal" : "") + ", " + layout
+                        + (ringAlgorithm == RingAlgorithms.defaultAlgorithm() ? "" : ", " + ringAlgorithm.name()))
+                        + (distributed ? ", " + launch.worldSize()
+                        + " processes on NCCL" : ", backend " + backend);
+                MemoryEstimate memory = MemoryEstimate.of(inputs.shapes(), inputs.dtype(), plan, backward);
+                if (preflight(memory, inputs, distributed, root, backends, out, what)) {
+                    return ExitCodes.OK; // a dry run
+                }
+                LOG.info("attention{}: {}; memory {}", distributed ? ", " + who : "", what, memory.describe());
+                AttentionEngine.Result result = distributed ? runLaunched(launch, who, plan, inputs, arena)
+                        : runInProcess(backends, plan, inputs, arena, status);
+                if (!root) {
+                    return ExitCodes.OK;
+                }
+                Map<String, Tensor> results = new LinkedHashMap<>();
+                results.put("out", result.forward().out());
+                if (result.forward().lse() != null) {
+                    results.put("lse", result.forward().lse());
+                }
+                if (result.gradients() != null) {
+                    results.put("dq", result.gradients().dq());
+                    results.put("dk", result.gradients().dk());
+                    results.put("dv", result.gradients().dv());
+                }
+                try {
                     status.show("writing " + output + " ...");
                     Map<String, String> metadata = new LinkedHashMap<>();
                     metadata.put("generator", "usp4j attention " + VersionProvider.version());
                     metadata.put("run", what);
                     SafetensorsWriter.write(output, results, metadata);
                     if (report != null) {
-                        TrafficReport.of(attention.traffic()).write(report);
+                        TrafficReport.of(result.ranks()).write(report);
                     }
                 } finally {
                     status.clear();
-                    attention.close();
                 }
                 out.println("attention: " + what);
-                out.println(String.format(Locale.ROOT, "forward %.3f s%s; wrote %s (%s)", forwardSeconds,
-                        backward ? String.format(Locale.ROOT, ", backward %.3f s", backwardSeconds) : "",
-                        output, String.join(", ", results.keySet()))
-                        + (report != null ? "; report " + report : ""));
+                if (distributed) {
+                    for (AttentionEngine.RankFigures f : result.ranks()) {
+                        out.println(String.format(Locale.ROOT, "rank %d (device %d): forward %.3f s%s, sent %s", f.rank(),
+                                f.device(), f.forwardSeconds().getFirst(), backward ? String.format(Locale.ROOT,
+                                        ", backward %.3f s", f.backwardSeconds().getFirst()) : "",
+                                Units.bytes(f.bytesSent().total())));
+                    }
+                    out.println("wrote " + output + " (" + String.join(", ", results.keySet()) + ")"
+                            + (report != null ? "; report " + report : ""));
+                } else {
+                    out.println(String.format(Locale.ROOT, "forward %.3f s%s; wrote %s (%s)",
+                            result.forwardSpans().getFirst(), backward ? String.format(Locale.ROOT, ", backward %.3f s",
+                                    result.backwardSpans().getFirst()) : "", output, String.join(", ", results.keySet()))
+                            + (report != null ? "; report " + report : ""));
+                }
                 out.flush();
             }
         }
@@ -178,13 +238,76 @@ final class AttentionCommand implements Callable<Integer> {
     }
 
     /**
-     * One rank of a multi-process run (see {@link DistributedAttention}): every check that needs no peer
-     * comes first, so that without a GPU (or with a mesh that does not match the world) each rank fails with
-     * one line before any work. Rank 0 alone writes the output and the report.
+     * Refuses a run that cannot fit (unless it is a dry run), then inputs holding NaN or Inf (unless
+     * allowed); a dry run then prints the estimate. True when this was a dry run and nothing is to be done.
+     * In-process ranks hold their working sets in this host's memory (CPU) or on device 0 (CUDA); a
+     * launched rank holds its own on its device, and rank 0 the gathered results on its host.
      */
-    private int callDistributed(LaunchEnvironment env) throws IOException {
-        String who = "rank " + env.rank() + " of " + env.worldSize() + " (" + env.source().description() + ")";
-        Mesh mesh = new Mesh(ulysses, ring);
+    private boolean preflight(MemoryEstimate memory, AttentionInputs inputs, boolean distributed, boolean root,
+                              RankBackends backends, PrintWriter out, String what) {
+        boolean onDevice = distributed || backends.kind() == BackendKind.CUDA;
+        long hostNeed = (root ? memory.resultBytes() : 0) + (onDevice ? 0 : memory.ranks() * memory.perRankBytes());
+        long hostAvailable = MemoryEstimate.availableHostBytes();
+        if (!dryRun) {
+            memory.require(hostNeed, hostAvailable, "host");
+            if (!distributed && onDevice) {
+                memory.require(memory.ranks() * memory.perRankBytes(), backends.deviceFreeBytes(), "device");
+            }
+        }
+        if (!allowNonfinite) {
+            inputs.requireFinite(input);
+        }
+        if (!dryRun) {
+            return false;
+        }
+        out.println("attention: " + what);
+        out.println("memory: " + (distributed ? Units.bytes(memory.perRankBytes()) + " on this rank's device"
+                : memory.describe() + (onDevice ? " on the device" : " on the host")) + ", "
+                + Units.bytes(hostNeed) + " on the host" + (hostAvailable == Long.MAX_VALUE ? ""
+                : " (" + Units.bytes(hostAvailable) + " available)") + "; dry run, nothing computed");
+        out.flush();
+        return true;
+    }
+
+    /** U x R in-process ranks on the chosen backend. */
+    private AttentionEngine.Result runInProcess(RankBackends backends, UspPlan plan, AttentionInputs inputs,
+                                                Arena arena, StatusLine status) {
+        try (AttentionEngine engine = AttentionEngine.inProcess(plan, backends::forRank, LocalWorld.DEFAULT_TIMEOUT)) {
+            status.show("attention on " + plan.mesh().size() + " ranks ...");
+            return engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), arena);
+        } finally {
+            status.clear();
+        }
+    }
+
+    /** This process's rank of a launched job on NCCL; rank 0 gets the results and every rank's figures. */
+    private AttentionEngine.Result runLaunched(LaunchEnvironment env, String who, UspPlan plan, AttentionInputs inputs,
+                                               Arena arena) {
+        NcclProcessRank rank;
+        try {
+            rank = NcclProcessRank.open(env, NcclProcessRank.exitWhenStuck(System.err, STUCK_GRACE));
+        } catch (RuntimeException e) {
+            throw rankFailure(who, e);
+        }
+        AttentionEngine.Result result;
+        try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), plan)) {
+            result = engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), arena);
+        } catch (RuntimeException e) {
+            rank.closeAfterFailure();
+            throw rankFailure(who, e);
+        } catch (Error e) {
+            rank.closeAfterFailure();
+            throw e;
+        }
+        rank.close();
+        return result;
+    }
+
+    /**
+     * The checks of a multi-process run that need no peer, so that without a GPU (or with a mesh that does
+     * not match the world) each rank fails with one line before any work.
+     */
+    private void checkLaunch(LaunchEnvironment env, String who, Mesh mesh) {
         if (mesh.size() != env.worldSize()) {
             throw new CommandFailure(who + ": --ulysses " + ulysses + " x --ring " + ring + " makes " + mesh.size()
                     + " ranks, but the launcher started " + env.worldSize() + " processes");
@@ -197,77 +320,6 @@ final class AttentionCommand implements Callable<Integer> {
         NcclProcessRank.unavailableReason().ifPresent(why -> {
             throw new CommandFailure(who + ": a multi-process run needs a GPU with CUDA, cuDNN and NCCL: " + why);
         });
-        boolean root = env.rank() == 0;
-        if (root) {
-            OutputPaths.requireWritable(output, "--output");
-            if (report != null) {
-                OutputPaths.requireWritable(report, "--report");
-            }
-        }
-        if (Files.isDirectory(input)) {
-            throw new CommandFailure("--input " + input + " is a directory");
-        }
-        PrintWriter out = spec.commandLine().getOut();
-        try (SafetensorsFile in = SafetensorsFile.open(input); Arena arena = Arena.ofShared()) {
-            AttentionInputs inputs = AttentionInputs.read(in, backward);
-            inputs.checkMesh(ulysses, ring, layout);
-            String what = inputs.describe() + ", mesh " + ulysses + "x" + ring + (causal ? ", causal" : "")
-                    + ", " + layout + ", " + env.worldSize() + " processes on NCCL";
-            LOG.info("attention, {}: {}", who, what);
-            AttentionOptions options = new AttentionOptions(causal, layout.layout(), scale);
-            DistributedAttention.Result result;
-            NcclProcessRank rank;
-            try {
-                rank = NcclProcessRank.open(env, NcclProcessRank.exitWhenStuck(System.err, STUCK_GRACE));
-            } catch (RuntimeException e) {
-                throw rankFailure(who, e);
-            }
-            try {
-                result = DistributedAttention.run(rank, mesh, options, new DistributedAttention.Inputs(inputs.q(),
-                        inputs.k(), inputs.v(), inputs.dout()), arena);
-            } catch (RuntimeException e) {
-                rank.closeAfterFailure();
-                throw rankFailure(who, e);
-            } catch (Error e) {
-                rank.closeAfterFailure();
-                throw e;
-            }
-            rank.close();
-            if (!root) {
-                return ExitCodes.OK;
-            }
-            Map<String, Tensor> results = new LinkedHashMap<>();
-            results.put("out", result.forward().out());
-            results.put("lse", result.forward().lse());
-            if (result.gradients() != null) {
-                results.put("dq", result.gradients().dq());
-                results.put("dk", result.gradients().dk());
-                results.put("dv", result.gradients().dv());
-            }
-            Map<String, String> metadata = new LinkedHashMap<>();
-            metadata.put("generator", "usp4j attention " + VersionProvider.version());
-            metadata.put("run", what);
-            SafetensorsWriter.write(output, results, metadata);
-            List<TrafficCounter> perRank = new ArrayList<>();
-            for (DistributedAttention.RankFigures f : result.ranks()) {
-                TrafficCounter c = new TrafficCounter();
-                f.bytesSent().forEach(c::add);
-                perRank.add(c);
-            }
-            if (report != null) {
-                TrafficReport.of(perRank).write(report);
-            }
-            out.println("attention: " + what);
-            for (DistributedAttention.RankFigures f : result.ranks()) {
-                out.println(String.format(Locale.ROOT, "rank %d (device %d): forward %.3f s%s, sent %s", f.rank(),
-                        f.device(), f.forwardSeconds(), backward ? String.format(Locale.ROOT, ", backward %.3f s",
-                                f.backwardSeconds()) : "", Units.bytes(f.totalBytes())));
-            }
-            out.println("wrote " + output + " (" + String.join(", ", results.keySet()) + ")"
-                    + (report != null ? "; report " + report : ""));
-            out.flush();
-        }
-        return ExitCodes.OK;
     }
 
     /**
@@ -298,27 +350,16 @@ final class AttentionCommand implements Callable<Integer> {
         if (scale != null && !(Double.isFinite(scale) && scale > 0)) {
             throw new ParameterException(spec.commandLine(), "--scale must be a finite number > 0, got " + scale);
         }
-        Path in = input.toAbsolutePath().normalize();
-        Path outPath = output.toAbsolutePath().normalize();
-        if (report != null) {
-            Path rep = report.toAbsolutePath().normalize();
-            if (rep.equals(outPath) || rep.equals(in)) {
-                throw new ParameterException(spec.commandLine(), "--report " + report + " would overwrite "
-                        + (rep.equals(outPath) ? "--output" : "--input"));
-            }
+        attention.check(spec.commandLine(), causal, decay, layout,
+                spec.commandLine().getParseResult().hasMatchedOption("--ring-algo"));
+        // real paths (symbolic links, "..", hard links), so that no spelling of the input can be overwritten
+        if (OutputPaths.sameFile(output, input)) {
+            throw new ParameterException(spec.commandLine(), "--output " + output + " is the same file as --input "
+                    + input + ": the results would replace the input");
         }
-    }
-
-    /** {@code t} in host memory with {@code dtype}, converted only if the facade returned something else. */
-    private static Tensor as(Tensor t, DType dtype, Arena arena) {
-        if (t.isHost() && t.dtype() == dtype) {
-            return t;
+        if (report != null && (OutputPaths.sameFile(report, input) || OutputPaths.sameFile(report, output))) {
+            throw new ParameterException(spec.commandLine(), "--report " + report + " would overwrite "
+                    + (OutputPaths.sameFile(report, output) ? "--output" : "--input"));
         }
-        if (!t.isHost()) {
-            throw new IllegalStateException("result " + t.describe() + " is not in host memory");
-        }
-        Tensor converted = Tensor.allocate(arena, dtype, t.shape());
-        HostTensors.copy(t, converted);
-        return converted;
     }
 }

@@ -1,5 +1,6 @@
 package org.usp4j.cli;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -10,7 +11,8 @@ import org.usp4j.tensor.Tensor;
 
 /**
  * The tensors the {@code attention} command reads, checked: q [b, s, h, d], k and v [b, s, h_kv, d]
- * and, for the backward, do [b, s, h, d]; no empty dimension; one dtype for all (F32, BF16 or F16).
+ * and, for the backward, do [b, s, h, d]; no empty dimension; one dtype for all (F32, BF16 or F16);
+ * finite values unless the user allows others.
  * Mixed dtypes are refused rather than silently converted, so the output dtype is never a guess.
  */
 record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShapes shapes, DType dtype) {
@@ -20,7 +22,7 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
     static final String V = "v";
     static final String DO = "do";
 
-    /** Reads and checks the inputs; {@code dout} is null unless {@code backward}. */
+    /** Reads and checks the inputs' shapes and dtypes; {@code dout} is null unless {@code backward}. */
     static AttentionInputs read(SafetensorsFile file, boolean backward) {
         List<String> needed = new ArrayList<>(List.of(Q, K, V));
         if (backward) {
@@ -67,7 +69,27 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
         return new AttentionInputs(q, k, v, dout, shapes, q.dtype());
     }
 
-    /** Checks that the mesh U x R and the layout can deal these tensors (DESIGN section 3). */
+    /**
+     * Refuses inputs holding NaN or infinite values, naming the tensor, the count and the first index: one
+     * of them would spread to whole rows of every result. Reads every element once.
+     */
+    void requireFinite(Path file) {
+        String[] names = {Q, K, V, DO};
+        Tensor[] tensors = {q, k, v, dout};
+        for (int i = 0; i < names.length; i++) {
+            if (tensors[i] == null) {
+                continue;
+            }
+            String name = names[i];
+            NonFiniteValues.of(tensors[i]).ifPresent(bad -> {
+                throw new CommandFailure(file + ": " + name + " has " + bad.count() + " non-finite value"
+                        + (bad.count() == 1 ? "" : "s") + " (NaN or Inf), the first " + bad.describeFirst()
+                        + "; attention would spread them to every result (pass --allow-nonfinite to run anyway)");
+            });
+        }
+    }
+
+    /** Checks that the mesh U x R and the layout can deal these tensors. */
     void checkMesh(int ulysses, int ring, LayoutOption layout) {
         long p = (long) ulysses * ring;
         long s = shapes.seqQ();

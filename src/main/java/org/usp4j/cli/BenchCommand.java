@@ -19,13 +19,15 @@ import org.usp4j.bench.AttentionProblem;
 import org.usp4j.bench.GpuSuite;
 import org.usp4j.bench.Pass;
 import org.usp4j.bench.Timings;
-import org.usp4j.bench.UspWorkload;
-import org.usp4j.comm.TrafficKind;
-import org.usp4j.dist.DistributedBench;
-import org.usp4j.dist.LaunchEnvironment;
-import org.usp4j.dist.nccl.NcclProcessRank;
-import org.usp4j.sp.CostModel;
+import org.usp4j.launch.LaunchEnvironment;
+import org.usp4j.comm.nccl.NcclProcessRank;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.engine.ProcessRanks;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.linear.Lasp2Attention;
+import org.usp4j.sp.linear.LinearAttentionOptions;
+import org.usp4j.sp.RankBytes;
+import org.usp4j.sp.UspPlan;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -40,8 +42,8 @@ import picocli.CommandLine.Spec;
  * reports the median. Text table, or one JSON object per line with {@code --json}; {@code --plot} draws
  * throughput against sequence length. {@code --suite gpu} runs the fixed GPU comparison suite instead.
  *
- * <p>Under a launcher with P processes, each process is one rank on its own GPU over NCCL
- * ({@link DistributedBench}): every mesh must have P ranks, each rank makes the inputs from the shared
+ * <p>Both worlds take one path through the {@link AttentionEngine}. Under a launcher with P processes,
+ * each process is one rank on its own GPU over NCCL ({@link ProcessRanks}): every mesh must have P ranks, each rank makes the inputs from the shared
  * seed and keeps its shard, and rank 0 prints the rows (the slowest rank's time) and every rank's bytes.
  */
 @Command(name = "bench",
@@ -53,6 +55,9 @@ import picocli.CommandLine.Spec;
             "Measure USP attention throughput over sequence lengths and meshes (U x R simulated ranks): "
                     + "time per call, FLOP/s over unmasked pairs (forward 4*b*h*pairs*d, backward 2.5x), "
                     + "and the bytes one rank sent per call next to the cost model.",
+            "",
+            "--attention linear measures linear attention with LASP-2 (--decay G under --causal) and, at the same "
+                    + "shapes and meshes, softmax attention with ring attention, one row each (cpu backend).",
             "",
             "--suite gpu prints the JSON lines of the GPU comparison suite (.ci/gpu-suite): single-call cuDNN "
                     + "SDPA on bf16, h=16, head_dim 64 and 128, causal and not, 4K..64K tokens (or --seq), and USP "
@@ -116,6 +121,16 @@ final class BenchCommand implements Callable<Integer> {
             description = "Also time the backward (default: on; --no-backward for the forward only).")
     boolean backward;
 
+    @Option(names = "--attention", paramLabel = "softmax|linear", defaultValue = "softmax",
+            converter = AttentionKindOption.Converter.class,
+            description = "softmax (USP around --ring-algo), or linear: LASP-2 next to softmax ring attention at the "
+                    + "same shapes (default: ${DEFAULT-VALUE}).")
+    AttentionKindOption attention;
+
+    @Option(names = "--decay", paramLabel = "G",
+            description = "Linear attention's decay under --causal, 0 < G <= 1 (default: 1).")
+    Double decay;
+
     @Option(names = "--json", description = "One JSON object per line instead of the table.")
     boolean json;
 
@@ -149,17 +164,29 @@ final class BenchCommand implements Callable<Integer> {
                 throw new ParameterException(spec.commandLine(), "--plot " + plot + ": the file name must end in .png or .svg");
             }
         }
+        attention.checkDecay(spec.commandLine(), problemOptions.causal, decay);
+        boolean linear = attention == AttentionKindOption.LINEAR;
+        if (linear && plot != null) {
+            throw new ParameterException(spec.commandLine(), "--plot draws softmax attention only; leave it out with "
+                    + "--attention linear");
+        }
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
+        if (linear && (backend == BackendKind.CUDA || launch.isDistributed() || suite != null)) {
+            throw new CommandFailure("--attention linear runs on in-process cpu ranks only: the cuda backend has no "
+                    + "linear attention kernel yet");
+        }
         if (launch.isDistributed()) {
             return callDistributed(launch);
         }
         if (suite != null) {
             return runGpuSuite();
         }
+        LinearAttentionOptions linearOptions = linear ? LinearAttentionOptions.of(problemOptions.causal, decay, null)
+                : null;
         List<Mesh> givenMeshes = meshes != null ? parseMeshes(meshes) : null;
         PrintWriter out = spec.commandLine().getOut();
         List<BenchRow> rows = new ArrayList<>();
-        try (RankBackends backends = RankBackends.open(backend);
+        try (RankBackends backends = RankBackends.open(linear && backend == BackendKind.AUTO ? BackendKind.CPU : backend);
              Progress progress = new Progress(StatusLine.forStderr(spec.commandLine().getErr()))) {
             boolean cuda = backends.kind() == BackendKind.CUDA;
             List<Long> seqList = seqs != null ? seqs : parseLongs(cuda ? GPU_SEQS : CPU_SEQS);
@@ -184,45 +211,46 @@ final class BenchCommand implements Callable<Integer> {
                                 + "after %d warm-up%n", backendName,
                         cuda ? " (in-process ranks on GPU 0)" : " (" + backends.cpuThreads() + " kernel threads)",
                         first.batch(), first.heads(), first.kvHeads(), first.headDim(),
-                        first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
-                        repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
+                        first.dtype().name().toLowerCase(Locale.ROOT), linear ? "linear: LASP-2, " + linearOptions.mask()
+                                + ", contiguous layout; softmax: " + problemOptions.describe() : problemOptions.describe(),
+                        repeat, repeat == 1 ? "" : "s", warmup);
+                out.printf(Locale.ROOT, "%s%-6s %5s %8s %-4s %11s %11s %12s %12s%n", linear ? "attention " : "", "mesh",
+                        "ranks", "seq", "pass", "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
                 out.flush();
             }
+            // --attention linear: LASP-2 and softmax (the --ring-algo, ring by default) on the same shapes, in turn.
+            List<UspPlanChoice> choices = new ArrayList<>();
             for (Mesh mesh : meshList) {
+                if (linear) {
+                    choices.add(new UspPlanChoice(AttentionKindOption.LINEAR, Lasp2Attention.plan(mesh, linearOptions)));
+                }
+                choices.add(new UspPlanChoice(AttentionKindOption.SOFTMAX, problemOptions.plan(mesh)));
+            }
+            for (UspPlanChoice choice : choices) {
+                Mesh mesh = choice.plan().mesh();
                 for (AttentionProblem problem : problems) {
-                    String what = "mesh " + mesh.ulysses() + "x" + mesh.ring() + ", S=" + problem.seq();
+                    String what = (linear ? choice.kind() + ", " : "") + "mesh " + mesh.ulysses() + "x" + mesh.ring()
+                            + ", S=" + problem.seq();
                     progress.phase(what + ": dealing inputs");
-                    List<Double> fwd = new ArrayList<>();
-                    List<Double> bwd = new ArrayList<>();
-                    long fwdBytes = 0;
-                    long bwdBytes = 0;
-                    try (UspWorkload w = UspWorkload.open(mesh, problemOptions.attentionOptions(), problem,
-                            backends::forRank, problemOptions.seed)) {
-                        for (int i = 0; i < warmup + repeat; i++) {
-                            progress.phase(what + (i < warmup ? ": warm-up call " + (i + 1)
-                                    : ": timed call " + (i - warmup + 1) + " of " + repeat));
-                            UspWorkload.Measurement f = w.forward();
-                            UspWorkload.Measurement b = backward ? w.backward() : null;
-                            if (i >= warmup) {
-                                fwd.add(f.seconds());
-                                fwdBytes = f.maxBytesPerRank();
-                                if (b != null) {
-                                    bwd.add(b.seconds());
-                                    bwdBytes = b.maxBytesPerRank();
-                                }
-                            }
-                        }
+                    AttentionEngine.Result m;
+                    try (AttentionEngine w = AttentionEngine.inProcess(choice.plan(), backends::forRank,
+                            GpuSuite.BENCH_TIMEOUT)) {
+                        w.dealRandom(problem.shapes(), problem.dtype(), problemOptions.seed);
+                        m = w.measure(warmup, repeat, backward, i -> progress.phase(what + (i < warmup
+                                ? ": warm-up call " + (i + 1) : ": timed call " + (i - warmup + 1) + " of " + repeat)));
                     }
+                    List<Double> fwd = m.forwardSpans();
+                    List<Double> bwd = m.backwardSpans();
+                    long fwdBytes = maxTotal(m, true);
+                    long bwdBytes = maxTotal(m, false);
                     List<BenchRow> made = new ArrayList<>();
-                    made.add(row(backendName, mesh, problem, Pass.FORWARD, fwd, fwdBytes));
+                    made.add(row(backendName, choice, problem, Pass.FORWARD, fwd, fwdBytes));
                     if (backward) {
-                        made.add(row(backendName, mesh, problem, Pass.BACKWARD, bwd, bwdBytes));
+                        made.add(row(backendName, choice, problem, Pass.BACKWARD, bwd, bwdBytes));
                     }
                     progress.clear();
                     for (BenchRow r : made) {
-                        print(out, r, cuda);
+                        print(out, r, cuda, linear);
                     }
                     rows.addAll(made);
                 }
@@ -244,7 +272,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /**
-     * One rank of a multi-process benchmark (see {@link DistributedBench}): every mesh must use all the
+     * One rank of a multi-process benchmark (see {@link ProcessRanks}): every mesh must use all the
      * processes (default: every U x R = world size), checks that need no peer come first, rank 0 prints.
      */
     private int callDistributed(LaunchEnvironment env) throws IOException {
@@ -306,8 +334,11 @@ final class BenchCommand implements Callable<Integer> {
             }
             for (Mesh mesh : meshList) {
                 for (AttentionProblem problem : problems) {
-                    DistributedBench.Measurement m = DistributedBench.run(rank, mesh, problemOptions.attentionOptions(),
-                            problem, problemOptions.seed, warmup, repeat, backward);
+                    AttentionEngine.Result m;
+                    try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), problemOptions.plan(mesh))) {
+                        engine.dealRandom(problem.shapes(), problem.dtype(), problemOptions.seed);
+                        m = engine.measure(warmup, repeat, backward, i -> { });
+                    }
                     if (!root) {
                         continue;
                     }
@@ -333,21 +364,20 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private static long maxTotal(DistributedBench.Measurement m, boolean forward) {
-        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).values().stream()
-                .mapToLong(Long::longValue).sum()).max().orElse(0);
+    private static long maxTotal(AttentionEngine.Result m, boolean forward) {
+        return m.ranks().stream().mapToLong(r -> (forward ? r.forwardBytes() : r.backwardBytes()).total()).max()
+                .orElse(0);
     }
 
     /** Table mode: what each rank sent and its median, under the row. */
-    private void printPerRank(PrintWriter out, DistributedBench.Measurement m, boolean forward) {
+    private void printPerRank(PrintWriter out, AttentionEngine.Result m, boolean forward) {
         if (json) {
             return;
         }
         List<String> parts = new ArrayList<>();
-        for (DistributedBench.RankTimes r : m.ranks()) {
-            Map<TrafficKind, Long> bytes = forward ? r.forwardBytes() : r.backwardBytes();
-            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(),
-                    Units.bytes(bytes.values().stream().mapToLong(Long::longValue).sum()),
+        for (AttentionEngine.RankFigures r : m.ranks()) {
+            RankBytes bytes = forward ? r.forwardBytes() : r.backwardBytes();
+            parts.add(String.format(Locale.ROOT, "%d: %s %.3f ms", r.rank(), Units.bytes(bytes.total()),
                     Timings.median(forward ? r.forwardSeconds() : r.backwardSeconds()) * 1e3));
         }
         out.println("       per rank (sent, median): " + String.join("; ", parts));
@@ -363,7 +393,7 @@ final class BenchCommand implements Callable<Integer> {
             GpuSuite.Config standard = GpuSuite.Config.standard();
             GpuSuite.Config config = seqs == null ? standard : new GpuSuite.Config(List.copyOf(seqs), standard.headDims(),
                     standard.heads(), standard.warmup(), standard.reps(), standard.sets(), standard.uspSeq(),
-                    standard.uspMesh(), standard.uspReps());
+                    standard.uspMeshes(), standard.uspHeadDims(), standard.uspReps());
             GpuSuite.run(config, fields -> {
                 try {
                     out.println(JSON.writeValueAsString(fields));
@@ -376,24 +406,46 @@ final class BenchCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
+    /** What one group of rows ran: the kind of attention and its plan. */
+    private record UspPlanChoice(AttentionKindOption kind, UspPlan plan) {
+    }
+
     private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
+        return row(backendName, new UspPlanChoice(AttentionKindOption.SOFTMAX, problemOptions.plan(mesh)), p, pass,
+                seconds, bytes);
+    }
+
+    private BenchRow row(String backendName, UspPlanChoice choice, AttentionProblem p, Pass pass, List<Double> seconds,
+                         long bytes) {
         double median = Timings.median(seconds);
         double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
-        double flops = p.flops(pass, problemOptions.causal) / median;
-        CostModel.RankBytes model = pass == Pass.FORWARD
-                ? CostModel.forward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh)
-                : CostModel.backward(p.batch(), p.seq(), p.heads(), p.kvHeads(), p.headDim(), p.dtype(), mesh);
+        boolean linear = choice.kind() == AttentionKindOption.LINEAR;
+        // Linear attention: the state products, K^T V and Q M (2 b h S d^2 each), twice that backward.
+        double linearFlops = 4.0 * p.batch() * p.heads() * p.seq() * p.headDim() * p.headDim()
+                * (pass == Pass.FORWARD ? 1 : 2);
+        double flops = (linear ? linearFlops : p.flops(pass, problemOptions.causal)) / median;
+        UspPlan plan = choice.plan();
+        Mesh mesh = plan.mesh();
+        RankBytes model = pass == Pass.FORWARD ? plan.forwardBytes(p.shapes(), p.dtype())
+                : plan.backwardBytes(p.shapes(), p.dtype());
         return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
                 p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
-                problemOptions.causal, problemOptions.layout.toString(), pass.label(), seconds.size(), median * 1e3,
+                problemOptions.causal, linear ? "contiguous" : problemOptions.layout.toString(), choice.kind().toString(),
+                pass.label(), seconds.size(), median * 1e3,
                 best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model.total());
     }
 
     private void print(PrintWriter out, BenchRow r, boolean cuda) throws JsonProcessingException {
+        print(out, r, cuda, false);
+    }
+
+    private void print(PrintWriter out, BenchRow r, boolean cuda, boolean kindColumn) throws JsonProcessingException {
         if (json) {
             out.println(JSON.writeValueAsString(r));
         } else {
-            out.printf(Locale.ROOT, "%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n", r.mesh(), r.ranks(), r.seq(), r.pass(),
+            out.printf(Locale.ROOT, "%s%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n",
+                    kindColumn ? String.format(Locale.ROOT, "%-9s ", r.attention()) : "", r.mesh(), r.ranks(), r.seq(),
+                    r.pass(),
                     r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
         }
         out.flush();

@@ -5,7 +5,9 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 /**
  * One line of {@code usp4j bench}: a configuration, a pass, and what it measured. Times are per call
  * (median and best of the timed calls); throughput counts unmasked pairs; bytes are what one rank sent
- * during one call, next to the cost model's figure.
+ * during one call, next to the cost model's figure. {@code attention} is softmax (USP with ring attention)
+ * or linear (USP with LASP-2; its FLOP/s count the state products, 4 b h S d^2 forward, twice that
+ * backward).
  */
 record BenchRow(
         String backend,
@@ -21,6 +23,7 @@ record BenchRow(
         String dtype,
         boolean causal,
         String layout,
+        String attention,
         String pass,
         int calls,
         double ms,

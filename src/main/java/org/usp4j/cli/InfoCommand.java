@@ -64,6 +64,9 @@ final class InfoCommand implements Callable<Integer> {
             if (lib.found()) {
                 out.printf(Locale.ROOT, "  %-7s %s  %s  (found via %s)%n", lib.name(), lib.version(), lib.path(),
                         lib.location());
+                if (lib.alsoFound() != null) {
+                    lib.alsoFound().forEach(other -> out.println("            also found, not loaded: " + other));
+                }
             } else {
                 out.printf(Locale.ROOT, "  %-7s not found (%s); places tried:%n", lib.name(), lib.file());
                 for (String place : lib.placesTried()) {

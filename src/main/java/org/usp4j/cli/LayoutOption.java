@@ -6,7 +6,8 @@ import org.usp4j.sp.SequenceLayout;
 /** The {@code --layout} choices, spelled as on the command line. */
 enum LayoutOption {
     CONTIGUOUS(SequenceLayout.CONTIGUOUS),
-    ZIGZAG(SequenceLayout.ZIGZAG);
+    ZIGZAG(SequenceLayout.ZIGZAG),
+    STRIPED(SequenceLayout.STRIPED);
 
     private final SequenceLayout layout;
 

@@ -3,7 +3,9 @@ package org.usp4j.cli;
 import org.usp4j.bench.AttentionProblem;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Mesh;
-import org.usp4j.sp.UlyssesAllToAll;
+import org.usp4j.sp.RingAlgorithm;
+import org.usp4j.sp.RingAlgorithms;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
@@ -35,10 +37,17 @@ final class ProblemOptions {
             description = "Causal mask, query i sees keys j <= i (default: causal; --no-causal for full attention).")
     boolean causal;
 
-    @Option(names = "--layout", paramLabel = "contiguous|zigzag", defaultValue = "zigzag",
+    @Option(names = "--layout", paramLabel = "contiguous|zigzag|striped", defaultValue = "zigzag",
             converter = LayoutOption.Converter.class,
-            description = "How the sequence is dealt to ranks; zigzag balances causal work (default: ${DEFAULT-VALUE}).")
+            description = "How the sequence is dealt to ranks; zigzag and striped balance causal work "
+                    + "(default: ${DEFAULT-VALUE}).")
     LayoutOption layout;
+
+    @Option(names = "--ring-algo", paramLabel = RingAlgoOption.LABEL, defaultValue = "ring",
+            converter = RingAlgoOption.class,
+            description = "How the R ranks of a ring group attend: ring passes K/V blocks around, allgather "
+                    + "all-gathers them once (default: ${DEFAULT-VALUE}).")
+    RingAlgorithm ringAlgorithm;
 
     @Option(names = "--seed", defaultValue = "0", description = "Random seed of the inputs (default: ${DEFAULT-VALUE}).")
     long seed;
@@ -49,6 +58,11 @@ final class ProblemOptions {
 
     AttentionOptions attentionOptions() {
         return new AttentionOptions(causal, layout.layout(), null);
+    }
+
+    /** USP on {@code mesh} with the chosen ring algorithm and options. */
+    UspPlan plan(Mesh mesh) {
+        return new UspPlan(mesh, attentionOptions(), ringAlgorithm);
     }
 
     /** The problem at sequence length {@code seq}; bad values are usage errors (exit 2) naming the option. */
@@ -73,8 +87,7 @@ final class ProblemOptions {
     /** Usage error (exit 2) unless {@code problem} can be dealt over {@code mesh} in the chosen layout. */
     void requireFits(CommandLine cmd, AttentionProblem problem, Mesh mesh) {
         try {
-            layout.layout().validate(problem.seq(), mesh);
-            UlyssesAllToAll.validateHeads(problem.heads(), problem.kvHeads(), mesh.ulysses());
+            plan(mesh).validate(problem.shapes());
         } catch (IllegalArgumentException e) {
             throw new ParameterException(cmd, "mesh " + mesh.ulysses() + "x" + mesh.ring() + " does not fit "
                     + problem + ": " + e.getMessage());
@@ -82,7 +95,8 @@ final class ProblemOptions {
     }
 
     String describe() {
-        return (causal ? "causal" : "non-causal") + ", " + layout + " layout";
+        return (causal ? "causal" : "non-causal") + ", " + layout + " layout"
+                + (ringAlgorithm == RingAlgorithms.defaultAlgorithm() ? "" : ", " + ringAlgorithm.name());
     }
 
     static void requirePositive(CommandLine cmd, String option, long value) {

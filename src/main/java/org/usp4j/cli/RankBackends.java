@@ -5,6 +5,7 @@ import java.util.List;
 import org.usp4j.backend.Backend;
 import org.usp4j.cpu.CpuAttentionKernel;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.cuda.Cuda;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuAvailability;
 import org.usp4j.kernel.AttentionKernel;
@@ -49,6 +50,15 @@ final class RankBackends implements AutoCloseable {
     /** Threads of the shared CPU kernel's pool; 0 for CUDA. */
     int cpuThreads() {
         return cpuKernel instanceof CpuAttentionKernel k ? k.parallelism() : 0;
+    }
+
+    /** Free memory of device 0, where in-process CUDA ranks run ({@code cudaMemGetInfo}); only for CUDA. */
+    long deviceFreeBytes() {
+        if (kind != BackendKind.CUDA) {
+            throw new IllegalStateException("no device for backend " + kind);
+        }
+        Cuda.setDevice(0);
+        return Cuda.memoryInfo().freeBytes();
     }
 
     /** A new backend for {@code rank}; closed by {@link #close}. */

@@ -7,11 +7,13 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.usp4j.comm.TrafficCounter;
+import java.util.Set;
 import org.usp4j.comm.TrafficKind;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.io.AtomicFiles;
 
 /**
@@ -25,14 +27,27 @@ record TrafficReport(List<RankTraffic> ranks) {
     record RankTraffic(int rank, @JsonProperty("bytes_sent") Map<String, Long> bytesSent) {
     }
 
-    static TrafficReport of(List<TrafficCounter> perRank) {
-        List<RankTraffic> ranks = new ArrayList<>();
-        for (int r = 0; r < perRank.size(); r++) {
-            Map<String, Long> bytes = new LinkedHashMap<>();
-            for (TrafficKind kind : TrafficKind.values()) {
-                bytes.put(kind.jsonName(), perRank.get(r).bytesSent(kind));
+    /**
+     * Each rank's bytes of the forward plus the backward, per kind: the kinds every report has, and every
+     * other kind any rank used.
+     */
+    static TrafficReport of(List<AttentionEngine.RankFigures> perRank) {
+        Set<TrafficKind> listed = EnumSet.noneOf(TrafficKind.class);
+        for (TrafficKind kind : TrafficKind.values()) {
+            if (kind.alwaysReported()) {
+                listed.add(kind);
             }
-            ranks.add(new RankTraffic(r, bytes));
+        }
+        for (AttentionEngine.RankFigures f : perRank) {
+            listed.addAll(f.bytesSent().used());
+        }
+        List<RankTraffic> ranks = new ArrayList<>();
+        for (AttentionEngine.RankFigures f : perRank) {
+            Map<String, Long> bytes = new LinkedHashMap<>();
+            for (TrafficKind kind : listed) {
+                bytes.put(kind.jsonName(), f.bytesSent().get(kind));
+            }
+            ranks.add(new RankTraffic(f.rank(), bytes));
         }
         return new TrafficReport(List.copyOf(ranks));
     }

@@ -29,6 +29,13 @@ public interface Communicator extends AutoCloseable {
     void allGather(Tensor send, Tensor recv);
 
     /**
+     * Float32 sum over the group, scattered: {@code send} holds {@code size()} equal blocks, and
+     * {@code recv} (one block) gets the sum of every rank's block {@code rank()}. Counted as
+     * {@link TrafficKind#REDUCE_SCATTER}: (size - 1) blocks per rank.
+     */
+    void reduceScatter(Tensor send, Tensor recv);
+
+    /**
      * Starts one grouped exchange: each of {@code sends} goes to rank {@code dst} and each of
      * {@code recvs} is filled from rank {@code src}, pairwise in list order. Returns at once so that
      * compute can overlap the transfer; the buffers must not be touched until {@link Transfer#await}.

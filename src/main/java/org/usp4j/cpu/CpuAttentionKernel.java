@@ -72,6 +72,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
         return TileGemm.SPECIES.vectorBitSize();
     }
 
+    /** The pool every kernel made without one shares (one thread per available processor). */
+    static ForkJoinPool sharedPool() {
+        return SharedPool.POOL;
+    }
+
     /** The number of threads that work on one call. */
     public int parallelism() {
         return pool.getParallelism();
@@ -91,7 +96,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
 
         ForkJoinPool runner = poolFor(q, k, v, out, lse);
         FlashForward pass = new FlashForward(dims, new TensorRows(q), new TensorRows(k), new TensorRows(v),
-                new TensorRows(out), new LseTensor(lse), mask == Mask.CAUSAL, scale, tiling, parallelism(runner));
+                new TensorRows(out), new LseTensor(lse), mask, scale, tiling, parallelism(runner));
         WorkItems.run(runner, pass.items(), pass::run);
     }
 
@@ -115,7 +120,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
         ForkJoinPool runner = poolFor(q, k, v, out, dout, lse, dq, dk, dv);
         FlashBackward pass = new FlashBackward(dims, new TensorRows(q), new TensorRows(k), new TensorRows(v),
                 new TensorRows(out), new TensorRows(dout), new LseTensor(lse), new TensorRows(dq),
-                dq.dtype() == DType.F32, new TensorRows(dk), new TensorRows(dv), accumulate, mask == Mask.CAUSAL,
+                dq.dtype() == DType.F32, new TensorRows(dk), new TensorRows(dv), accumulate, mask,
                 scale, tiling, parallelism(runner));
         WorkItems.run(runner, pass.statisticsItems(), pass::runStatistics);
         WorkItems.run(runner, pass.gradientItems(), pass::runGradients);

@@ -9,6 +9,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.LinearAttentionKernel;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -17,7 +18,8 @@ import org.usp4j.tensor.Tensor;
  * the attention kernel it is given, and element-wise operations that walk strided tensors row by row.
  * Work runs synchronously on the calling thread, so {@link #synchronize} has nothing to wait for.
  *
- * <p>{@link #liveBytes} counts the bytes held by this backend's open allocators: leak tests watch it.
+ * <p>{@link #liveBytes} counts the bytes held by this backend's open allocators: leak tests watch it;
+ * {@link #peakBytes} keeps its highest value.
  */
 public final class CpuBackend implements Backend {
 
@@ -25,11 +27,19 @@ public final class CpuBackend implements Backend {
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final AttentionKernel kernel;
+    private final LinearAttentionKernel linearKernel;
     private final AtomicLong liveBytes = new AtomicLong();
+    private final AtomicLong peakBytes = new AtomicLong();
     private volatile boolean closed;
 
+    /** A backend with this softmax kernel and the CPU linear attention kernel on the shared pool. */
     public CpuBackend(AttentionKernel kernel) {
+        this(kernel, new CpuLinearAttentionKernel());
+    }
+
+    public CpuBackend(AttentionKernel kernel, LinearAttentionKernel linearKernel) {
         this.kernel = Objects.requireNonNull(kernel, "kernel");
+        this.linearKernel = Objects.requireNonNull(linearKernel, "linearKernel");
     }
 
     @Override
@@ -44,14 +54,25 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public LinearAttentionKernel linearKernel() {
+        requireOpen();
+        return linearKernel;
+    }
+
+    @Override
     public TensorAllocator newAllocator() {
         requireOpen();
-        return new CpuTensorAllocator(liveBytes);
+        return new CpuTensorAllocator(liveBytes, peakBytes);
     }
 
     /** Bytes currently held by allocators of this backend that are not yet closed. */
     public long liveBytes() {
         return liveBytes.get();
+    }
+
+    /** The most bytes {@link #liveBytes} ever reached: what a memory estimate must cover. */
+    public long peakBytes() {
+        return peakBytes.get();
     }
 
     @Override

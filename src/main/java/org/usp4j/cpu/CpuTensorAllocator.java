@@ -16,11 +16,13 @@ final class CpuTensorAllocator implements TensorAllocator {
 
     private final Arena arena = Arena.ofShared();
     private final AtomicLong liveBytes;
+    private final AtomicLong peakBytes;
     private long allocatedBytes;
     private boolean closed;
 
-    CpuTensorAllocator(AtomicLong liveBytes) {
+    CpuTensorAllocator(AtomicLong liveBytes, AtomicLong peakBytes) {
         this.liveBytes = liveBytes;
+        this.peakBytes = peakBytes;
     }
 
     @Override
@@ -31,7 +33,8 @@ final class CpuTensorAllocator implements TensorAllocator {
         Tensor t = Tensor.allocate(arena, dtype, shape);
         long bytes = Math.max(t.byteSize(), 1);
         allocatedBytes += bytes;
-        liveBytes.addAndGet(bytes);
+        long live = liveBytes.addAndGet(bytes);
+        peakBytes.accumulateAndGet(live, Math::max);
         return t;
     }
 

@@ -6,6 +6,7 @@ import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import org.usp4j.kernel.Mask;
 
 /**
  * The backward pass of one call, in three parallel phases.
@@ -51,6 +52,7 @@ final class FlashBackward {
     private final int rowStride;   // head_dim padded to whole vectors
     private final int gradRows;    // head_dim padded to a register block: the rows of dK^T, dV^T
     private final boolean causal;
+    private final int diagonal; // causal: row i sees keys j <= i + diagonal
     private final float scale;
     private final float qScale;
     private final int tileRows;
@@ -69,7 +71,7 @@ final class FlashBackward {
 
     FlashBackward(AttentionDims dims, TensorRows q, TensorRows k, TensorRows v, TensorRows out, TensorRows dout,
                   LseTensor lse, TensorRows dq, boolean dqIsF32, TensorRows dk, TensorRows dv, boolean accumulate,
-                  boolean causal, float scale, Tiling tiling, int parallelism) {
+                  Mask mask, float scale, Tiling tiling, int parallelism) {
         this.q = q;
         this.k = k;
         this.v = v;
@@ -89,7 +91,8 @@ final class FlashBackward {
         this.headDim = dims.headDim();
         this.rowStride = Tiling.roundUp(headDim, LANES);
         this.gradRows = Tiling.roundUp(headDim, TileGemm.BLOCK_ROWS);
-        this.causal = causal;
+        this.causal = mask.causal();
+        this.diagonal = Math.toIntExact(mask.diagonal());
         this.scale = scale;
         this.qScale = scale * LOG2_E;
         this.tileRows = Math.min(tiling.backwardRows(), Tiling.roundUp(Math.max(seqQ, 1), TileGemm.BLOCK_ROWS));
@@ -203,8 +206,8 @@ final class FlashBackward {
         Arrays.fill(s.qTBlocks, 0, gradRows * rowsStride, 0f);
         Arrays.fill(s.doTBlocks, 0, gradRows * rowsStride, 0f);
 
-        // Top-left causal: rows before k0 see none of these keys.
-        int firstRow = causal ? Math.min(k0, seqQ) : 0;
+        // Causal: rows before k0 - diagonal see none of these keys.
+        int firstRow = causal ? Math.clamp((long) k0 - diagonal, 0, seqQ) : 0;
         for (int hh = 0; hh < group; hh++) {
             int h = kvHead * group + hh;
             for (int q0 = firstRow; q0 < seqQ; q0 += tileRows) {
@@ -235,9 +238,9 @@ final class FlashBackward {
         packRows(q, b, q0, h, nq, nqBlock, qScale, s.qBlocks, s.qTBlocks, s);
         packRows(dout, b, q0, h, nq, nqBlock, 1f, s.doBlocks, s.doTBlocks, s);
 
-        // Under a causal mask (where q0 >= k0) no row of this tile sees a key at or past q0 + nq: the
+        // Under a causal mask (where q0 + diagonal >= k0) no row of this tile sees a key at or past q0 + nq: the
         // products below stop at the last key panel any row sees (keyLanes) and leave the rest alone.
-        int keyEnd = causal ? Math.min(nk, q0 + nq - k0) : nk;
+        int keyEnd = causal ? Math.clamp((long) q0 + diagonal + nq - k0, 0, nk) : nk;
         int keyLanes = Tiling.roundUp(keyEnd, PANEL);
         float[] probs = s.probs;
         float[] dScores = s.dScores;
@@ -250,7 +253,7 @@ final class FlashBackward {
         int stats = (b * heads + h) * seqQ + q0;
         for (int i = 0; i < nqBlock; i++) {
             // Keys past s_kv's padding, and under a causal mask keys after row q0 + i, get P = dS = 0.
-            int visible = i >= nq ? 0 : causal ? Math.max(0, Math.min(nk, q0 + i - k0 + 1)) : nk;
+            int visible = i >= nq ? 0 : causal ? Math.clamp((long) q0 + diagonal + i - k0 + 1, 0, nk) : nk;
             float rowLse = i < nq ? lse2[stats + i] : 0f;
             float rowDelta = i < nq ? delta[stats + i] : 0f;
             for (int p = 0; p < keyLanes; p += PANEL) {

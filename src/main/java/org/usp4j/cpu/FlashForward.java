@@ -6,6 +6,7 @@ import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import org.usp4j.kernel.Mask;
 
 /**
  * The forward pass of one call, cut into work items of (query-row block, batch, head). An item streams
@@ -40,6 +41,7 @@ final class FlashForward {
     private final int rowStride;   // head_dim padded to whole vectors: the length of a row buffer
     private final int outTRows;    // head_dim padded to a register block: the rows of O^T
     private final boolean causal;
+    private final int diagonal; // causal: row i sees keys j <= i + diagonal
     private final float qScale;
     private final int blockRows;
     private final int keyTile;
@@ -47,7 +49,7 @@ final class FlashForward {
     private final int rowBlocks;
 
     FlashForward(AttentionDims dims, TensorRows q, TensorRows k, TensorRows v, TensorRows out, LseTensor lse,
-                 boolean causal, float scale, Tiling tiling, int parallelism) {
+                 Mask mask, float scale, Tiling tiling, int parallelism) {
         this.q = q;
         this.k = k;
         this.v = v;
@@ -61,7 +63,8 @@ final class FlashForward {
         this.headDim = dims.headDim();
         this.rowStride = Tiling.roundUp(headDim, LANES);
         this.outTRows = Tiling.roundUp(headDim, TileGemm.BLOCK_ROWS);
-        this.causal = causal;
+        this.causal = mask.causal();
+        this.diagonal = Math.toIntExact(mask.diagonal());
         this.qScale = scale * LOG2_E;
         this.blockRows = Tiling.shrinkForParallelism(tiling.forwardRows(), TileGemm.PANEL, seqQ,
                 (long) batch * heads, 4 * parallelism);
@@ -115,8 +118,9 @@ final class FlashForward {
         // V^T's padding rows d .. outTRows stay zero for the whole item.
         Arrays.fill(vPacked, 0, outTRows * keyStride, 0f);
 
-        // Top-left causal: row i sees keys j <= i, so keys at or past q0 + nq are hidden from the block.
-        int kvEnd = causal ? Math.min(seqKv, q0 + nq) : seqKv;
+        // Causal: row i sees keys j <= i + diagonal, so keys at or past qd + nq are hidden from the block.
+        int qd = q0 + diagonal;
+        int kvEnd = causal ? Math.clamp((long) qd + nq, 0, seqKv) : seqKv;
         for (int k0 = 0; k0 < kvEnd; k0 += keyTile) {
             int nk = Math.min(keyTile, kvEnd - k0);
             int nkBlock = Tiling.roundUp(nk, TileGemm.BLOCK_ROWS);
@@ -139,14 +143,14 @@ final class FlashForward {
                     }
                 }
             }
-            boolean diagonal = causal && k0 + nk - 1 > q0;
-            // On the diagonal, skip the keys that come after every row of a panel (band = q0 - k0):
+            boolean onDiagonal = causal && k0 + nk - 1 > qd;
+            // On the diagonal, skip the keys that come after every row of a panel (band = qd - k0):
             // their scores are masked to -inf anyway and their P is 0.
-            int band = diagonal ? q0 - k0 : TileGemm.NO_BAND;
+            int band = onDiagonal ? qd - k0 : TileGemm.NO_BAND;
             // S^T[j][i] = sum_x K[j][x] Q^T[x][i], into panels [lanes / PANEL][keyStride][PANEL]
             TileGemm.multiply(kPacked, 0, 4 * d, qT, 0, d * PANEL, scores, 0, keyStride * PANEL, PANEL,
                     nkBlock, lanes, d, false, band, TileGemm.NO_BAND);
-            softmaxUpdate(scores, keyStride, nk, lanes, q0, k0, diagonal, rowMax, rowSum, s.softmax, outT, outTRows);
+            softmaxUpdate(scores, keyStride, nk, lanes, qd, k0, onDiagonal, rowMax, rowSum, s.softmax, outT, outTRows);
             // O^T[x][i] += sum_j V^T[x][j] P^T[j][i], O^T in panels [lanes / PANEL][outTRows][PANEL]
             TileGemm.multiply(vPacked, 0, 4 * keyStride, scores, 0, keyStride * PANEL, outT, 0, outTRows * PANEL,
                     PANEL, outTRows, lanes, nk, true, TileGemm.NO_BAND, band);

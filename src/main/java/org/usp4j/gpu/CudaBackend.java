@@ -5,10 +5,7 @@ import java.util.Objects;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.local.LocalTransport;
-import org.usp4j.cuda.Cuda;
-import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
-import org.usp4j.cuda.PinnedBuffer;
 import org.usp4j.gpu.sdpa.CudnnAttention;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.tensor.DType;
@@ -20,28 +17,33 @@ import org.usp4j.tensor.Tensor;
  * cuDNN doing the attention blocks and our PTX kernels the element-wise steps. Copies between equally
  * laid out buffers become {@code cudaMemcpyAsync}, head slices (the Ulysses packing) become
  * {@code cudaMemcpy2DAsync}, anything else a strided kernel. Host tensors may be copied to and from the
- * device (dealing and gathering); those copies wait for the stream.
+ * device (dealing and gathering); those copies wait for the stream. Every CUDA and cuDNN call goes
+ * through one {@link DeviceCalls}.
  */
 public final class CudaBackend implements Backend, LocalTransport.Source {
 
+    private final DeviceCalls calls;
     private final int device;
     private final CudaStream stream;
     private final boolean ownsStream;
     private final ElementwiseKernels kernels;
+    private final DeviceMemoryCache memory;
     private final CudnnAttention attention;
     private DeviceTransport transport;
     private boolean closed;
 
-    private CudaBackend(int device, CudaStream stream, boolean ownsStream) {
+    private CudaBackend(DeviceCalls calls, int device, CudaStream stream, boolean ownsStream) {
+        this.calls = calls;
         this.device = device;
         this.stream = stream;
         this.ownsStream = ownsStream;
         try {
-            this.kernels = ElementwiseKernels.forCurrentDevice();
+            this.kernels = new ElementwiseKernels(calls);
+            this.memory = new DeviceMemoryCache(calls, stream);
             this.attention = new CudnnAttention(this);
         } catch (RuntimeException | Error e) {
             if (ownsStream) {
-                stream.close();
+                calls.destroyStream(stream);
             }
             throw e;
         }
@@ -49,14 +51,32 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
 
     /** A backend on {@code device} with a stream of its own. */
     public static CudaBackend create(int device) {
-        Cuda.setDevice(device);
-        return new CudaBackend(device, CudaStream.create(), true);
+        return create(device, DeviceCalls.NATIVE);
+    }
+
+    /** As {@link #create(int)}, issuing its CUDA and cuDNN calls through {@code calls}. */
+    static CudaBackend create(int device, DeviceCalls calls) {
+        requireDeviceOrdinal(device);
+        calls.setDevice(device);
+        return new CudaBackend(calls, device, calls.createStream(), true);
     }
 
     /** A backend that enqueues on the caller's {@code stream} (not closed with the backend). */
     public static CudaBackend onStream(int device, CudaStream stream) {
-        Cuda.setDevice(device);
-        return new CudaBackend(device, Objects.requireNonNull(stream, "stream"), false);
+        requireDeviceOrdinal(device);
+        DeviceCalls.NATIVE.setDevice(device);
+        return new CudaBackend(DeviceCalls.NATIVE, device, Objects.requireNonNull(stream, "stream"), false);
+    }
+
+    private static void requireDeviceOrdinal(int device) {
+        if (device < 0) {
+            throw new IllegalArgumentException("device ordinal must be >= 0, got " + device);
+        }
+    }
+
+    /** Where this backend's CUDA and cuDNN calls go. */
+    public DeviceCalls calls() {
+        return calls;
     }
 
     public int device() {
@@ -77,7 +97,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
     public synchronized LocalTransport localTransport() {
         requireOpen();
         if (transport == null) {
-            transport = new DeviceTransport(this);
+            transport = new DeviceTransport(this, calls);
         }
         return transport;
     }
@@ -96,7 +116,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
     @Override
     public TensorAllocator newAllocator() {
         requireOpen();
-        return new DeviceTensorAllocator(stream);
+        return new DeviceTensorAllocator(memory);
     }
 
     @Override
@@ -126,7 +146,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
         if (src.dtype() == dst.dtype()) {
             long e = src.dtype().byteSize();
             if (g.isContiguous(0) && g.isContiguous(1)) {
-                CudaMemory.copyDeviceToDeviceAsync(src.contiguousDevicePointer(), dst.contiguousDevicePointer(), stream);
+                calls.copy(src.contiguousDevicePointer(), dst.contiguousDevicePointer(), stream);
                 return;
             }
             if (g.isPitchedRows()) {
@@ -134,7 +154,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
                 long width = g.shape()[1] * e;
                 long srcPitch = g.strides()[0][0] * e;
                 long dstPitch = g.strides()[1][0] * e;
-                CudaMemory.copy2DAsync(src.devicePointer().slice(src.offset() * e, (rows - 1) * srcPitch + width), srcPitch,
+                calls.copy2D(src.devicePointer().slice(src.offset() * e, (rows - 1) * srcPitch + width), srcPitch,
                         dst.devicePointer().slice(dst.offset() * e, (rows - 1) * dstPitch + width), dstPitch,
                         width, rows, stream);
                 return;
@@ -146,32 +166,36 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
     /** Host to device: convert and pack into pinned staging memory, one transfer, then place on the device. */
     private void upload(Tensor src, Tensor dst) {
         requireThisDevice(dst);
-        try (PinnedBuffer staging = PinnedBuffer.allocate(Math.max(1, dst.byteSize()));
-             TensorAllocator scratch = newAllocator()) {
+        DeviceCalls.HostStaging staging = calls.allocatePinned(Math.max(1, dst.byteSize()));
+        try (TensorAllocator scratch = newAllocator()) {
             Tensor packed = Tensor.host(staging.segment(), dst.dtype(), dst.shape());
             HostTensors.copy(src, packed);
             Tensor target = dst.isContiguous() ? dst : scratch.allocate(dst.dtype(), dst.shape());
-            CudaMemory.copyToDeviceAsync(packed.contiguousSegment(), target.contiguousDevicePointer(), stream);
+            calls.copyToDevice(packed.contiguousSegment(), target.contiguousDevicePointer(), stream);
             if (target != dst) {
                 copyOnDevice(target, dst);
             }
-            stream.synchronize(); // the staging memory is freed when this block ends
+            calls.synchronize(stream); // the staging memory is freed when this block ends
+        } finally {
+            calls.free(staging);
         }
     }
 
     /** Device to host: pack (and convert) on the device, one transfer into pinned memory, then place. */
     private void download(Tensor src, Tensor dst) {
         requireThisDevice(src);
-        try (PinnedBuffer staging = PinnedBuffer.allocate(Math.max(1, dst.byteSize()));
-             TensorAllocator scratch = newAllocator()) {
+        DeviceCalls.HostStaging staging = calls.allocatePinned(Math.max(1, dst.byteSize()));
+        try (TensorAllocator scratch = newAllocator()) {
             Tensor packed = src.isContiguous() && src.dtype() == dst.dtype() ? src : scratch.allocate(dst.dtype(), src.shape());
             if (packed != src) {
                 copyOnDevice(src, packed);
             }
             Tensor host = Tensor.host(staging.segment(), dst.dtype(), dst.shape());
-            CudaMemory.copyToHostAsync(packed.contiguousDevicePointer(), host.contiguousSegment(), stream);
-            stream.synchronize();
+            calls.copyToHost(packed.contiguousDevicePointer(), host.contiguousSegment(), stream);
+            calls.synchronize(stream);
             HostTensors.copy(host, dst);
+        } finally {
+            calls.free(staging);
         }
     }
 
@@ -184,7 +208,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
         }
         requireThisDevice(dst);
         if (value == 0f && dst.isContiguous()) {
-            CudaMemory.memsetAsync(dst.contiguousDevicePointer(), 0, stream);
+            calls.memset(dst.contiguousDevicePointer(), 0, stream);
         } else {
             kernels.fill(dst, value, stream);
         }
@@ -220,7 +244,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
     @Override
     public void synchronize() {
         requireOpen();
-        stream.synchronize();
+        calls.synchronize(stream);
     }
 
     @Override
@@ -230,14 +254,15 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
         }
         closed = true;
         try {
-            stream.synchronize();
+            calls.synchronize(stream);
         } finally {
             attention.close();
             if (transport != null) {
                 transport.close();
             }
+            memory.close();
             if (ownsStream) {
-                stream.close();
+                calls.destroyStream(stream);
             }
         }
     }

@@ -3,25 +3,24 @@ package org.usp4j.gpu;
 import java.util.ArrayList;
 import java.util.List;
 import org.usp4j.backend.TensorAllocator;
-import org.usp4j.cuda.CudaMemory;
-import org.usp4j.cuda.CudaStream;
-import org.usp4j.cuda.DeviceBuffer;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
- * Scratch device tensors for one piece of work, allocated and freed in stream order
- * ({@code cudaMallocAsync}/{@code cudaFreeAsync}) so that closing the scope while kernels that use the
- * memory are still queued is safe. Memory is zeroed, as the CPU backend's is.
+ * Scratch device tensors for one piece of work, from the backend's {@link DeviceMemoryCache} (blocks
+ * reused in stream order, else {@code cudaMallocAsync}) and given back on close, so that closing the
+ * scope while kernels that use the memory are still queued is safe. Contents are undefined: every user in usp4j writes its scratch
+ * tensors whole before reading them (accumulators are filled explicitly), so zeroing each one would be
+ * a memset per allocation for nothing.
  */
 final class DeviceTensorAllocator implements TensorAllocator {
 
-    private final CudaStream stream;
-    private final List<DeviceBuffer> buffers = new ArrayList<>();
+    private final DeviceMemoryCache cache;
+    private final List<DeviceCalls.Allocation> allocations = new ArrayList<>();
     private boolean closed;
 
-    DeviceTensorAllocator(CudaStream stream) {
-        this.stream = stream;
+    DeviceTensorAllocator(DeviceMemoryCache cache) {
+        this.cache = cache;
     }
 
     @Override
@@ -30,10 +29,9 @@ final class DeviceTensorAllocator implements TensorAllocator {
             throw new IllegalStateException("device allocator is closed");
         }
         long bytes = Math.max(16, Math.multiplyExact(Tensor.numel(shape), dtype.byteSize()));
-        DeviceBuffer buffer = DeviceBuffer.allocateAsync(bytes, stream);
-        buffers.add(buffer);
-        CudaMemory.memsetAsync(buffer.pointer(), 0, stream);
-        return Tensor.device(buffer.pointer(), dtype, shape);
+        DeviceCalls.Allocation allocation = cache.take(bytes);
+        allocations.add(allocation);
+        return Tensor.device(allocation.pointer().slice(0, bytes), dtype, shape);
     }
 
     @Override
@@ -42,9 +40,9 @@ final class DeviceTensorAllocator implements TensorAllocator {
             return;
         }
         closed = true;
-        for (int i = buffers.size() - 1; i >= 0; i--) {
-            buffers.get(i).close();
+        for (int i = allocations.size() - 1; i >= 0; i--) {
+            cache.give(allocations.get(i));
         }
-        buffers.clear();
+        allocations.clear();
     }
 }

@@ -1,12 +1,15 @@
 package org.usp4j.gpu;
 
+import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.local.LocalTransport;
-import org.usp4j.cuda.Cuda;
-import org.usp4j.cuda.CudaEvent;
-import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -23,22 +26,45 @@ import org.usp4j.tensor.Tensor;
  */
 final class DeviceTransport implements LocalTransport, AutoCloseable {
 
-    /** A copy's done event, waited on by both the receiving and the sending rank, then destroyed. */
+    /** A "buffers ready" event of one rank's stream, recycled by the transport that recorded it. */
+    private record ReadyEvent(DeviceCalls.Event event, DeviceTransport owner) {
+    }
+
+    /** A copy's done event, waited on by both the receiving and the sending rank, then recycled. */
     private static final class SharedEvent {
-        final CudaEvent event;
+        final DeviceCalls.Event event;
+        final DeviceTransport owner;
         final AtomicInteger holders = new AtomicInteger(2);
 
-        SharedEvent(CudaEvent event) {
+        SharedEvent(DeviceCalls.Event event, DeviceTransport owner) {
             this.event = event;
+            this.owner = owner;
         }
     }
 
-    private final CudaBackend backend;
-    private final CudaStream copyStream;
+    /** The device each copy thread made current last (copy threads run only this class's work). */
+    private static final ThreadLocal<Integer> COPY_THREAD_DEVICE = new ThreadLocal<>();
 
-    DeviceTransport(CudaBackend backend) {
+    private static final Logger LOG = LogManager.getLogger(DeviceTransport.class);
+    /** How long {@link #close} waits for receives that copy threads are still enqueuing. */
+    static final Duration CLOSE_WAIT = Duration.ofSeconds(60);
+
+    private final CudaBackend backend;
+    private final DeviceCalls calls;
+    private final CudaStream copyStream;
+    /** Receives inside {@link #receive} now; guarded by this, like {@code closed}. */
+    private int receiving;
+    /**
+     * Events no one waits on any more, for the next token: re-recording one is safe because every wait on
+     * it was enqueued before its release, and a wait applies to the record current when it was enqueued.
+     */
+    private final ArrayDeque<DeviceCalls.Event> spareEvents = new ArrayDeque<>();
+    private boolean closed;
+
+    DeviceTransport(CudaBackend backend, DeviceCalls calls) {
         this.backend = backend;
-        this.copyStream = CudaStream.create();
+        this.calls = calls;
+        this.copyStream = calls.createStream();
     }
 
     @Override
@@ -54,60 +80,128 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
 
     @Override
     public void beforeCollective() {
-        backend.stream().synchronize(); // the buffers peers will read are written
+        calls.synchronize(backend.stream()); // the buffers peers will read are written
     }
 
     @Override
     public void copy(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
-        CudaMemory.copyDeviceToDeviceAsync(src.contiguousDevicePointer().slice(srcOffset, bytes),
+        calls.copy(src.contiguousDevicePointer().slice(srcOffset, bytes),
                 dst.contiguousDevicePointer().slice(dstOffset, bytes), backend.stream());
     }
 
     @Override
+    public void accumulate(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
+        long n = bytes / Float.BYTES;
+        backend.add(Tensor.device(dst.contiguousDevicePointer().slice(dstOffset, bytes), DType.F32, n),
+                Tensor.device(src.contiguousDevicePointer().slice(srcOffset, bytes), DType.F32, n));
+    }
+
+    @Override
     public void afterCollective() {
-        backend.stream().synchronize(); // done reading the peers' buffers before they move on
+        calls.synchronize(backend.stream()); // done reading the peers' buffers before they move on
     }
 
     @Override
     public Object ready() {
-        CudaEvent event = CudaEvent.create(false);
-        event.record(backend.stream());
-        return event;
+        DeviceCalls.Event event = takeEvent();
+        calls.record(event, backend.stream());
+        return new ReadyEvent(event, this);
     }
 
     @Override
     public Object receive(List<Tensor> from, Object senderReady, List<Tensor> into, Object receiverReady) {
-        Cuda.setDevice(backend.device()); // copy threads start on device 0
-        copyStream.waitFor((CudaEvent) senderReady);
-        copyStream.waitFor((CudaEvent) receiverReady);
-        for (int i = 0; i < from.size(); i++) {
-            CudaMemory.copyDeviceToDeviceAsync(from.get(i).contiguousDevicePointer(), into.get(i).contiguousDevicePointer(),
-                    copyStream);
+        enterReceive();
+        try {
+            Integer current = COPY_THREAD_DEVICE.get();
+            if (current == null || current != backend.device()) {
+                calls.setDevice(backend.device()); // copy threads start on device 0
+                COPY_THREAD_DEVICE.set(backend.device());
+            }
+            calls.waitFor(copyStream, ((ReadyEvent) senderReady).event);
+            calls.waitFor(copyStream, ((ReadyEvent) receiverReady).event);
+            for (int i = 0; i < from.size(); i++) {
+                calls.copy(from.get(i).contiguousDevicePointer(), into.get(i).contiguousDevicePointer(), copyStream);
+            }
+            DeviceCalls.Event done = takeEvent();
+            calls.record(done, copyStream);
+            return new SharedEvent(done, this);
+        } finally {
+            exitReceive();
         }
-        CudaEvent done = CudaEvent.create(false);
-        done.record(copyStream);
-        return new SharedEvent(done);
+    }
+
+    private synchronized void enterReceive() {
+        if (closed) {
+            throw new IllegalStateException("the device transport of GPU " + backend.device() + " is closed");
+        }
+        receiving++;
+    }
+
+    private synchronized void exitReceive() {
+        receiving--;
+        notifyAll();
     }
 
     @Override
     public void awaitCopy(Object copied) {
         if (copied instanceof SharedEvent shared) {
-            backend.stream().waitFor(shared.event);
+            calls.waitFor(backend.stream(), shared.event);
         }
     }
 
     @Override
     public void release(Object token) {
-        if (token instanceof CudaEvent event) {
-            event.close(); // a recorded event is freed once it completes
+        if (token instanceof ReadyEvent ready) {
+            ready.owner.recycle(ready.event);
         } else if (token instanceof SharedEvent shared && shared.holders.decrementAndGet() == 0) {
-            shared.event.close();
+            shared.owner.recycle(shared.event);
         }
     }
 
+    private synchronized DeviceCalls.Event takeEvent() {
+        DeviceCalls.Event spare = spareEvents.poll();
+        return spare != null ? spare : calls.createEvent();
+    }
+
+    private synchronized void recycle(DeviceCalls.Event event) {
+        if (closed) {
+            calls.destroy(event); // a recorded event is freed once it completes
+        } else {
+            spareEvents.push(event);
+        }
+    }
+
+    /**
+     * Waits for receives a copy thread is still enqueuing, then for the copy stream, and destroys it. A
+     * receive that does not finish within {@link #CLOSE_WAIT} leaves the stream alive (leaked, with a
+     * warning): destroying it under a running {@code cudaStreamWaitEvent} would crash the process.
+     */
     @Override
-    public void close() {
-        copyStream.synchronize();
-        copyStream.close();
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        while (!spareEvents.isEmpty()) {
+            calls.destroy(spareEvents.pop());
+        }
+        long deadline = System.nanoTime() + CLOSE_WAIT.toNanos();
+        while (receiving > 0) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                LOG.warn("GPU {}: {} receive(s) still enqueuing after {}; the copy stream is leaked, not destroyed",
+                        backend.device(), receiving, CLOSE_WAIT);
+                return;
+            }
+            try {
+                wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                LOG.warn("GPU {}: interrupted while closing; the copy stream is leaked, not destroyed", backend.device());
+                return;
+            }
+        }
+        calls.synchronize(copyStream);
+        calls.destroyStream(copyStream);
     }
 }

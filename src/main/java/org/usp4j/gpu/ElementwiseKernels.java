@@ -5,49 +5,39 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
-import org.usp4j.cuda.Cuda;
-import org.usp4j.cuda.CudaKernel;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.cuda.Dim3;
 import org.usp4j.cuda.KernelArg;
-import org.usp4j.cuda.PtxModule;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
  * The ring's element-wise GPU work: strided copy with dtype conversion, fill, add and the
  * log-sum-exp merge, from our own CUDA C (src/main/cuda/elementwise.cu) shipped as PTX and loaded
- * through the runtime's library API. The module is loaded once per device and lives as long as the
- * process, like the CUDA context it belongs to.
+ * through the runtime's library API (once per device, by {@link DeviceCalls#kernel}). Each operation
+ * is one launch on the caller's stream.
  */
 public final class ElementwiseKernels {
 
     private static final String PTX_RESOURCE = "/org/usp4j/cuda/elementwise.ptx";
     private static final int THREADS = 256;
-    private static final Map<Integer, ElementwiseKernels> PER_DEVICE = new ConcurrentHashMap<>();
 
-    private final CudaKernel copy;
-    private final CudaKernel fill;
-    private final CudaKernel add;
-    private final CudaKernel merge;
+    private final DeviceCalls calls;
+    private final DeviceCalls.Kernel copy;
+    private final DeviceCalls.Kernel fill;
+    private final DeviceCalls.Kernel add;
+    private final DeviceCalls.Kernel merge;
     private final int maxBlocks;
 
-    private ElementwiseKernels(PtxModule module, int multiprocessors) {
-        this.copy = module.kernel("usp4j_copy");
-        this.fill = module.kernel("usp4j_fill");
-        this.add = module.kernel("usp4j_add");
-        this.merge = module.kernel("usp4j_merge_attention");
-        this.maxBlocks = Math.max(1, multiprocessors) * 32;
-    }
-
     /** The kernels of the current device, loading them on first use. */
-    public static ElementwiseKernels forCurrentDevice() {
-        int device = Cuda.currentDevice();
-        return PER_DEVICE.computeIfAbsent(device, d -> new ElementwiseKernels(PtxModule.load(ptx()),
-                Cuda.deviceProperties(d).multiprocessorCount()));
+    ElementwiseKernels(DeviceCalls calls) {
+        this.calls = calls;
+        this.copy = calls.kernel("usp4j_copy");
+        this.fill = calls.kernel("usp4j_fill");
+        this.add = calls.kernel("usp4j_add");
+        this.merge = calls.kernel("usp4j_merge_attention");
+        this.maxBlocks = Math.max(1, calls.multiprocessorCount()) * 32;
     }
 
     static String ptx() {
@@ -130,11 +120,12 @@ public final class ElementwiseKernels {
     }
 
     /** {@code threads} threads (grid-stride loops cap the grid); nothing is launched for none. */
-    private void launchPerElement(CudaKernel kernel, long threads, CudaStream stream, Supplier<List<KernelArg>> args) {
+    private void launchPerElement(DeviceCalls.Kernel kernel, long threads, CudaStream stream,
+                                  Supplier<List<KernelArg>> args) {
         if (threads == 0) {
             return;
         }
-        kernel.launch(grid(threads), Dim3.of(THREADS), 0, stream, args.get());
+        calls.launch(kernel, grid(threads), Dim3.of(THREADS), stream, args.get());
     }
 
     private Dim3 grid(long threads) {

@@ -46,12 +46,13 @@ public record SystemReport(String usp4j, Jdk jdk, Cpu cpu, List<Library> librari
     }
 
     /**
-     * One native library: found (version, path, location) or not (placesTried, and the settings that name
-     * it explicitly).
+     * One native library: found (version, path, location, and other acceptable copies not chosen) or not
+     * (placesTried, and the settings that name it explicitly).
      */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Library(String name, String file, boolean found, String version, String path, String location,
-                          @JsonProperty("places_tried") List<String> placesTried, String hint) {
+                          @JsonProperty("places_tried") List<String> placesTried, String hint,
+                          @JsonProperty("also_found") List<String> alsoFound) {
     }
 
     @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -95,12 +96,13 @@ public record SystemReport(String usp4j, Jdk jdk, Cpu cpu, List<Library> librari
                 LoadedLibrary l = NativeLibraries.resolve(lib, env);
                 found.put(lib, l);
                 libraries.add(new Library(lib.key(), lib.fileName(), true, l.version().toString(), l.path().toString(),
-                        l.location(), null, null));
+                        l.location(), null, null, l.alsoFound().isEmpty() ? null : l.alsoFound()));
             } catch (LibraryNotFoundException e) {
-                libraries.add(new Library(lib.key(), lib.fileName(), false, null, null, null, e.placesTried(), hint(lib)));
+                libraries.add(new Library(lib.key(), lib.fileName(), false, null, null, null, e.placesTried(), hint(lib),
+                        null));
             } catch (RuntimeException | LinkageError e) {
                 libraries.add(new Library(lib.key(), lib.fileName(), false, null, null, null,
-                        List.of("resolution failed: " + e), hint(lib)));
+                        List.of("resolution failed: " + e), hint(lib), null));
             }
         }
         CudaStatus cuda = cuda(found.get(NativeLibrary.CUDA_RUNTIME), queryDevices);

@@ -190,9 +190,14 @@ public final class SafetensorsHeader {
                 numel = Math.multiplyExact(numel, d);
             }
             expected = Math.multiplyExact(numel, (long) dtype.byteSize());
+            // strides treat empty dimensions as 1, so [0, 2^62, 2^62] has no elements but overflowing strides
+            long extent = dtype.byteSize();
+            for (long d : shape) {
+                extent = Math.multiplyExact(extent, Math.max(d, 1));
+            }
         } catch (ArithmeticException e) {
             throw new SafetensorsFormatException(where + ": shape " + Arrays.toString(shape)
-                    + " has more elements than fit in 64 bits");
+                    + " is too large: its byte size or strides overflow 64 bits");
         }
         if (end - begin != expected) {
             throw new SafetensorsFormatException(where + ": data_offsets [" + begin + ", " + end + "] hold "

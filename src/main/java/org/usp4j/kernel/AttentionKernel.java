@@ -1,5 +1,6 @@
 package org.usp4j.kernel;
 
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -13,6 +14,20 @@ import org.usp4j.tensor.Tensor;
  * backend's stream and the call returns without waiting.
  */
 public interface AttentionKernel {
+
+    /**
+     * Throws an {@link IllegalArgumentException} (or {@link UnsupportedOperationException} for a limit of
+     * the loaded library) naming the value if {@link #forward} would refuse a block of these shapes, with
+     * q, k and v in {@code dtype}. Does no work: strategies call it for every block they will run before
+     * any rank posts a transfer, so a refusal is the same clean exception on every rank.
+     */
+    default void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+    }
+
+    /** As {@link #validateForward}, for {@link #backward}. */
+    default void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+        validateForward(block, dtype, mask);
+    }
 
     /**
      * out = softmax(scale * q k^T + mask) v, and lse. Rows that see no key get lse = -inf and out = 0.

@@ -35,6 +35,12 @@ final class LibraryLocations {
     private LibraryLocations() {
     }
 
+    /** Whether a system property or environment variable names the library, which then is the only place. */
+    static boolean isExplicit(NativeLibrary library, ResolverEnvironment env) {
+        return env.setting(env.properties(), library.propertyName()) != null
+                || env.setting(env.environment(), library.environmentVariable()) != null;
+    }
+
     static List<Location> of(NativeLibrary library, ResolverEnvironment env) {
         String property = env.setting(env.properties(), library.propertyName());
         if (property != null) {

@@ -77,12 +77,26 @@ public final class NativeLibraries {
     }
 
     /**
-     * Finds the first acceptable file of {@code library} in {@code env} without loading it for real.
+     * Finds the acceptable file of {@code library} in {@code env} without loading it for real: the first
+     * one on the search path, or for a library that {@linkplain NativeLibrary#loadsNewestFound loads the
+     * newest} the newest of all found (the first of equals), unless a setting names it explicitly.
      * Candidates are opened privately to read their version.
      */
     public static LoadedLibrary resolve(NativeLibrary library, ResolverEnvironment env) {
+        return resolve(library, env, file -> probe(library, file));
+    }
+
+    /** How a candidate file's version is read (tests give made-up files their versions). */
+    interface VersionProbe {
+        LibraryVersion version(Path file);
+    }
+
+    static LoadedLibrary resolve(NativeLibrary library, ResolverEnvironment env, VersionProbe probe) {
         List<String> tried = new ArrayList<>();
-        for (LibraryLocations.Location location : LibraryLocations.of(library, env)) {
+        List<LibraryLocations.Location> locations = LibraryLocations.of(library, env);
+        boolean newest = library.loadsNewestFound() && !LibraryLocations.isExplicit(library, env);
+        List<LoadedLibrary> accepted = new ArrayList<>();
+        for (LibraryLocations.Location location : locations) {
             List<Path> files;
             try {
                 files = location.finder().find();
@@ -95,6 +109,9 @@ public final class NativeLibraries {
                 continue;
             }
             for (Path file : files) {
+                if (accepted.stream().anyMatch(a -> a.path().equals(file))) {
+                    continue; // the same file through another place
+                }
                 List<String> absent = library.requiredSiblings().stream()
                         .filter(sibling -> !Files.isRegularFile(file.resolveSibling(sibling))).toList();
                 if (!absent.isEmpty()) {
@@ -103,19 +120,43 @@ public final class NativeLibraries {
                 }
                 LibraryVersion version;
                 try {
-                    version = probe(library, file);
+                    version = probe.version(file);
                 } catch (RuntimeException e) {
                     tried.add(location.description() + ": " + file + " cannot be used (" + e.getMessage() + ")");
                     continue;
                 }
                 if (library.accepts(version)) {
-                    return new LoadedLibrary(library, file, version, location.description());
+                    LoadedLibrary found = new LoadedLibrary(library, file, version, location.description());
+                    if (!newest) {
+                        return found;
+                    }
+                    accepted.add(found);
+                    continue;
                 }
                 tried.add(location.description() + ": " + file + " is version " + version
                         + ", outside the supported range [" + library.minimumVersion() + ", " + library.versionLimit() + ")");
             }
         }
-        throw new LibraryNotFoundException(library, tried);
+        if (accepted.isEmpty()) {
+            throw new LibraryNotFoundException(library, tried);
+        }
+        LoadedLibrary best = accepted.get(0);
+        for (LoadedLibrary candidate : accepted) {
+            if (candidate.version().compareTo(best.version()) > 0) {
+                best = candidate;
+            }
+        }
+        List<String> others = new ArrayList<>();
+        for (LoadedLibrary candidate : accepted) {
+            if (candidate != best) {
+                others.add(candidate.version() + " at " + candidate.path() + " (" + candidate.location() + ")");
+            }
+        }
+        if (!others.isEmpty()) {
+            LOG.info("{} {} chosen as the newest of those found; also found: {}", library.displayName(), best.version(),
+                    String.join("; ", others));
+        }
+        return new LoadedLibrary(library, best.path(), best.version(), best.location(), others);
     }
 
     // A probed library stays mapped (global arena): unloading code that may have registered

@@ -66,6 +66,12 @@ public enum NativeLibrary {
                     ? LibraryVersion.of((int) (code / 10000), (int) (code % 10000 / 100), (int) (code % 100))
                     : LibraryVersion.of((int) (code / 1000), (int) (code % 1000 / 100), (int) (code % 100));
         }
+
+        /** Machines often carry several (the system's, PyTorch's wheel): the newest has the fastest engines. */
+        @Override
+        boolean loadsNewestFound() {
+            return true;
+        }
     };
 
     private final String key;
@@ -94,6 +100,14 @@ public enum NativeLibrary {
 
     /** Asks the library at {@code lookup} for its version. */
     abstract LibraryVersion queryVersion(SymbolLookup lookup);
+
+    /**
+     * Whether, without an explicit setting, the newest acceptable copy found anywhere is loaded rather
+     * than the first one on the search path.
+     */
+    boolean loadsNewestFound() {
+        return false;
+    }
 
     /** Short name used in settings: cudart, nccl, cudnn. */
     public String key() {

@@ -11,7 +11,7 @@ public record AttentionOptions(boolean causal, SequenceLayout layout, Double sca
 
     public AttentionOptions {
         if (layout == null) {
-            throw new IllegalArgumentException("layout must be given (contiguous or zigzag)");
+            throw new IllegalArgumentException("layout must be given (contiguous, zigzag or striped)");
         }
         if (scale != null && (!Double.isFinite(scale) || scale <= 0 || !Float.isFinite(scale.floatValue())
                 || scale.floatValue() == 0f)) {

@@ -15,7 +15,7 @@ public interface Forward extends AutoCloseable {
     /**
      * The float32 log-sum-exp of the query rows and heads this rank attended: [b, heads, rows]. Which
      * heads and rows those are depends on the strategy (USP: Ulysses rank u's h/U heads over its ring
-     * block of S/R rows, see {@link UspAttention}).
+     * block of S/R rows, see {@link UspAttention}). Null for attention without one (linear attention).
      */
     Tensor lse();
 

@@ -1,10 +1,14 @@
 package org.usp4j.sp;
 
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Objects;
+import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
+import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.Transfer;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
@@ -12,7 +16,7 @@ import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
- * Ring attention over a group of R ranks (DESIGN section 4). Ring rank g keeps its query block; at step
+ * Ring attention over a group of R ranks (RingAttention, Liu et al.). Ring rank g keeps its query block; at step
  * t it holds the K/V block of ring rank (g - t) mod R, passes it on to g + 1 and receives the next one
  * from g - 1 while it computes (two receive buffers take turns). {@link RingStep} says which rows attend
  * at each step. Partial outputs fold into float32 accumulators through {@link Backend#mergeAttention}.
@@ -27,6 +31,47 @@ import org.usp4j.tensor.Tensor;
  */
 public final class RingAttention implements SequenceParallelAttention {
 
+    /** {@code --ring-algo ring}: K/V blocks passed around the ring, every layout. */
+    public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
+        @Override
+        public String name() {
+            return "ring";
+        }
+
+        @Override
+        public Set<SequenceLayout> layouts() {
+            return EnumSet.allOf(SequenceLayout.class);
+        }
+
+        @Override
+        public SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options) {
+            return new RingAttention(ring, backend, options);
+        }
+
+        /** p2p = 2 X e: K and V passed on at every step but the last. */
+        @Override
+        public RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+            return RankBytes.of(TrafficKind.P2P, kvPasses(block, dtype, ringSize));
+        }
+
+        /** p2p = 2 X e (K and V again) + 2 R X 4 (the float32 dK/dV accumulators, R hops home); 0 for R = 1. */
+        @Override
+        public RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+            long accumulators = ringSize > 1
+                    ? Math.multiplyExact(2L * ringSize * kvElements(block), (long) DType.F32.byteSize()) : 0;
+            return RankBytes.of(TrafficKind.P2P, Math.addExact(kvPasses(block, dtype, ringSize), accumulators));
+        }
+
+        private static long kvPasses(AttentionShapes block, DType dtype, int ringSize) {
+            return Math.multiplyExact(2L * (ringSize - 1) * kvElements(block), (long) dtype.byteSize());
+        }
+
+        @Override
+        public String toString() {
+            return name();
+        }
+    };
+
     private final Communicator ring;
     private final Backend backend;
     private final AttentionOptions options;
@@ -39,17 +84,32 @@ public final class RingAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        if (local.seqQ() != local.seqKv()) {
-            throw new IllegalArgumentException("ring attention is self-attention over one block: q has "
-                    + local.seqQ() + " rows but k and v have " + local.seqKv());
+        requireBlock(local);
+        for (RingStep step : kernelSteps(local)) {
+            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
         }
-        if (local.seqQ() <= 0) {
-            throw new IllegalArgumentException("the ring block must hold at least one row, got " + local.seqQ());
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype) {
+        requireBlock(local);
+        for (RingStep step : kernelSteps(local)) {
+            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
         }
-        if (options.layout() == SequenceLayout.ZIGZAG && local.seqQ() % 2 != 0) {
-            throw new IllegalArgumentException("zigzag needs an even ring block (chunks g and 2R-1-g), got "
-                    + local.seqQ() + " rows");
-        }
+    }
+
+    private void requireBlock(AttentionShapes local) {
+        RingStep.requireBlock("ring attention", local, options);
+    }
+
+    /** X = b * s_block * h_kv * d: the elements of one K (or V) block. */
+    static long kvElements(AttentionShapes block) {
+        return Math.multiplyExact(Math.multiplyExact(block.batch(), block.seqKv()),
+                Math.multiplyExact(block.kvHeads(), block.headDim()));
+    }
+
+    private Set<RingStep> kernelSteps(AttentionShapes local) {
+        return RingStep.kernelSteps(options, ring.size(), local.seqQ());
     }
 
     @Override
@@ -61,7 +121,7 @@ public final class RingAttention implements SequenceParallelAttention {
         float scale = options.scale(sh.headDim());
         AttentionKernel kernel = backend.kernel();
         TensorAllocator saved = backend.newAllocator();
-        try (TensorAllocator scratch = backend.newAllocator()) {
+        try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
             Tensor out = scratch.allocate(DType.F32, q.shape());
             Tensor lse = saved.allocate(DType.F32, sh.batch(), sh.heads(), rows);
             Tensor blockOut = size > 1 ? scratch.allocate(DType.F32, q.shape()) : null;
@@ -99,6 +159,7 @@ public final class RingAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
+        validateBackward(f.shapes, f.q.dtype());
         int size = ring.size();
         int me = ring.rank();
         int right = (me + 1) % size;
@@ -106,7 +167,7 @@ public final class RingAttention implements SequenceParallelAttention {
         long rows = f.shapes.seqQ();
         float scale = options.scale(f.shapes.headDim());
         AttentionKernel kernel = backend.kernel();
-        try (TensorAllocator scratch = backend.newAllocator()) {
+        try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
             Tensor dq = scratch.allocate(DType.F32, f.q.shape());
             backend.fill(dq, 0f);
             long[] kvShape = f.k.shape();
@@ -128,8 +189,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 if (!plan.skip()) {
                     backend.fill(plan.keys(target[0]), 0f);
                     backend.fill(plan.keys(target[1]), 0f);
-                    kernel.backward(plan.queries(f.q), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out),
-                            plan.queries(dout), plan.queryLse(f.lse), plan.mask(), scale,
+                    kernel.backward(plan.queries(f.q), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out()),
+                            plan.queries(dout), plan.queryLse(f.lse()), plan.mask(), scale,
                             plan.queries(dq), plan.keys(target[0]), plan.keys(target[1]), true);
                 }
                 if (step == 0) {
@@ -144,7 +205,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 }
                 if (size > 1) {
                     incoming = held == first ? second : first;
-                    accumulators = ring.sendRecv(List.of(held[0], held[1]), right, List.of(incoming[0], incoming[1]), left);
+                    accumulators = scratch.track(ring.sendRecv(List.of(held[0], held[1]), right,
+                            List.of(incoming[0], incoming[1]), left));
                 }
                 kv.receive(next);
             }
@@ -178,13 +240,13 @@ public final class RingAttention implements SequenceParallelAttention {
      * is refilled only after the step that computed on it and sent it has awaited its transfer.
      */
     private final class KvRotation {
-        private final TensorAllocator scratch;
+        private final TransferScope scratch;
         private final Tensor[][] buffers = new Tensor[2][];
         private int heldBuffer = -1; // -1: the caller's own k and v
         private Tensor k;
         private Tensor v;
 
-        KvRotation(Tensor k, Tensor v, TensorAllocator scratch) {
+        KvRotation(Tensor k, Tensor v, TransferScope scratch) {
             this.scratch = scratch;
             this.k = k;
             this.v = v;
@@ -213,8 +275,8 @@ public final class RingAttention implements SequenceParallelAttention {
                 return null;
             }
             Tensor[] into = buffer(heldBuffer == 0 ? 1 : 0);
-            return ring.sendRecv(List.of(k, v), (ring.rank() + 1) % size, List.of(into[0], into[1]),
-                    (ring.rank() + size - 1) % size);
+            return scratch.track(ring.sendRecv(List.of(k, v), (ring.rank() + 1) % size, List.of(into[0], into[1]),
+                    (ring.rank() + size - 1) % size));
         }
 
         /** Waits for the block started by {@link #passOn} and holds it from now on. */
@@ -237,55 +299,18 @@ public final class RingAttention implements SequenceParallelAttention {
     }
 
     /** What the backward needs: the local q, k, v (referenced), the final out (input dtype) and lse. */
-    private final class RingForward implements Forward {
-        private final TensorAllocator saved;
-        private final AttentionShapes shapes;
-        private final Tensor q;
+    private final class RingForward extends SavedForward {
         private final Tensor k;
         private final Tensor v;
-        private final Tensor out;
-        private final Tensor lse;
-        private boolean closed;
 
         RingForward(TensorAllocator saved, AttentionShapes shapes, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
-            this.saved = saved;
-            this.shapes = shapes;
-            this.q = q;
+            super("ring", saved, shapes, q, out, lse);
             this.k = k;
             this.v = v;
-            this.out = out;
-            this.lse = lse;
         }
 
         RingAttention owner() {
             return RingAttention.this;
-        }
-
-        @Override
-        public Tensor out() {
-            requireOpen();
-            return out;
-        }
-
-        /** [b, h, s_block]: every local head over this ring block, in block order. */
-        @Override
-        public Tensor lse() {
-            requireOpen();
-            return lse;
-        }
-
-        void requireOpen() {
-            if (closed) {
-                throw new IllegalStateException("this ring forward was closed");
-            }
-        }
-
-        @Override
-        public void close() {
-            if (!closed) {
-                closed = true;
-                saved.close();
-            }
         }
     }
 }

@@ -7,32 +7,45 @@ import java.util.function.BiConsumer;
 import org.usp4j.tensor.Tensor;
 
 /**
- * How a global sequence of length S is dealt to the P = U x R ranks of a {@link Mesh} (DESIGN section 3).
- * First the sequence is cut into R ring blocks of S/R positions; ring rank g's block is then cut into U
- * pieces of S/P positions in Ulysses-rank order. After the Ulysses all-to-all, every member of a ring
- * group therefore holds its whole ring block, and the ring works on blocks.
+ * How a global sequence of length S is dealt to the P = U x R ranks of a {@link Mesh}. First the
+ * sequence is dealt into R ring blocks of S/R positions; ring rank g's block is then cut into U pieces of
+ * S/P positions in Ulysses-rank order. After the Ulysses all-to-all, every member of a ring group
+ * therefore holds its whole ring block, and the ring algorithms work on blocks.
  * <ul>
  *   <li>{@link #CONTIGUOUS}: ring block g is positions [g S/R, (g+1) S/R).</li>
  *   <li>{@link #ZIGZAG}: the sequence is cut into 2R chunks; ring block g is chunks g and 2R-1-g,
  *       concatenated. Causal work is then equal on every ring rank. Needs S % (2P) == 0.</li>
+ *   <li>{@link #STRIPED} (Striped Attention): position i belongs to ring block i mod R, so causal work
+ *       is balanced token by token; block g is positions g, g + R, g + 2R, ... With U = 1 position i
+ *       is on rank i mod P.</li>
  * </ul>
  */
 public enum SequenceLayout {
     CONTIGUOUS,
-    ZIGZAG;
+    ZIGZAG,
+    STRIPED;
 
-    /** {@code length} consecutive local positions from {@code localStart} are global ones from {@code globalStart}. */
-    public record Run(long localStart, long globalStart, long length) {
+    /**
+     * {@code length} consecutive local positions from {@code localStart} are the global positions
+     * {@code globalStart}, {@code globalStart + step}, ... ({@code step} 1 but for striped blocks).
+     */
+    public record Run(long localStart, long globalStart, long length, long step) {
     }
 
-    /** Parses "contiguous" or "zigzag" (any case). */
+    /** The command-line spelling: "contiguous", "zigzag", "striped". */
+    public String label() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** Parses a {@link #label()} (any case). */
     public static SequenceLayout parse(String name) {
-        return switch (name.toLowerCase(Locale.ROOT)) {
-            case "contiguous" -> CONTIGUOUS;
-            case "zigzag" -> ZIGZAG;
-            default -> throw new IllegalArgumentException("unknown sequence layout '" + name
-                    + "' (expected contiguous or zigzag)");
-        };
+        for (SequenceLayout layout : values()) {
+            if (layout.label().equals(name.toLowerCase(Locale.ROOT))) {
+                return layout;
+            }
+        }
+        throw new IllegalArgumentException("unknown sequence layout '" + name
+                + "' (expected contiguous, zigzag or striped)");
     }
 
     /** Throws if a sequence of {@code seqLen} cannot be dealt over {@code mesh} in this layout. */
@@ -41,7 +54,7 @@ public enum SequenceLayout {
         if (seqLen <= 0) {
             throw new IllegalArgumentException("sequence length must be positive, got " + seqLen);
         }
-        if (this == CONTIGUOUS && seqLen % p != 0) {
+        if (this != ZIGZAG && seqLen % p != 0) {
             throw new IllegalArgumentException("sequence length S = " + seqLen + " is not divisible by P = " + p
                     + " ranks of mesh " + mesh);
         }
@@ -61,13 +74,17 @@ public enum SequenceLayout {
     public List<Run> runs(long seqLen, Mesh mesh, int rank) {
         long local = localLength(seqLen, mesh);
         long from = mesh.ulyssesRank(rank) * local; // this rank's piece of its ring block
+        if (this == STRIPED) {
+            int ring = mesh.ring();
+            return List.of(new Run(0, mesh.ringRank(rank) + ring * from, local, ring));
+        }
         List<Run> runs = new ArrayList<>(2);
         long blockPos = 0; // position within the ring block's concatenation
         for (long[] part : ringBlock(seqLen, mesh.ring(), mesh.ringRank(rank))) {
             long start = Math.max(from, blockPos);
             long end = Math.min(from + local, blockPos + part[1]);
             if (start < end) {
-                runs.add(new Run(start - from, part[0] + (start - blockPos), end - start));
+                runs.add(new Run(start - from, part[0] + (start - blockPos), end - start, 1));
             }
             blockPos += part[1];
         }
@@ -79,7 +96,7 @@ public enum SequenceLayout {
         long[] positions = new long[Math.toIntExact(localLength(seqLen, mesh))];
         for (Run run : runs(seqLen, mesh, rank)) {
             for (long i = 0; i < run.length(); i++) {
-                positions[(int) (run.localStart() + i)] = run.globalStart() + i;
+                positions[(int) (run.localStart() + i)] = run.globalStart() + i * run.step();
             }
         }
         return positions;
@@ -93,8 +110,7 @@ public enum SequenceLayout {
         long seqLen = global.size(seqDim);
         requireLocal(global, local, seqDim, mesh);
         for (Run run : runs(seqLen, mesh, rank)) {
-            copy.accept(global.slice(seqDim, run.globalStart(), run.length()),
-                    local.slice(seqDim, run.localStart(), run.length()));
+            copy.accept(stepped(global, seqDim, run), local.slice(seqDim, run.localStart(), run.length()));
         }
     }
 
@@ -103,12 +119,24 @@ public enum SequenceLayout {
         long seqLen = global.size(seqDim);
         requireLocal(global, local, seqDim, mesh);
         for (Run run : runs(seqLen, mesh, rank)) {
-            copy.accept(local.slice(seqDim, run.localStart(), run.length()),
-                    global.slice(seqDim, run.globalStart(), run.length()));
+            copy.accept(local.slice(seqDim, run.localStart(), run.length()), stepped(global, seqDim, run));
         }
     }
 
-    /** Ring rank g's block as (global start, length) parts in block order. */
+    /** The positions of {@code run} in {@code global}: a slice, or a strided view for a striped run. */
+    private static Tensor stepped(Tensor global, int seqDim, Run run) {
+        if (run.step() == 1) {
+            return global.slice(seqDim, run.globalStart(), run.length());
+        }
+        long[] shape = global.shape();
+        long[] strides = global.strides();
+        long offset = global.offset() + run.globalStart() * strides[seqDim];
+        shape[seqDim] = run.length();
+        strides[seqDim] *= run.step();
+        return global.withGeometry(shape, strides, offset);
+    }
+
+    /** Ring rank g's block as (global start, length) parts in block order (contiguous and zigzag). */
     private List<long[]> ringBlock(long seqLen, int ring, int g) {
         if (this == CONTIGUOUS) {
             long block = seqLen / ring;

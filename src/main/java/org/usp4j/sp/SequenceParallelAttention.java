@@ -20,6 +20,14 @@ public interface SequenceParallelAttention {
      */
     void validate(AttentionShapes local, DType dtype);
 
+    /**
+     * As {@link #validate}, for {@link #backward} (whose kernels may refuse what the forward's accept).
+     * Strategies call it first in their backward, before any communication.
+     */
+    default void validateBackward(AttentionShapes local, DType dtype) {
+        validate(local, dtype);
+    }
+
     /** Runs the forward; the result keeps what the backward needs until it is closed. */
     Forward forward(Tensor q, Tensor k, Tensor v);
 

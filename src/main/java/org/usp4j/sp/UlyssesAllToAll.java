@@ -4,11 +4,13 @@ import java.util.Objects;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
+import org.usp4j.comm.TrafficKind;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
- * The Ulysses exchange over a group of U ranks (DESIGN section 4). Forward: [b, s, h, d] (my sequence
+ * The Ulysses exchange over a group of U ranks (DeepSpeed-Ulysses). Forward: [b, s, h, d] (my sequence
  * piece, all heads) becomes [b, U s, h/U, d] (the group's sequence, my head slice): the slice of heads
  * [j h/U, (j+1) h/U) goes to peer j, and the pieces received are concatenated along the sequence in peer
  * order. Back: the reverse exchange.
@@ -45,6 +47,21 @@ public final class UlyssesAllToAll {
             throw new IllegalArgumentException("KV heads h_kv = " + kvHeads + " must be a multiple of the Ulysses degree U = "
                     + degree + " or divide it (then each KV head is replicated U / h_kv times)");
         }
+    }
+
+    /**
+     * Bytes one rank sends through its Ulysses exchanges in one pass (forward: q, k, v out and the output
+     * back; backward: dout out and dq, dk, dv back, the same volume): (U-1)/U * b * s_loc * d * e *
+     * (2h + 2h_kv'), with s_loc = S/P and h_kv' the {@link #exchangedKvHeads}.
+     */
+    public static RankBytes allToAllBytes(AttentionShapes local, DType dtype, int degree) {
+        validateHeads(local.heads(), local.kvHeads(), degree);
+        long hkvX = exchangedKvHeads(local.kvHeads(), degree);
+        // Each tensor sends U-1 of its U head slices of b s_loc (heads/U) d elements.
+        long perHead = Math.multiplyExact(Math.multiplyExact(local.batch(), local.seqQ()),
+                Math.multiplyExact(local.headDim(), (long) dtype.byteSize()));
+        return RankBytes.of(TrafficKind.ALL_TO_ALL,
+                Math.multiplyExact((degree - 1) * perHead, 2 * (local.heads() / degree) + 2 * (hkvX / degree)));
     }
 
     /** KV heads that travel through the exchange: h_kv, or U when h_kv < U (replicated). */

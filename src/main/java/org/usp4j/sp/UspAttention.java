@@ -26,9 +26,9 @@ public final class UspAttention implements SequenceParallelAttention {
     private final Backend backend;
     private final AttentionOptions options;
 
-    /** USP with Ulysses over {@code groups.ulysses()} and {@link RingAttention} over {@code groups.ring()}. */
-    public UspAttention(MeshGroups groups, Backend backend, AttentionOptions options) {
-        this(new UlyssesAllToAll(groups.ulysses(), backend), new RingAttention(groups.ring(), backend, options),
+    /** USP with Ulysses over {@code groups.ulysses()} and {@code inner} over {@code groups.ring()}. */
+    public UspAttention(MeshGroups groups, Backend backend, AttentionOptions options, RingAlgorithm inner) {
+        this(new UlyssesAllToAll(groups.ulysses(), backend), inner.create(groups.ring(), backend, options),
                 backend, options);
     }
 
@@ -43,6 +43,16 @@ public final class UspAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
+        inner.validate(innerShapes(local), dtype);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype) {
+        inner.validateBackward(innerShapes(local), dtype);
+    }
+
+    /** The shapes the inner strategy sees after the all-to-all, once USP's own rules hold. */
+    private AttentionShapes innerShapes(AttentionShapes local) {
         int u = ulysses.degree();
         if (local.seqQ() != local.seqKv()) {
             throw new IllegalArgumentException("USP is self-attention: q has " + local.seqQ()
@@ -54,8 +64,8 @@ public final class UspAttention implements SequenceParallelAttention {
         }
         UlyssesAllToAll.validateHeads(local.heads(), local.kvHeads(), u);
         long gathered = Math.multiplyExact(local.seqQ(), (long) u);
-        inner.validate(new AttentionShapes(local.batch(), gathered, gathered, local.heads() / u,
-                UlyssesAllToAll.exchangedKvHeads(local.kvHeads(), u) / u, local.headDim()), dtype);
+        return new AttentionShapes(local.batch(), gathered, gathered, local.heads() / u,
+                UlyssesAllToAll.exchangedKvHeads(local.kvHeads(), u) / u, local.headDim());
     }
 
     @Override
@@ -91,6 +101,7 @@ public final class UspAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
+        validateBackward(f.shapes, f.out.dtype()); // out has the inputs' dtype
         try (TensorAllocator scratch = backend.newAllocator()) {
             Tensor doutH = ulysses.scatterHeads(dout, scratch, scratch);
             Gradients g = inner.backward(f.inner, doutH);

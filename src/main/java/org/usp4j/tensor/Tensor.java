@@ -101,13 +101,19 @@ public final class Tensor {
      *
      * @param shape the dimensions
      * @return the strides, the last one 1
+     * @throws IllegalArgumentException when a stride does not fit in 64 bits
      */
     public static long[] contiguousStrides(long[] shape) {
         long[] strides = new long[shape.length];
         long stride = 1;
         for (int i = shape.length - 1; i >= 0; i--) {
             strides[i] = stride;
-            stride = Math.multiplyExact(stride, Math.max(shape[i], 1));
+            try {
+                stride = Math.multiplyExact(stride, Math.max(shape[i], 1));
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape)
+                        + " is too large: its strides overflow 64 bits", e);
+            }
         }
         return strides;
     }

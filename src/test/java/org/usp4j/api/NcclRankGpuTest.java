@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Timeout;
 import org.usp4j.cuda.CudaMemory;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.cuda.DeviceBuffer;
-import org.usp4j.dist.nccl.NcclProcessRank;
+import org.usp4j.comm.nccl.NcclProcessRank;
 import org.usp4j.gpu.GpuTests;
 import org.usp4j.nccl.NcclCommunicator;
 import org.usp4j.tensor.DType;

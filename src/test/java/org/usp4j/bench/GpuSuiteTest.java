@@ -27,7 +27,9 @@ class GpuSuiteTest {
         assertEquals(List.of(64L, 128L), c.headDims());
         assertEquals(16, c.heads());
         assertEquals(65536, c.uspSeq());
-        assertEquals(4, c.uspMesh().size());
+        assertEquals(List.of("1x4", "2x2", "4x1", "1x8", "2x4", "8x1"),
+                c.uspMeshes().stream().map(GpuSuite::meshName).toList());
+        assertEquals(List.of(64L), c.uspHeadDims());
     }
 
     @Test

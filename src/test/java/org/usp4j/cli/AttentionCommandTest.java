@@ -58,7 +58,12 @@ class AttentionCommandTest {
                 Arguments.of(DType.F32, 1, 24, 6, 6, 12, "--ulysses 3 --ring 2 --backward --scale 0.2"),
                 Arguments.of(DType.BF16, 1, 32, 2, 2, 16, "--ring 4 --causal --backward"),
                 Arguments.of(DType.F16, 1, 16, 4, 1, 5, "--ulysses 4 --causal --scale 0.3"),
-                Arguments.of(DType.F32, 1, 16, 2, 1, 8, ""));
+                Arguments.of(DType.F32, 1, 16, 2, 1, 8, ""),
+                Arguments.of(DType.F32, 2, 32, 4, 2, 8,
+                        "--ring-algo allgather --layout zigzag --causal --backward --ulysses 2 --ring 2"),
+                Arguments.of(DType.BF16, 1, 32, 4, 1, 8, "--layout striped --causal --backward --ulysses 2 --ring 2"),
+                Arguments.of(DType.F32, 1, 24, 2, 2, 8, "--ring-algo allgather --layout striped --causal --backward "
+                        + "--ring 3"));
     }
 
     @ParameterizedTest(name = "{0} b={1} s={2} h={3} h_kv={4} d={5} {6}")
@@ -122,7 +127,8 @@ class AttentionCommandTest {
                 Arguments.of(2, 1, "contiguous", false, 4, 4),
                 Arguments.of(1, 4, "contiguous", true, 4, 2),
                 Arguments.of(2, 2, "zigzag", true, 4, 2),
-                Arguments.of(4, 2, "zigzag", false, 8, 4));
+                Arguments.of(4, 2, "zigzag", false, 8, 4),
+                Arguments.of(2, 2, "striped", true, 4, 2));
     }
 
     @ParameterizedTest(name = "U={0} R={1} {2} causal={3} h={4} h_kv={5}")
@@ -150,7 +156,7 @@ class AttentionCommandTest {
         assertEquals(p, ranks.size());
         long e = DType.F32.byteSize();
         long sLoc = s / p;
-        // DESIGN section 4, per rank: all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
+        // Per rank (docs/ARCHITECTURE.md): all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
         long allToAll = (u - 1) * b * sLoc * d * e * (2L * h + 2L * hkv) / u;
         long p2p = 2L * (ring - 1) * b * sLoc * hkv * d * e;
         for (int r = 0; r < p; r++) {
@@ -192,6 +198,29 @@ class AttentionCommandTest {
             for (String kind : List.of("all_to_all", "p2p", "all_gather")) {
                 assertTrue(fb.get(r).get("bytes_sent").get(kind).asLong() >= f.get(r).get("bytes_sent").get(kind).asLong());
             }
+        }
+    }
+
+    @Test
+    void allGatherReportsListTheKindsItUsesWithItsCostModelBytes() throws IOException {
+        int b = 1, s = 32, h = 4, hkv = 2, d = 8, u = 2, ring = 2;
+        Path in = dir.resolve("in.safetensors");
+        Path report = dir.resolve("report.json");
+        Cli.writeAttentionInput(in, DType.F32, 5, b, s, h, hkv, d, true);
+        Cli.run("attention", "--input", in.toString(), "--output", dir.resolve("out.safetensors").toString(),
+                "--ulysses", "" + u, "--ring", "" + ring, "--ring-algo", "allgather", "--layout", "zigzag", "--causal",
+                "--backward", "--report", report.toString()).assertOk();
+        JsonNode ranks = new ObjectMapper().readTree(report.toFile()).get("ranks");
+        long sLoc = s / (u * ring);
+        long allToAll = (u - 1) * b * sLoc * d * 4L * (2L * h + 2L * hkv) / u;
+        for (int r = 0; r < u * ring; r++) {
+            JsonNode bytes = ranks.get(r).get("bytes_sent");
+            assertEquals(List.of("all_to_all", "p2p", "all_gather", "reduce_scatter"), names(bytes));
+            assertEquals(2 * allToAll, bytes.get("all_to_all").asLong(), "forward and backward exchanges");
+            assertEquals(0, bytes.get("p2p").asLong());
+            // forward 2 b (S/P) h_kv d e; backward the float32 dK, dV reduce-scattered
+            assertEquals(2L * (ring - 1) * b * sLoc * hkv * d * 4, bytes.get("all_gather").asLong());
+            assertEquals(2L * (ring - 1) * b * sLoc * hkv * d * 4, bytes.get("reduce_scatter").asLong());
         }
     }
 
@@ -319,10 +348,41 @@ class AttentionCommandTest {
                 new Bad("scale negative", ok, "--scale -0.5", 2, "--scale must be a finite number > 0, got -0.5"),
                 new Bad("scale infinite", ok, "--scale Infinity", 2, "--scale must be a finite number > 0, got Infinity"),
                 new Bad("scale text", ok, "--scale big", 2, "'big' is not a double"),
-                new Bad("layout unknown", ok, "--layout spiral", 2, "expected one of contiguous, zigzag but was 'spiral'"),
+                new Bad("layout unknown", ok, "--layout spiral", 2,
+                        "expected one of contiguous, zigzag, striped but was 'spiral'"),
+                new Bad("ring algorithm unknown", ok, "--ring-algo spiral", 2,
+                        "unknown ring algorithm 'spiral' (known: ring, allgather)"),
                 new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of auto, cpu, cuda but was 'tpu'"),
                 new Bad("unknown option", ok, "--fast", 2, "Unknown option: '--fast'"),
-                new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"));
+                new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"),
+                new Bad("NaN in v", withValue(ok, "v", new long[] {0, 5, 1, 7}, Float.NaN), "", 1,
+                        "v has 1 non-finite value (NaN or Inf), the first NaN at [0, 5, 1, 7]"),
+                new Bad("Inf in do", withValue(ok, "do", new long[] {0, 15, 3, 0}, Float.NEGATIVE_INFINITY),
+                        "--backward", 1, "do has 1 non-finite value (NaN or Inf), the first -Inf at [0, 15, 3, 0]"),
+                new Bad("stride overflow", bytes(header("{\"q\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,"
+                        + "4611686018427387904,8],\"data_offsets\":[0,0]}}", 0)), "", 1,
+                        "tensor 'q': shape [0, 4611686018427387904, 4611686018427387904, 8] is too large"));
+    }
+
+    /** {@code base}'s file with one element of tensor {@code name} set to {@code value}. */
+    private static InputWriter withValue(InputWriter base, String name, long[] index, float value) {
+        return file -> {
+            base.write(file);
+            Path tmp = file.resolveSibling("edited.safetensors");
+            try (SafetensorsFile f = SafetensorsFile.open(file); Arena arena = Arena.ofConfined()) {
+                Map<String, Tensor> m = new LinkedHashMap<>();
+                for (String n : f.names()) {
+                    Tensor copy = Tensor.allocate(arena, f.tensor(n).dtype(), f.tensor(n).shape());
+                    HostTensors.copy(f.tensor(n), copy);
+                    if (n.equals(name)) {
+                        copy.dtype().write(copy.segment(), copy.byteOffset(index), value);
+                    }
+                    m.put(n, copy);
+                }
+                org.usp4j.io.SafetensorsWriter.write(tmp, m);
+            }
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        };
     }
 
     @ParameterizedTest(name = "{0}")
@@ -374,12 +434,85 @@ class AttentionCommandTest {
     }
 
     @Test
-    void canOverwriteItsOwnInputFile() throws IOException {
-        Path file = dir.resolve("both.safetensors");
+    void refusesAnOutputOrReportThatIsTheInputHoweverSpelled() throws IOException {
+        Path file = dir.resolve("in.safetensors");
         Cli.writeAttentionInput(file, DType.F32, 2, 1, 8, 2, 2, 4, false);
-        Cli.run("attention", "--input", file.toString(), "--output", file.toString()).assertOk();
-        try (SafetensorsFile f = SafetensorsFile.open(file)) {
-            assertEquals(List.of("out", "lse"), f.names());
+        byte[] before = Files.readAllBytes(file);
+        Files.createDirectory(dir.resolve("sub"));
+        Path link = dir.resolve("link.safetensors");
+        Files.createSymbolicLink(link, file);
+        Path hard = dir.resolve("hard.safetensors");
+        Files.createLink(hard, file);
+        for (Path same : List.of(file, dir.resolve("sub/../in.safetensors"), link, hard)) {
+            String line = Cli.run("attention", "--input", file.toString(), "--output", same.toString())
+                    .assertOneErrorLine(ExitCodes.USAGE);
+            assertTrue(line.contains("is the same file as --input") && line.contains("would replace the input"), line);
+            line = Cli.run("attention", "--input", file.toString(), "--output", dir.resolve("o.safetensors").toString(),
+                    "--report", same.toString()).assertOneErrorLine(ExitCodes.USAGE);
+            assertTrue(line.contains("would overwrite --input"), line);
         }
+        assertArrayEquals(before, Files.readAllBytes(file), "the input is untouched");
+        assertFalse(Files.exists(dir.resolve("o.safetensors")));
+    }
+
+    @Test
+    void aRefusedRunLeavesAnExistingOutputAsItWasAndNoTemporaryFiles() throws IOException {
+        Path in = dir.resolve("in.safetensors");
+        Path out = dir.resolve("out.safetensors");
+        withValue(good(DType.F32, 16, 4, 2, 8, false), "q", new long[] {0, 0, 0, 0}, Float.NaN).write(in);
+        Files.write(out, new byte[] {1, 2, 3});
+        Cli.run("attention", "--input", in.toString(), "--output", out.toString()).assertOneErrorLine(ExitCodes.FAILURE);
+        assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(out));
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(List.of("in.safetensors", "out.safetensors"),
+                    files.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+        // and it runs, NaN and all, when told to
+        Cli.run("attention", "--input", in.toString(), "--output", out.toString(), "--allow-nonfinite").assertOk();
+        try (SafetensorsFile f = SafetensorsFile.open(out)) {
+            Tensor o = f.tensor("out");
+            assertTrue(Float.isNaN(o.dtype().read(o.segment(), o.byteOffset(0, 0, 0, 0))), "NaN spread to the output");
+        }
+    }
+
+    @Test
+    void dryRunPrintsTheMemoryEstimateAndWritesNothing() throws IOException {
+        Path in = dir.resolve("in.safetensors");
+        Path out = dir.resolve("out.safetensors");
+        Cli.writeAttentionInput(in, DType.F32, 1, 1, 64, 4, 4, 16, true);
+        Cli.Result r = Cli.run("attention", "--input", in.toString(), "--output", out.toString(), "--ulysses", "2",
+                "--ring", "2", "--backward", "--dry-run");
+        r.assertOk();
+        MemoryEstimate expected = MemoryEstimate.of(new org.usp4j.kernel.AttentionShapes(1, 64, 64, 4, 4, 16),
+                DType.F32, new org.usp4j.sp.UspPlan(new org.usp4j.sp.Mesh(2, 2),
+                        new org.usp4j.sp.AttentionOptions(false, org.usp4j.sp.SequenceLayout.CONTIGUOUS, null)), true);
+        assertTrue(r.out().contains("memory: " + expected.describe() + " on the host"), r.out());
+        assertTrue(r.out().contains("dry run, nothing computed"), r.out());
+        assertFalse(Files.exists(out));
+    }
+
+    @Test
+    void aRunThatCannotFitInMemoryIsRefusedBeforeAllocating() throws IOException {
+        // a valid 48 GiB input (q, k, v of [1, 2^22, 16, 128] BF16) as a sparse file: no disk space used
+        Path in = dir.resolve("huge.safetensors");
+        long[] shape = {1, 1L << 22, 16, 128};
+        long bytes = 2L * shape[1] * shape[2] * shape[3];
+        String json = "{\"q\":" + entry(shape, 0, bytes) + ",\"k\":" + entry(shape, bytes, 2 * bytes) + ",\"v\":"
+                + entry(shape, 2 * bytes, 3 * bytes) + "}";
+        byte[] head = header(json, 0);
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(in.toFile(), "rw")) {
+            f.write(head);
+            f.setLength(head.length + 3 * bytes);
+        }
+        String line = Cli.run("attention", "--input", in.toString(), "--output", dir.resolve("o.safetensors").toString(),
+                "--ring", "2").assertOneErrorLine(ExitCodes.FAILURE);
+        assertTrue(line.matches("error: the run needs about [0-9.]+ GiB of host memory \\(2 ranks x .*\\) but only "
+                + "[0-9.]+ [GM]iB is available; .*"), line);
+        assertFalse(Files.exists(dir.resolve("o.safetensors")));
+    }
+
+    private static String entry(long[] shape, long begin, long end) {
+        return "{\"dtype\":\"BF16\",\"shape\":" + java.util.Arrays.toString(shape).replace(" ", "")
+                + ",\"data_offsets\":[" + begin + "," + end + "]}";
     }
 }

@@ -16,7 +16,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.usp4j.dist.nccl.NcclProcessRank;
+import org.usp4j.comm.nccl.NcclProcessRank;
 import org.usp4j.tensor.DType;
 import picocli.CommandLine;
 

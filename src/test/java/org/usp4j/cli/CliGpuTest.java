@@ -57,7 +57,7 @@ class CliGpuTest {
     @Test
     void theGpuSuiteEmitsTimedRows() {
         List<Map<String, Object>> rows = new ArrayList<>();
-        GpuSuite.run(new GpuSuite.Config(List.of(1024L, 2048L), List.of(64L), 8, 1, 3, 2, 4096, new Mesh(1, 4), 2),
+        GpuSuite.run(new GpuSuite.Config(List.of(1024L, 2048L), List.of(64L), 8, 1, 3, 2, 4096, List.of(new Mesh(1, 4)), List.of(64L), 2),
                 rows::add);
         assertEquals("usp4j", rows.get(0).get("impl"));
         long kernelRows = rows.stream().filter(m -> "usp4j-cudnn".equals(m.get("impl"))).count();

@@ -57,7 +57,21 @@ class DemoCommandTest {
     }
 
     @ParameterizedTest
+    @CsvSource({"allgather, zigzag", "allgather, striped", "ring, striped"})
+    void everyRingAlgorithmAndLayoutMatchesTheReferenceAndItsOwnCostModel(String algorithm, String layout) {
+        Cli.Result r = Cli.run("demo", "--backend", "cpu", "--seq", "32", "--heads", "2", "--head-dim", "8",
+                "--ring-algo", algorithm, "--layout", layout);
+        r.assertOk();
+        assertTrue(r.out().contains("relative error vs single rank:") && r.out().contains(": ok"), r.out());
+        assertEquals(2, count(r.out(), "= cost model: ok"), r.out());
+        if (algorithm.equals("allgather")) {
+            assertTrue(r.out().contains("all_gather") && r.out().contains("reduce_scatter"), r.out());
+        }
+    }
+
+    @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
+            "--ring-algo spiral|unknown ring algorithm 'spiral' (known: ring, allgather)",
             "--seq 64 --heads 3 --head-dim 8|does not fit",
             "--seq 60 --heads 4 --head-dim 8|zigzag layout needs S % (2P) == 0",
             "--seq 64 --heads 4 --kv-heads 3|not a multiple of --kv-heads",

@@ -18,8 +18,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import org.usp4j.dist.Pids;
-import org.usp4j.dist.JavaProcesses;
+import org.usp4j.launch.Pids;
+import org.usp4j.launch.JavaProcesses;
 
 /** {@code usp4j launch} through the command line: usage errors, a real launch, failure and signal handling. */
 @Timeout(60)

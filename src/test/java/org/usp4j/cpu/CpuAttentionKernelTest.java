@@ -87,9 +87,12 @@ class CpuAttentionKernelTest {
         }
     }
 
+    /** Both classic masks and diagonal-shifted causal masks (striped ring steps, later query blocks). */
+    private static final Mask[] MASKS = {Mask.NONE, Mask.CAUSAL, Mask.causal(-1), Mask.causal(5), Mask.causal(-9)};
+
     static Stream<Case> cases() {
         List<Case> cases = new ArrayList<>();
-        for (Mask mask : Mask.values()) {
+        for (Mask mask : MASKS) {
             cases.add(new Case(1, 1, 1, 1, 1, 8, mask, DType.F32));           // s = 1
             cases.add(new Case(2, 37, 37, 4, 4, 33, mask, DType.F32));        // odd head_dim, s not a tile multiple
             cases.add(new Case(1, 50, 50, 6, 2, 40, mask, DType.F32));        // GQA
@@ -135,7 +138,7 @@ class CpuAttentionKernelTest {
 
     @Test
     void defaultTilesMatchReference() {
-        for (Mask mask : Mask.values()) {
+        for (Mask mask : MASKS) {
             Case c = new Case(1, 300, 300, 2, 1, 64, mask, DType.BF16);
             checkForward(defaultTiles, c);
             checkBackward(defaultTiles, c, false);

@@ -10,15 +10,17 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.usp4j.comm.TrafficKind;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.CostModel;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.InProcessAttention;
 import org.usp4j.sp.Mesh;
+import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -58,22 +60,24 @@ class UspGpuTest {
 
             ForwardResult single;
             Gradients singleGrads;
-            try (InProcessAttention one = new InProcessAttention(new Mesh(1, 1), options, rank -> CudaBackend.create(0))) {
+            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(new Mesh(1, 1), options), rank -> CudaBackend.create(0))) {
                 single = one.forward(q, k, v, arena);
                 singleGrads = one.backward(dout, arena);
             }
-            try (InProcessAttention usp = new InProcessAttention(mesh, options, rank -> CudaBackend.create(0))) {
+            try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudaBackend.create(0))) {
                 ForwardResult f = usp.forward(q, k, v, arena);
-                List<Map<TrafficKind, Long>> forwardBytes = usp.forwardTraffic();
+                List<RankBytes> forwardBytes = usp.lastForward().ranks().stream().map(AttentionEngine.RankPass::bytes)
+                        .toList();
                 Gradients g = usp.backward(dout, arena);
                 check("out", single.out(), f.out(), 1e-2);
                 check("lse", single.lse(), f.lse(), 1e-4);
                 check("dq", singleGrads.dq(), g.dq(), 2e-2);
                 check("dk", singleGrads.dk(), g.dk(), 2e-2);
                 check("dv", singleGrads.dv(), g.dv(), 2e-2);
-                CostModel.RankBytes expected = CostModel.forward(b, s, h, hkv, d, DType.BF16, mesh);
-                for (Map<TrafficKind, Long> rank : forwardBytes) {
-                    assertTrue(expected.asMap().equals(rank), () -> "forward bytes " + rank + " != cost model " + expected);
+                RankBytes expected = new UspPlan(mesh, options).forwardBytes(new AttentionShapes(b, s, s, h, hkv, d),
+                        DType.BF16);
+                for (RankBytes rank : forwardBytes) {
+                    assertTrue(expected.equals(rank), () -> "forward bytes " + rank + " != cost model " + expected);
                 }
             }
             // And the single-device result itself against float64.

@@ -76,7 +76,11 @@ class SafetensorsMalformedTest {
                 Arguments.of("huge shape entry", file(one("\"F32\"", "[99999999999999999999]", "[0,8]"), d16),
                         "non-negative 64-bit integer, got 99999999999999999999"),
                 Arguments.of("numel overflow", file(one("\"F32\"", "[4294967296,4294967296]", "[0,16]"), d16),
-                        "has more elements than fit in 64 bits"),
+                        "is too large: its byte size or strides overflow 64 bits"),
+                // no elements, so no bytes, but strides of 2^62 x 8 and 2^62 x 2^62 x 8 elements
+                Arguments.of("stride overflow of an empty tensor", file(one("\"F32\"",
+                        "[0,4611686018427387904,4611686018427387904,8]", "[0,0]"), d16),
+                        "tensor 't': shape [0, 4611686018427387904, 4611686018427387904, 8] is too large"),
                 Arguments.of("offsets missing", file("{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", d16),
                         "has no 'data_offsets'"),
                 Arguments.of("offsets single", file(one("\"F32\"", "[1]", "[4]"), d16),

@@ -12,9 +12,12 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.local.LocalCommunicationException;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.tensor.DType;
@@ -23,8 +26,8 @@ import org.usp4j.tensor.Tensor;
 
 /**
  * The core property: distributed outputs, lse and gradients equal single-rank attention
- * ({@link ReferenceAttention} in float64 on the global tensors), and every rank's bytes equal the cost
- * model. Tolerances on the relative Frobenius error: F32 1e-5 (blocks are merged in float32; measured
+ * ({@link ReferenceAttention} in float64 on the global tensors) for every ring algorithm and layout, and
+ * every rank's bytes equal the strategy's own cost model. Tolerances on the relative Frobenius error: F32 1e-5 (blocks are merged in float32; measured
  * at most 1.7e-7); BF16 and F16 1e-2, against the reference on the same rounded inputs (outputs and
  * gradients are rounded to the 16-bit type and the saved 16-bit output enters the backward's
  * D = rowsum(dO * O); measured at most 2.8e-3 for BF16, 3.8e-4 for F16).
@@ -32,10 +35,17 @@ import org.usp4j.tensor.Tensor;
 class DistributedAttentionTest {
 
     record Case(int ulysses, int ring, boolean causal, SequenceLayout layout, int batch, int seq, int heads,
-                int kvHeads, int headDim, DType dtype, Double scale) {
+                int kvHeads, int headDim, DType dtype, Double scale, RingAlgorithm algorithm) {
+        Case(int ulysses, int ring, boolean causal, SequenceLayout layout, int batch, int seq, int heads,
+             int kvHeads, int headDim, DType dtype, Double scale) {
+            this(ulysses, ring, causal, layout, batch, seq, heads, kvHeads, headDim, dtype, scale,
+                    RingAlgorithms.defaultAlgorithm());
+        }
+
         @Override
         public String toString() {
-            return ulysses + "x" + ring + (causal ? " causal " : " full ") + layout.name().toLowerCase()
+            return ulysses + "x" + ring + " " + algorithm.name() + (causal ? " causal " : " full ")
+                    + layout.name().toLowerCase()
                     + " b" + batch + " S" + seq + " h" + heads + "/" + kvHeads + " d" + headDim + " " + dtype
                     + (scale == null ? "" : " scale " + scale);
         }
@@ -44,20 +54,26 @@ class DistributedAttentionTest {
     private static final int[][] MESHES = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {1, 4}, {4, 1}, {2, 3}, {3, 2}, {1, 8}, {8, 1}};
     private static final int[] HEAD_DIMS = {8, 12, 40, 24};
 
+    private static final SequenceLayout[] LAYOUTS = SequenceLayout.values();
+
     /**
-     * Every mesh with every (causal, layout) pair; head grouping (MHA, GQA, MQA), dtype, head_dim and batch
-     * rotate across cases so that each value meets many meshes without the full cross product.
+     * Every mesh with every (ring algorithm, causal, layout) triple; head grouping (MHA, GQA, MQA), dtype,
+     * head_dim and batch rotate across cases so that each value meets many meshes without the full cross
+     * product.
      */
     static Stream<Case> matrix() {
         List<Case> cases = new ArrayList<>();
         int i = 0;
+        List<String> algorithms = RingAlgorithms.names();
+        int combos = 2 * LAYOUTS.length * algorithms.size();
         for (int[] m : MESHES) {
             int u = m[0];
             int p = m[0] * m[1];
             int h = u == 3 ? 6 : (u >= 4 ? 8 : 4);
-            for (int combo = 0; combo < 4; combo++, i++) {
-                boolean causal = combo < 2;
-                SequenceLayout layout = combo % 2 == 0 ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS;
+            for (int combo = 0; combo < combos; combo++, i++) {
+                boolean causal = combo % 2 == 0;
+                SequenceLayout layout = LAYOUTS[(combo / 2) % LAYOUTS.length];
+                RingAlgorithm algorithm = RingAlgorithms.named(algorithms.get(combo / (2 * LAYOUTS.length)));
                 int[] kvChoices = {h, u == 3 ? 3 : h / 2, 1}; // MHA, GQA (replicated when h_kv < U), MQA
                 int hkv = kvChoices[i % 3];
                 DType dtype = (i / 2) % 2 == 0 ? DType.F32 : DType.BF16;
@@ -65,13 +81,17 @@ class DistributedAttentionTest {
                 int seq = 2 * p * Math.max(1, (i % 2 == 0 ? 32 : 48) / (2 * p));
                 int batch = i % 3 == 1 ? 2 : 1;
                 Double scale = i % 5 == 3 ? 0.3 : null;
-                cases.add(new Case(m[0], m[1], causal, layout, batch, seq, h, hkv, d, dtype, scale));
+                cases.add(new Case(m[0], m[1], causal, layout, batch, seq, h, hkv, d, dtype, scale, algorithm));
             }
         }
         // Replication at the widest Ulysses degrees, and F16.
         cases.add(new Case(8, 1, true, SequenceLayout.ZIGZAG, 1, 32, 8, 2, 12, DType.F32, null));
         cases.add(new Case(4, 2, true, SequenceLayout.ZIGZAG, 2, 32, 8, 2, 20, DType.BF16, null));
         cases.add(new Case(2, 2, false, SequenceLayout.CONTIGUOUS, 1, 32, 4, 1, 16, DType.F16, 0.5));
+        cases.add(new Case(2, 2, true, SequenceLayout.STRIPED, 1, 32, 4, 1, 16, DType.F16, null,
+                AllGatherAttention.ALGORITHM));
+        cases.add(new Case(4, 2, true, SequenceLayout.STRIPED, 2, 32, 8, 2, 20, DType.BF16, null,
+                AllGatherAttention.ALGORITHM));
         return cases.stream();
     }
 
@@ -81,8 +101,9 @@ class DistributedAttentionTest {
         double tolerance = c.dtype() == DType.F32 ? 1e-5 : 1e-2;
         Mesh mesh = new Mesh(c.ulysses(), c.ring());
         AttentionOptions options = new AttentionOptions(c.causal(), c.layout(), c.scale());
+        UspPlan plan = new UspPlan(mesh, options, c.algorithm());
         try (Arena arena = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(mesh, options,
+             AttentionEngine attention = AttentionEngine.inProcess(plan,
                      r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(30))) {
             Tensor q = random(arena, c.dtype(), 1, c.batch(), c.seq(), c.heads(), c.headDim());
             Tensor k = random(arena, c.dtype(), 2, c.batch(), c.seq(), c.kvHeads(), c.headDim());
@@ -113,14 +134,13 @@ class DistributedAttentionTest {
             assertClose("dk", grads.dk(), dk, tolerance);
             assertClose("dv", grads.dv(), dv, tolerance);
 
-            CostModel.RankBytes fwd = CostModel.forward(c.batch(), c.seq(), c.heads(), c.kvHeads(), c.headDim(),
-                    c.dtype(), mesh);
-            CostModel.RankBytes bwd = CostModel.backward(c.batch(), c.seq(), c.heads(), c.kvHeads(), c.headDim(),
-                    c.dtype(), mesh);
+            AttentionShapes global = new AttentionShapes(c.batch(), c.seq(), c.seq(), c.heads(), c.kvHeads(),
+                    c.headDim());
+            RankBytes fwd = plan.forwardBytes(global, c.dtype());
+            RankBytes bwd = plan.backwardBytes(global, c.dtype());
             for (int r = 0; r < mesh.size(); r++) {
-                assertEquals(fwd.asMap(), attention.forwardTraffic().get(r), "forward bytes of rank " + r);
-                assertEquals(bwd.asMap(), attention.backwardTraffic().get(r), "backward bytes of rank " + r);
-                assertEquals(fwd.plus(bwd).total(), attention.traffic().get(r).totalBytesSent());
+                assertEquals(fwd, attention.lastForward().ranks().get(r).bytes(), "forward bytes of rank " + r);
+                assertEquals(bwd, attention.lastBackward().ranks().get(r).bytes(), "backward bytes of rank " + r);
             }
         }
     }
@@ -130,7 +150,8 @@ class DistributedAttentionTest {
         Mesh mesh = new Mesh(2, 2);
         AttentionOptions options = new AttentionOptions(true, SequenceLayout.ZIGZAG, null);
         try (Arena arena = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(mesh, options, r -> new CpuBackend(new ReferenceAttention()))) {
+             AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(mesh, options),
+                     r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(60))) {
             // q, k, v as head slices of wider tensors (strided along the sequence), dout in F32.
             Tensor wide = random(arena, DType.BF16, 5, 2, 32, 10, 8);
             Tensor q = wide.slice(2, 0, 4);
@@ -159,19 +180,41 @@ class DistributedAttentionTest {
     }
 
     @Test
-    void costModelMatchesDesignFormulasOnAWorkedExample() {
+    void costModelsMatchTheirFormulasOnAWorkedExample() {
         // b=1, S=4096, h=16, h_kv=16, d=64, bf16, U=2, R=2: s_loc = 1024.
-        CostModel.RankBytes f = CostModel.forward(1, 4096, 16, 16, 64, DType.BF16, new Mesh(2, 2));
-        assertEquals(1L * 1024 * 64 * 2 * (2 * 16 + 2 * 16) / 2, f.allToAll()); // (U-1)/U b s_loc d e (2h + 2h_kv)
-        assertEquals(2L * 1 * 1024 * 16 * 64 * 2, f.p2p());                   // 2 b s_loc h_kv d e
-        assertEquals(0, f.allGather());
-        CostModel.RankBytes b = CostModel.backward(1, 4096, 16, 16, 64, DType.BF16, new Mesh(2, 2));
-        assertEquals(f.allToAll(), b.allToAll());
-        assertEquals(f.p2p() + 2L * 2 * 1024 * 16 * 64 * 4, b.p2p());
+        AttentionShapes global = new AttentionShapes(1, 4096, 4096, 16, 16, 64);
+        UspPlan ring = new UspPlan(new Mesh(2, 2), AttentionOptions.defaults(), RingAttention.ALGORITHM);
+        RankBytes f = ring.forwardBytes(global, DType.BF16);
+        long allToAll = 1L * 1024 * 64 * 2 * (2 * 16 + 2 * 16) / 2; // (U-1)/U b s_loc d e (2h + 2h_kv)
+        assertEquals(allToAll, f.get(TrafficKind.ALL_TO_ALL));
+        assertEquals(2L * 1 * 1024 * 16 * 64 * 2, f.get(TrafficKind.P2P)); // 2 b s_loc h_kv d e
+        assertEquals(allToAll + f.get(TrafficKind.P2P), f.total());
+        RankBytes b = ring.backwardBytes(global, DType.BF16);
+        assertEquals(allToAll, b.get(TrafficKind.ALL_TO_ALL));
+        assertEquals(f.get(TrafficKind.P2P) + 2L * 2 * 1024 * 16 * 64 * 4, b.get(TrafficKind.P2P));
+        // All-gather: 2 b (S/P) h_kv d e forward, float32 dK/dV reduce-scattered backward.
+        UspPlan gather = new UspPlan(new Mesh(2, 2), AttentionOptions.defaults(), AllGatherAttention.ALGORITHM);
+        RankBytes gf = gather.forwardBytes(global, DType.BF16);
+        assertEquals(allToAll, gf.get(TrafficKind.ALL_TO_ALL));
+        assertEquals(2L * 1 * 1024 * 16 * 64 * 2, gf.get(TrafficKind.ALL_GATHER));
+        assertEquals(0, gf.get(TrafficKind.P2P));
+        RankBytes gb = gather.backwardBytes(global, DType.BF16);
+        assertEquals(2L * 1 * 1024 * 16 * 64 * 4, gb.get(TrafficKind.REDUCE_SCATTER));
+        assertEquals(0, gb.get(TrafficKind.ALL_GATHER));
         // MQA with U = 4: the exchange carries U replicated KV heads.
-        CostModel.RankBytes mqa = CostModel.forward(1, 64, 8, 1, 8, DType.F32, new Mesh(4, 1));
-        assertEquals(3L * 16 * 8 * 4 * (2 * 2 + 2 * 1), mqa.allToAll());
-        assertThrows(IllegalArgumentException.class, () -> CostModel.forward(1, 30, 8, 1, 8, DType.F32, new Mesh(4, 1)));
+        UspPlan mqa = new UspPlan(new Mesh(4, 1), AttentionOptions.defaults());
+        assertEquals(3L * 16 * 8 * 4 * (2 * 2 + 2 * 1),
+                mqa.forwardBytes(new AttentionShapes(1, 64, 64, 8, 1, 8), DType.F32).get(TrafficKind.ALL_TO_ALL));
+        assertThrows(IllegalArgumentException.class,
+                () -> mqa.forwardBytes(new AttentionShapes(1, 30, 30, 8, 1, 8), DType.F32));
+    }
+
+    @Test
+    void theRegistryRefusesAnUnknownNameListingTheKnownOnes() {
+        assertEquals(List.of("ring", "allgather"), RingAlgorithms.names());
+        assertEquals(AllGatherAttention.ALGORITHM, RingAlgorithms.named("AllGather"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> RingAlgorithms.named("spiral"));
+        assertEquals("unknown ring algorithm 'spiral' (known: ring, allgather)", e.getMessage());
     }
 
     @Test
@@ -181,7 +224,8 @@ class DistributedAttentionTest {
         });
         Mesh mesh = new Mesh(2, 2);
         try (Arena arena = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null),
+             AttentionEngine attention = AttentionEngine.inProcess(
+                     new UspPlan(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null)),
                      r -> new CpuBackend(r == 3 ? broken : new ReferenceAttention()), Duration.ofSeconds(20))) {
             Tensor q = random(arena, DType.F32, 1, 1, 16, 4, 8);
             long start = System.nanoTime();
@@ -205,7 +249,7 @@ class DistributedAttentionTest {
         try (Arena arena = Arena.ofConfined();
              // Ulysses: the output all-to-all cannot complete without rank 1. (A ring would not wait: the
              // stalled rank posts its K/V before computing and the background copy delivers it.)
-             InProcessAttention attention = new InProcessAttention(new Mesh(2, 1), AttentionOptions.defaults(),
+             AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(new Mesh(2, 1), AttentionOptions.defaults()),
                      r -> new CpuBackend(r == 1 ? slow : new ReferenceAttention()), Duration.ofMillis(300))) {
             Tensor q = random(arena, DType.F32, 1, 1, 8, 2, 4);
             long start = System.nanoTime();

@@ -8,12 +8,14 @@ import java.lang.management.ManagementFactory;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.management.ObjectName;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.junit.jupiter.api.Test;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.engine.AttentionEngine;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
@@ -38,12 +40,12 @@ class SoakTest {
         long start = System.nanoTime();
         int iterations = 1000;
         try (Arena inputs = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(new Mesh(2, 2),
-                     new AttentionOptions(true, SequenceLayout.ZIGZAG, null), r -> {
+             AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(new Mesh(2, 2),
+                     new AttentionOptions(true, SequenceLayout.ZIGZAG, null)), r -> {
                          CpuBackend b = new CpuBackend(new ReferenceAttention());
                          backends.add(b);
                          return b;
-                     })) {
+                     }, Duration.ofSeconds(60))) {
             Tensor q = Tensor.allocate(inputs, DType.BF16, 1, 16, 4, 8);
             Tensor k = Tensor.allocate(inputs, DType.BF16, 1, 16, 2, 8);
             Tensor v = Tensor.allocate(inputs, DType.BF16, 1, 16, 2, 8);

@@ -13,6 +13,10 @@ import org.junit.jupiter.api.Test;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.engine.AttentionEngine;
+import org.usp4j.kernel.AttentionKernel;
+import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.DevicePointer;
@@ -29,7 +33,7 @@ class ValidationTest {
     private static void refused(Mesh mesh, AttentionOptions options, Function<Arena, Tensor[]> inputs, String... words) {
         List<CpuBackend> backends = new CopyOnWriteArrayList<>();
         try (Arena arena = Arena.ofConfined();
-             InProcessAttention attention = new InProcessAttention(mesh, options, r -> {
+             AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(mesh, options), r -> {
                  CpuBackend b = new CpuBackend(new ReferenceAttention());
                  backends.add(b);
                  return b;
@@ -41,7 +45,9 @@ class ValidationTest {
                 assertTrue(e.getMessage().contains(w), "'" + e.getMessage() + "' should name " + w);
             }
             backends.forEach(b -> assertEquals(0, b.liveBytes(), "nothing may be dealt before validation"));
-            attention.traffic().forEach(c -> assertEquals(0, c.totalBytesSent()));
+            for (int r = 0; r < mesh.size(); r++) {
+                assertEquals(0, attention.ranks().world(r).traffic().totalBytesSent());
+            }
             // Still usable: validation aborted nothing.
             long s = 4L * mesh.size();
             long h = 2L * mesh.ulysses();
@@ -105,8 +111,8 @@ class ValidationTest {
         assertThrows(IllegalArgumentException.class, () -> new AttentionOptions(false, null, null));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new Mesh(2, -1)).getMessage().contains("ring -1"));
         try (Arena arena = Arena.ofConfined()) {
-            InProcessAttention attention = new InProcessAttention(new Mesh(2, 1), AttentionOptions.defaults(),
-                    r -> new CpuBackend(new ReferenceAttention()));
+            AttentionEngine attention = AttentionEngine.inProcess(new UspPlan(new Mesh(2, 1), AttentionOptions.defaults()),
+                    r -> new CpuBackend(new ReferenceAttention()), Duration.ofSeconds(60));
             Tensor q = t(arena, DType.F32, 1, 8, 2, 4);
             try {
                 assertThrows(IllegalStateException.class, () -> attention.backward(q, arena));
@@ -131,8 +137,8 @@ class ValidationTest {
             world.run((rank, comm) -> {
                 try (MeshGroups groups = MeshGroups.split(mesh, comm)) {
                     CpuBackend backend = new CpuBackend(new ReferenceAttention());
-                    UspAttention usp = new UspAttention(groups, backend,
-                            new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
+                    UspAttention usp = new UspPlan(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null))
+                            .create(groups, backend);
                     RingAttention ring = new RingAttention(groups.ring(), backend,
                             new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
                     if (rank == 0) {
@@ -150,6 +156,78 @@ class ValidationTest {
             assertTrue(messages.get(1).contains("h = 3") && messages.get(1).contains("U = 2"), messages.get(1));
             assertTrue(messages.get(2).contains("even ring block") && messages.get(2).contains("3"), messages.get(2));
             world.traffic().stream().map(TrafficCounter::totalBytesSent).forEach(b -> assertEquals(0L, b));
+        }
+    }
+
+    /** A kernel that, like cuDNN, refuses F32, and in the backward refuses blocks with a single key. */
+    private static final class PickyKernel implements AttentionKernel {
+        private final ReferenceAttention reference = new ReferenceAttention();
+
+        @Override
+        public void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
+            reference.forward(q, k, v, mask, scale, out, lse);
+        }
+
+        @Override
+        public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
+                             float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
+            reference.backward(q, k, v, out, dout, lse, mask, scale, dq, dk, dv, accumulate);
+        }
+
+        @Override
+        public void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+            if (dtype == DType.F32) {
+                throw new IllegalArgumentException("picky kernel refuses F32");
+            }
+        }
+
+        @Override
+        public void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+            validateForward(block, dtype, mask);
+            if (block.seqKv() == 1) {
+                throw new IllegalArgumentException("picky kernel refuses a backward block with 1 key, " + mask);
+            }
+        }
+    }
+
+    @Test
+    void whatTheKernelWouldRefuseIsRefusedOnEveryRankBeforeAnyTransfer() {
+        // USP 1 x 4: every rank refuses F32 in validate; zigzag with 2 rows per ring block makes the
+        // backward's off-diagonal steps of the ranks after the first attend to one key (chunk j), which every
+        // rank (the first too, whose own steps never do) refuses before its backward sends a byte.
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (LocalWorld world = new LocalWorld(4, Duration.ofSeconds(10)); Arena arena = Arena.ofShared()) {
+                Mesh mesh = new Mesh(1, 4);
+                List<String> messages = new CopyOnWriteArrayList<>();
+                long[] forwardBytes = new long[4];
+                world.run((rank, comm) -> {
+                    try (MeshGroups groups = MeshGroups.split(mesh, comm)) {
+                        CpuBackend backend = new CpuBackend(new PickyKernel());
+                        UspAttention usp = new UspPlan(mesh, new AttentionOptions(true, SequenceLayout.ZIGZAG, null))
+                                .create(groups, backend);
+                        Tensor x = t(arena, dtype, 1, 2, 2, 8);
+                        if (dtype == DType.F32) {
+                            messages.add(assertThrows(IllegalArgumentException.class, () -> usp.forward(x, x, x))
+                                    .getMessage());
+                        } else {
+                            try (Forward f = usp.forward(x, x, x)) {
+                                forwardBytes[rank] = comm.traffic().totalBytesSent();
+                                messages.add(assertThrows(IllegalArgumentException.class, () -> usp.backward(f, x))
+                                        .getMessage());
+                            }
+                        }
+                        assertEquals(0, backend.liveBytes());
+                    }
+                    return null;
+                });
+                assertEquals(4, messages.size(), messages.toString());
+                for (String m : messages) {
+                    assertTrue(m.contains(dtype == DType.F32 ? "refuses F32" : "backward block with 1 key"), m);
+                }
+                for (int r = 0; r < 4; r++) {
+                    assertEquals(forwardBytes[r], world.traffic(r).totalBytesSent(), "rank " + r + " sent in the backward");
+                }
+            }
         }
     }
 }

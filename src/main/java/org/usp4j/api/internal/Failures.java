@@ -2,7 +2,7 @@ package org.usp4j.api.internal;
 
 import org.usp4j.api.CommunicationException;
 import org.usp4j.comm.local.LocalCommunicationException;
-import org.usp4j.dist.nccl.RankFailureException;
+import org.usp4j.comm.nccl.RankFailureException;
 import org.usp4j.nccl.NcclException;
 
 /** Internal communication failures as the public {@link CommunicationException}; everything else unchanged. */

@@ -5,7 +5,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.comm.Communicator;
 import org.usp4j.cuda.CudaStream;
-import org.usp4j.dist.nccl.NcclGroupCommunicator;
+import org.usp4j.comm.nccl.NcclGroupCommunicator;
 import org.usp4j.nccl.NcclCommunicator;
 
 /**

@@ -11,12 +11,15 @@ import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.MeshGroups;
 import org.usp4j.sp.UspAttention;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
- * The {@link AttentionLayer} of one rank: {@link UspAttention} over the rank's mesh groups, with the
- * caller's tensors checked first and the results copied (and only they) into the caller's buffers.
+ * The {@link AttentionLayer} of one rank: the {@link UspPlan}'s strategy (the one every command's engine
+ * runs) over the rank's mesh groups, with the caller's tensors checked first and the results copied
+ * (and only they) into the caller's buffers. The caller's tensors are already this rank's shards, so
+ * there is nothing to deal or gather.
  */
 final class UspLayer implements AttentionLayer {
 
@@ -36,7 +39,7 @@ final class UspLayer implements AttentionLayer {
         this.options = options;
         this.site = site;
         this.groups = groups;
-        this.usp = new UspAttention(groups, site.computeBackend(), Conversions.options(options));
+        this.usp = new UspPlan(groups.mesh(), Conversions.options(options)).create(groups, site.computeBackend());
     }
 
     @Override

@@ -1,12 +1,11 @@
 package org.usp4j.comm.local;
 
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
@@ -16,6 +15,7 @@ import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.Transfer;
+import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -115,6 +115,37 @@ public final class LocalCommunicator implements Communicator {
     }
 
     @Override
+    public void reduceScatter(Tensor send, Tensor recv) {
+        requireOpen();
+        requireBuffer("reduceScatter", "send", send);
+        requireBuffer("reduceScatter", "recv", recv);
+        int n = size();
+        if (send.dtype() != DType.F32 || recv.dtype() != DType.F32 || send.numel() != recv.numel() * n) {
+            throw new IllegalArgumentException("reduceScatter over " + n + " ranks needs F32 send of " + n
+                    + " x recv's elements, got " + send.describe() + " and " + recv.describe());
+        }
+        long block = recv.byteSize();
+        transport.beforeCollective();
+        group.post(rank, send);
+        group.barrier(rank, "reduceScatter");
+        try {
+            // Rank order on every rank, so that every block is summed the same way.
+            for (int i = 0; i < n; i++) {
+                Tensor peer = requireSameSize("reduceScatter", send, i);
+                if (i == 0) {
+                    transport.copy(peer, rank * block, recv, 0, block);
+                } else {
+                    transport.accumulate(peer, rank * block, recv, 0, block);
+                }
+            }
+            transport.afterCollective();
+        } finally {
+            group.barrier(rank, "reduceScatter");
+        }
+        traffic.add(TrafficKind.REDUCE_SCATTER, (n - 1) * block);
+    }
+
+    @Override
     public Transfer sendRecv(List<Tensor> sends, int dst, List<Tensor> recvs, int src) {
         requireOpen();
         Objects.checkIndex(dst, size());
@@ -138,9 +169,11 @@ public final class LocalCommunicator implements Communicator {
             // Claim the next message from src now, in program order; the copy runs in the background.
             CompletableFuture<LocalGroup.Message> match = group.channel(src, rank).receive();
             Object receiverReady = transport.ready();
-            receive = group.world.copyThreads().submit(() -> receive(src, match, in, receiverReady, abandoned));
+            receive = group.world.submitCopy(() -> receive(src, match, in, receiverReady, abandoned));
         }
-        return new LocalTransfer(message, dst, receive, src, abandoned);
+        LocalTransfer transfer = new LocalTransfer(message, dst, receive, src, abandoned);
+        group.world.opened(transfer);
+        return transfer;
     }
 
     @Override
@@ -195,44 +228,75 @@ public final class LocalCommunicator implements Communicator {
         return "LocalCommunicator[rank " + rank + " of " + size() + ", world rank " + worldRank() + "]";
     }
 
-    // Runs on a copy thread: waits for the matching message, copies it, releases the sender.
-    // Returns the copy's token (null on the host).
+    // Runs on a copy thread: waits for the matching message, claims it, copies it, releases the sender.
+    // Returns the copy's token (null on the host). The receiver's ready token is released on every path.
     private Object receive(int src, CompletableFuture<LocalGroup.Message> match, List<Tensor> into,
                            Object receiverReady, AtomicBoolean abandoned) throws InterruptedException, ExecutionException {
-        LocalGroup.Message m = null;
-        while (m == null) {
+        try {
+            LocalGroup.Message m = null;
+            while (m == null) {
+                if (abandoned.get()) {
+                    return null;
+                }
+                group.world.checkNotAborted(worldRank(), "sendRecv");
+                try {
+                    m = match.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
+                } catch (TimeoutException e) {
+                    // not yet sent: look at the abort flag again
+                }
+            }
             if (abandoned.get()) {
-                transport.release(receiverReady);
-                return null;
+                return null; // left unclaimed: the sender withdraws it when it cancels
             }
-            group.world.checkNotAborted(worldRank(), "sendRecv");
+            if (!m.claim()) {
+                awaitAbortOf(src); // the sender withdrew because it is failing: report its error, not this
+                throw new LocalCommunicationException("rank " + worldRank() + ": rank " + group.worldRank(src)
+                        + " withdrew its send (it failed before the copy started)");
+            }
             try {
-                m = match.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
-            } catch (TimeoutException e) {
-                // not yet sent: look at the abort flag again
+                List<Tensor> from = m.tensors();
+                long[] sent = from.stream().mapToLong(Tensor::byteSize).toArray();
+                long[] expected = into.stream().mapToLong(Tensor::byteSize).toArray();
+                if (!Arrays.equals(sent, expected)) {
+                    throw new IllegalArgumentException("sendRecv: rank " + group.worldRank(src) + " sent tensors of "
+                            + Arrays.toString(sent) + " bytes but rank " + worldRank() + " expects "
+                            + Arrays.toString(expected));
+                }
+                Object copied = transport.receive(from, m.ready(), into, receiverReady);
+                m.copied().set(copied);
+                return copied;
+            } finally {
+                m.taken().countDown(); // the sender may now reuse its buffers (after the copied token)
             }
+        } finally {
+            transport.release(receiverReady);
         }
-        List<Tensor> from = m.tensors();
-        long[] sent = from.stream().mapToLong(Tensor::byteSize).toArray();
-        long[] expected = into.stream().mapToLong(Tensor::byteSize).toArray();
-        if (!Arrays.equals(sent, expected)) {
-            throw new IllegalArgumentException("sendRecv: rank " + group.worldRank(src) + " sent tensors of "
-                    + Arrays.toString(sent) + " bytes but rank " + worldRank() + " expects " + Arrays.toString(expected));
-        }
-        Object copied = transport.receive(from, m.ready(), into, receiverReady);
-        transport.release(receiverReady);
-        m.copied().set(copied);
-        m.taken().countDown();
-        return copied;
     }
 
-    /** The handle {@link #sendRecv} returns: waits for our receive and for the peer taking our send. */
-    private final class LocalTransfer implements Transfer {
+    /** Waits (up to the timeout) for the world abort that a withdrawing sender is about to raise, and throws it. */
+    private void awaitAbortOf(int src) throws InterruptedException {
+        long deadline = System.nanoTime() + group.world.timeoutNanos();
+        while (System.nanoTime() - deadline < 0) {
+            group.world.checkNotAborted(worldRank(), "sendRecv from rank " + group.worldRank(src));
+            TimeUnit.NANOSECONDS.sleep(LocalWorld.POLL_NANOS);
+        }
+    }
+
+    /**
+     * The handle {@link #sendRecv} returns: waits for our receive and for the peer taking our send. Each
+     * half (receive, send) is settled once, by {@link #await} or by {@link #cancel}, which also release
+     * the half's tokens; the world cancels what a failed rank left open.
+     */
+    final class LocalTransfer implements Transfer {
         private final LocalGroup.Message sent;
         private final int dst;
         private final Future<Object> receive;
         private final int src;
         private final AtomicBoolean abandoned;
+        private boolean receiveSettled;
+        private boolean sendSettled;
+        private boolean ended;
+        private boolean cancelled;
 
         LocalTransfer(LocalGroup.Message sent, int dst, Future<Object> receive, int src, AtomicBoolean abandoned) {
             this.sent = sent;
@@ -240,16 +304,24 @@ public final class LocalCommunicator implements Communicator {
             this.receive = receive;
             this.src = src;
             this.abandoned = abandoned;
+            this.receiveSettled = receive == null;
+            this.sendSettled = sent == null;
         }
 
         @Override
-        public void await() {
+        public synchronized void await() {
+            if (cancelled) {
+                throw new IllegalStateException("this transfer was cancelled: its data never arrived");
+            }
+            if (ended) {
+                return;
+            }
             long deadline = System.nanoTime() + group.world.timeoutNanos();
             try {
-                if (receive != null) {
+                if (!receiveSettled) {
                     awaitReceive(deadline);
                 }
-                if (sent != null) {
+                if (!sendSettled) {
                     awaitTaken(deadline);
                 }
             } catch (InterruptedException e) {
@@ -257,14 +329,49 @@ public final class LocalCommunicator implements Communicator {
                 abandoned.set(true);
                 throw new LocalCommunicationException("rank " + worldRank() + " interrupted in sendRecv", e);
             }
+            end();
+        }
+
+        @Override
+        public synchronized boolean cancel() {
+            if (ended) {
+                return true;
+            }
+            cancelled = true;
+            abandoned.set(true);
+            long deadline = System.nanoTime() + group.world.timeoutNanos();
+            boolean idle = true;
+            if (!receiveSettled) {
+                idle &= cancelReceive(deadline);
+            }
+            if (!sendSettled) {
+                idle &= cancelSend(deadline);
+            }
+            end();
+            if (!idle) {
+                LocalWorld.LOG.warn("rank {}: a transfer with rank {} / rank {} did not settle within {} ms; its"
+                        + " buffers stay allocated", worldRank(), group.worldRank(dst), group.worldRank(src),
+                        TimeUnit.NANOSECONDS.toMillis(group.world.timeoutNanos()));
+            }
+            return idle;
+        }
+
+        /** Whether {@link #await} or {@link #cancel} has ended this transfer. */
+        synchronized boolean isEnded() {
+            return ended;
+        }
+
+        private void end() {
+            ended = true;
+            group.world.closed(this);
         }
 
         private void awaitReceive(long deadline) throws InterruptedException {
             while (true) {
                 try {
                     Object copied = receive.get(LocalWorld.POLL_NANOS, TimeUnit.NANOSECONDS);
-                    transport.awaitCopy(copied); // my later work reads what landed
-                    transport.release(copied);
+                    receiveSettled = true;
+                    orderAfter(copied); // my later work reads what landed
                     return;
                 } catch (TimeoutException e) {
                     group.world.checkNotAborted(worldRank(), "sendRecv");
@@ -274,6 +381,7 @@ public final class LocalCommunicator implements Communicator {
                                 + group.worldRank(src) + " to send");
                     }
                 } catch (ExecutionException e) {
+                    receiveSettled = true; // the copy task ended without a copy in flight
                     Throwable cause = e.getCause();
                     if (cause instanceof RuntimeException re) {
                         throw re;
@@ -292,10 +400,63 @@ public final class LocalCommunicator implements Communicator {
                             + group.worldRank(dst) + " to receive");
                 }
             }
+            sendSettled = true;
             transport.release(sent.ready());
-            Object copied = sent.copied().get();
-            transport.awaitCopy(copied); // my later writes to the sent buffers come after the peer read them
-            transport.release(copied);
+            orderAfter(sent.copied().get()); // my later writes to the sent buffers come after the peer read them
+        }
+
+        private boolean cancelReceive(long deadline) {
+            try {
+                Object copied = receive.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                receiveSettled = true;
+                return orderAfterQuietly(copied);
+            } catch (ExecutionException e) {
+                receiveSettled = true;
+                return true;
+            } catch (TimeoutException | CancellationException e) {
+                return false; // the copy task may still run
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+
+        private boolean cancelSend(long deadline) {
+            if (sent.withdraw()) {
+                sendSettled = true;
+                transport.release(sent.ready()); // no receiver will wait on it
+                return true;
+            }
+            try {
+                if (!sent.taken().await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                    return false; // the receiver may still wait on my ready token: leak it
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+            sendSettled = true;
+            transport.release(sent.ready());
+            return orderAfterQuietly(sent.copied().get());
+        }
+
+        private void orderAfter(Object copied) {
+            try {
+                transport.awaitCopy(copied);
+            } finally {
+                transport.release(copied);
+            }
+        }
+
+        private boolean orderAfterQuietly(Object copied) {
+            try {
+                orderAfter(copied);
+                return true;
+            } catch (RuntimeException e) {
+                LocalWorld.LOG.warn("rank {}: could not order later work after a cancelled transfer: {}",
+                        worldRank(), e.toString());
+                return false;
+            }
         }
     }
 

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.usp4j.tensor.Tensor;
 
@@ -20,11 +21,26 @@ final class LocalGroup {
     /**
      * A posted send: the sender's own buffers (ready after the sender's {@code ready} token), read by the
      * receiver, who then stores its copy's token in {@code copied} and releases the sender through
-     * {@code taken}.
+     * {@code taken}. Exactly one side decides the message's fate: the receiver {@link #claim claims} it
+     * before it touches the buffers, or the failing sender {@link #withdraw withdraws} it first, after
+     * which nobody reads them.
      */
-    record Message(List<Tensor> tensors, Object ready, CountDownLatch taken, AtomicReference<Object> copied) {
+    record Message(List<Tensor> tensors, Object ready, CountDownLatch taken, AtomicReference<Object> copied,
+                   AtomicInteger state) {
+        private static final int POSTED = 0, CLAIMED = 1, WITHDRAWN = 2;
+
         Message(List<Tensor> tensors, Object ready) {
-            this(tensors, ready, new CountDownLatch(1), new AtomicReference<>());
+            this(tensors, ready, new CountDownLatch(1), new AtomicReference<>(), new AtomicInteger(POSTED));
+        }
+
+        /** The receiver's right to read the buffers; false if the sender withdrew them. */
+        boolean claim() {
+            return state.compareAndSet(POSTED, CLAIMED);
+        }
+
+        /** The sender takes the buffers back; false if a receiver already claimed them. */
+        boolean withdraw() {
+            return state.compareAndSet(POSTED, WITHDRAWN);
         }
     }
 

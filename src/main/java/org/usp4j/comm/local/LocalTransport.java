@@ -1,6 +1,7 @@
 package org.usp4j.comm.local;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.List;
 import org.usp4j.tensor.Tensor;
 
@@ -31,6 +32,12 @@ public interface LocalTransport {
 
     /** Copies {@code bytes} from {@code src} at {@code srcOffset} to {@code dst} at {@code dstOffset}. */
     void copy(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes);
+
+    /**
+     * Adds the float32 elements of {@code bytes} from {@code src} at {@code srcOffset} to those of
+     * {@code dst} at {@code dstOffset} (the reduction of a reduce-scatter).
+     */
+    void accumulate(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes);
 
     /** After the rank's collective copies: they must be complete before peers reuse their buffers. */
     void afterCollective();
@@ -70,6 +77,17 @@ public interface LocalTransport {
         @Override
         public void copy(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
             MemorySegment.copy(src.contiguousSegment(), srcOffset, dst.contiguousSegment(), dstOffset, bytes);
+        }
+
+        @Override
+        public void accumulate(Tensor src, long srcOffset, Tensor dst, long dstOffset, long bytes) {
+            MemorySegment from = src.contiguousSegment();
+            MemorySegment to = dst.contiguousSegment();
+            for (long i = 0; i < bytes; i += Float.BYTES) {
+                float sum = to.get(ValueLayout.JAVA_FLOAT_UNALIGNED, dstOffset + i)
+                        + from.get(ValueLayout.JAVA_FLOAT_UNALIGNED, srcOffset + i);
+                to.set(ValueLayout.JAVA_FLOAT_UNALIGNED, dstOffset + i, sum);
+            }
         }
 
         @Override

@@ -4,11 +4,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.Set;
 import java.util.function.IntFunction;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -36,7 +40,7 @@ public final class LocalWorld implements AutoCloseable {
     /** Waits are sliced so that an abort is noticed quickly. */
     static final long POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
 
-    private static final Logger LOG = LogManager.getLogger(LocalWorld.class);
+    static final Logger LOG = LogManager.getLogger(LocalWorld.class);
     private static final AtomicInteger WORLDS = new AtomicInteger();
 
     /** A rank's part of {@link #run}: gets its rank and world communicator. */
@@ -57,6 +61,10 @@ public final class LocalWorld implements AutoCloseable {
     private final ExecutorService rankThreads;
     private final ExecutorService copyThreads;
     private final AtomicReference<Failure> failure = new AtomicReference<>();
+    /** Transfers neither awaited nor cancelled yet; what a failed rank leaves here, {@link #run} cancels. */
+    private final Set<LocalCommunicator.LocalTransfer> openTransfers = ConcurrentHashMap.newKeySet();
+    /** Copy tasks submitted and not yet finished; guarded by itself. */
+    private final int[] copiesInFlight = new int[1];
     private volatile boolean closed;
 
     public LocalWorld(int size) {
@@ -171,11 +179,16 @@ public final class LocalWorld implements AutoCloseable {
                 throw new LocalCommunicationException("interrupted while waiting for the ranks", e);
             }
         }
+        boolean idle = settle();
         Failure f = failure.get();
         if (f == null) {
             return results;
         }
         Throwable root = f.cause();
+        if (!idle) {
+            root.addSuppressed(new LocalCommunicationException("copies of the failed run were still in flight"
+                    + " after " + timeout + "; their buffers and the world's threads are leaked, not freed"));
+        }
         for (Throwable e : errors) {
             if (e != root && !causedBy(e, root)) {
                 root.addSuppressed(e);
@@ -209,7 +222,10 @@ public final class LocalWorld implements AutoCloseable {
         return failure.get() != null;
     }
 
-    /** Closes every rank's world communicator and stops the threads. Idempotent. */
+    /**
+     * Closes every rank's world communicator and stops the threads, waiting (up to the timeout) for copy
+     * tasks still running so that nobody frees what they use once this returns. Idempotent.
+     */
     @Override
     public void close() {
         if (closed) {
@@ -219,8 +235,50 @@ public final class LocalWorld implements AutoCloseable {
         for (LocalCommunicator c : communicators) {
             c.close();
         }
-        rankThreads.shutdownNow();
-        copyThreads.shutdownNow();
+        rankThreads.shutdown();
+        copyThreads.shutdown(); // running copies notice the closed flag at their next poll
+        try {
+            long deadline = System.nanoTime() + timeoutNanos;
+            if (!copyThreads.awaitTermination(timeoutNanos, TimeUnit.NANOSECONDS)
+                    || !rankThreads.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                LOG.warn("in-process world closed with threads still running after {}; they are left to finish",
+                        timeout);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * After a run: cancels the transfers its ranks left open (a failed rank's, or a strategy's that
+     * forgot one) and waits, up to the timeout, until no copy task is running. Returns whether it got
+     * there, i.e. whether the caller may free the ranks' buffers and transports.
+     */
+    private boolean settle() {
+        boolean idle = true;
+        for (LocalCommunicator.LocalTransfer t : List.copyOf(openTransfers)) {
+            if (failure.get() == null) {
+                LOG.warn("a transfer was neither awaited nor cancelled by its rank; cancelling it");
+            }
+            idle &= t.cancel();
+        }
+        long deadline = System.nanoTime() + timeoutNanos;
+        synchronized (copiesInFlight) {
+            while (copiesInFlight[0] > 0) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    LOG.warn("{} copy task(s) still running {} after the run ended", copiesInFlight[0], timeout);
+                    return false;
+                }
+                try {
+                    copiesInFlight.wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            }
+        }
+        return idle;
     }
 
     // ---- used by the groups and communicators ----
@@ -233,8 +291,36 @@ public final class LocalWorld implements AutoCloseable {
         return closed;
     }
 
-    ExecutorService copyThreads() {
-        return copyThreads;
+    /** Runs a receive's copy task on the world's copy threads, counted until it ends. */
+    <T> Future<T> submitCopy(Callable<T> task) {
+        synchronized (copiesInFlight) {
+            copiesInFlight[0]++;
+        }
+        try {
+            return copyThreads.submit(() -> {
+                try {
+                    return task.call();
+                } finally {
+                    synchronized (copiesInFlight) {
+                        copiesInFlight[0]--;
+                        copiesInFlight.notifyAll();
+                    }
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            synchronized (copiesInFlight) {
+                copiesInFlight[0]--;
+            }
+            throw new LocalCommunicationException("the in-process world is closed", e);
+        }
+    }
+
+    void opened(LocalCommunicator.LocalTransfer transfer) {
+        openTransfers.add(transfer);
+    }
+
+    void closed(LocalCommunicator.LocalTransfer transfer) {
+        openTransfers.remove(transfer);
     }
 
     void checkNotAborted(int worldRank, String operation) {

@@ -8,16 +8,14 @@ import java.util.List;
 import java.util.Map;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
-import org.usp4j.backend.TensorAllocator;
-import org.usp4j.cuda.DeviceBuffer;
-import org.usp4j.cudnn.Cudnn;
-import org.usp4j.cudnn.CudnnHandle;
 import org.usp4j.cudnn.DataType;
 import org.usp4j.gpu.CudaBackend;
+import org.usp4j.gpu.DeviceCalls;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.tensor.DType;
+import org.usp4j.tensor.DevicePointer;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -28,8 +26,10 @@ import org.usp4j.tensor.Tensor;
  * <p>cuDNN wants io tensors in bf16 or f16 with head_dim contiguous and 16-byte aligned addresses,
  * and dense float32 stats. Caller tensors that already fit are bound in place; others (a float32
  * output accumulator, a strided lse slice, accumulate-mode gradients) go through scratch memory and
- * one element-wise copy or add. dQ is taken from cuDNN's float32 accumulator, so the ring's float32
- * dq never sees a bf16 rounding. Plans are cached by shape, dtype, mask, scale and strides.
+ * one element-wise copy or add. dQ is the graph's io-typed output; the float32 dQ_accum and
+ * softmax_sum tensors are cuDNN's scratch, placed behind its workspace. Plans are cached by shape,
+ * dtype, mask, scale and strides; scratch and workspace memory is kept between calls
+ * ({@link ScratchBuffers}), so a call in steady state allocates nothing.
  */
 public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
@@ -37,27 +37,24 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     private static final int MAX_CACHED_PLANS = 64;
 
     /** What identifies a plan: direction, dtype, sizes, mask, scale and the io tensors' strides. */
-    record PlanKey(boolean backward, DType io, SdpaGraphs.Shape shape, boolean causal, float scale, List<Long> strides) {
+    record PlanKey(boolean backward, DType io, SdpaGraphs.Shape shape, Mask mask, float scale, List<Long> strides) {
     }
 
     private final CudaBackend backend;
-    private final CudnnHandle handle;
+    private final DeviceCalls calls;
+    private final DeviceCalls.CudnnContext cudnn;
     private final long cudnnVersion;
-    private final Map<PlanKey, SdpaPlan> plans = new LinkedHashMap<>(16, 0.75f, true);
-    private DeviceBuffer workspace;
+    private final Map<PlanKey, DeviceCalls.Plan> plans = new LinkedHashMap<>(16, 0.75f, true);
+    private final ScratchBuffers scratch;
     private long planBuilds;
     private boolean closed;
 
     public CudnnAttention(CudaBackend backend) {
         this.backend = backend;
-        this.cudnnVersion = Cudnn.versionCode();
-        this.handle = CudnnHandle.create();
-        try {
-            handle.setStream(backend.stream());
-        } catch (RuntimeException | Error e) {
-            handle.close();
-            throw e;
-        }
+        this.calls = backend.calls();
+        this.cudnnVersion = calls.cudnnVersion();
+        this.cudnn = calls.createCudnn(backend.stream());
+        this.scratch = new ScratchBuffers(calls, backend.stream());
     }
 
     /** How many plans this kernel has finalized (a cache hit builds none). */
@@ -72,80 +69,100 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     @Override
     public synchronized void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
         requireOpen();
+        SdpaGraphs.requireMaskSupported(mask);
         AttentionShapes sh = AttentionShapes.ofForward(q, k, v, out, lse);
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, lse);
         requireScale(scale);
-        try (TensorAllocator scratch = backend.newAllocator()) {
-            Tensor o = bindable(out, io) ? out : scratch.allocate(io, out.shape());
-            Tensor stats = lse.isContiguous() && aligned(lse) ? lse : scratch.allocate(DType.F32, lse.shape());
-            Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
-            SdpaGraphs.Shape shape = shape(sh);
-            boolean causal = mask == Mask.CAUSAL;
-            List<Long> strides = strides(qb, kb, vb, o);
-            SdpaPlan plan = plan(new PlanKey(false, io, shape, causal, scale, strides), () ->
-                    SdpaGraphs.forward(shape, cudnnType(io), causal, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
-            Map<Long, Long> at = new HashMap<>();
-            at.put(SdpaGraphs.Q, qb.deviceAddress());
-            at.put(SdpaGraphs.K, kb.deviceAddress());
-            at.put(SdpaGraphs.V, vb.deviceAddress());
-            at.put(SdpaGraphs.O, o.deviceAddress());
-            at.put(SdpaGraphs.STATS, stats.deviceAddress());
-            plan.execute(handle, at, workspace(plan.workspaceBytes()));
-            if (o != out) {
-                backend.copy(o, out);
-            }
-            if (stats != lse) {
-                backend.copy(stats, lse);
-            }
+        scratch.beginCall();
+        Tensor o = bindable(out, io) ? out : scratch.tensor(io, out.shape());
+        Tensor stats = lse.isContiguous() && aligned(lse) ? lse : scratch.tensor(DType.F32, lse.shape());
+        Tensor qb = input(q), kb = input(k), vb = input(v);
+        SdpaGraphs.Shape shape = shape(sh);
+        List<Long> strides = strides(qb, kb, vb, o);
+        DeviceCalls.Plan plan = plan(new PlanKey(false, io, shape, mask, scale, strides), () ->
+                SdpaGraphs.forward(shape, cudnnType(io), mask, strideArrays(qb, kb, vb, o), cudnnVersion), scale);
+        Map<Long, Long> at = new HashMap<>();
+        at.put(SdpaGraphs.Q, qb.deviceAddress());
+        at.put(SdpaGraphs.K, kb.deviceAddress());
+        at.put(SdpaGraphs.V, vb.deviceAddress());
+        at.put(SdpaGraphs.O, o.deviceAddress());
+        at.put(SdpaGraphs.STATS, stats.deviceAddress());
+        long workspace = plan.workspaceBytes() == 0 ? 0 : scratch.bytes(plan.workspaceBytes()).address();
+        calls.execute(cudnn, plan, at, workspace);
+        if (o != out) {
+            backend.copy(o, out);
         }
+        if (stats != lse) {
+            backend.copy(stats, lse);
+        }
+        scratch.endCall();
     }
 
     @Override
     public synchronized void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
                                       float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
         requireOpen();
+        SdpaGraphs.requireMaskSupported(mask);
         AttentionShapes sh = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         DType io = requireIo(sh, q, k, v);
         requireDevice(out, dout, lse, dq, dk, dv);
         requireScale(scale);
         SdpaGraphs.requireBackwardSupported(shape(sh), cudnnVersion);
-        try (TensorAllocator scratch = backend.newAllocator()) {
-            Tensor qb = input(q, scratch), kb = input(k, scratch), vb = input(v, scratch);
-            Tensor ob = inputAs(out, io, scratch), dob = inputAs(dout, io, scratch);
-            Tensor stats = lse.isContiguous() && aligned(lse) ? lse : copyOf(lse, DType.F32, scratch);
-            // dQ comes from cuDNN's float32 accumulator; its io-typed dQ output is scratch.
-            Tensor dqIo = scratch.allocate(io, dq.shape());
-            Tensor dkOut = !accumulate && bindable(dk, io) ? dk : scratch.allocate(io, dk.shape());
-            Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.allocate(io, dv.shape());
-            long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
-            Tensor softmaxSum = scratch.allocate(DType.F32, b, h, sq, 1);
-            Tensor dqAccum = scratch.allocate(DType.F32, b, h, sq, d); // zeroed, as cuDNN < 9.6 requires
-            SdpaGraphs.Shape shape = shape(sh);
-            boolean causal = mask == Mask.CAUSAL;
-            Tensor[] io8 = {qb, kb, vb, ob, dob, dqIo, dkOut, dvOut};
-            SdpaPlan plan = plan(new PlanKey(true, io, shape, causal, scale, strides(io8)), () ->
-                    SdpaGraphs.backward(shape, cudnnType(io), causal, strideArrays(io8), cudnnVersion), scale);
-            Map<Long, Long> at = new HashMap<>();
-            long[] uids = {SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO, SdpaGraphs.DQ,
-                    SdpaGraphs.DK, SdpaGraphs.DV};
-            for (int i = 0; i < uids.length; i++) {
-                at.put(uids[i], io8[i].deviceAddress());
-            }
-            at.put(SdpaGraphs.STATS, stats.deviceAddress());
-            at.put(SdpaGraphs.SOFTMAX_SUM, softmaxSum.deviceAddress());
-            at.put(SdpaGraphs.DQ_ACCUM, dqAccum.deviceAddress());
-            plan.execute(handle, at, workspace(plan.workspaceBytes()));
-            // dQ_accum is dense [b, h, s, d]: seen as bshd it has strides [h*s*d, d, s*d, 1].
-            Tensor dqFloat = dqAccum.withGeometry(new long[] {b, sq, h, d}, new long[] {h * sq * d, d, sq * d, 1}, 0);
-            place(dqFloat, dq, accumulate);
-            if (dkOut != dk) {
-                place(dkOut, dk, accumulate);
-            }
-            if (dvOut != dv) {
-                place(dvOut, dv, accumulate);
+        scratch.beginCall();
+        Tensor qb = input(q), kb = input(k), vb = input(v);
+        Tensor ob = inputAs(out, io), dob = inputAs(dout, io);
+        Tensor stats = lse.isContiguous() && aligned(lse) ? lse : copyOf(lse, DType.F32);
+        // dQ is the io-typed output of the graph's final IDENTITY(dQ_accum) op. dQ_accum is cuDNN's
+        // float32 scratch, as in cudnn-frontend's CompositeSDPABackwardNode, which counts it in the
+        // workspace: it does not hold dQ after execution (reading it gave relative errors of 1.2 on an
+        // H200). Precision across ring steps comes from the strategy's own float32 accumulation.
+        Tensor dqOut = !accumulate && bindable(dq, io) ? dq : scratch.tensor(io, dq.shape());
+        Tensor dkOut = !accumulate && bindable(dk, io) ? dk : scratch.tensor(io, dk.shape());
+        Tensor dvOut = !accumulate && bindable(dv, io) ? dv : scratch.tensor(io, dv.shape());
+        long b = sh.batch(), h = sh.heads(), sq = sh.seqQ(), d = sh.headDim();
+        SdpaGraphs.Shape shape = shape(sh);
+        Tensor[] io8 = {qb, kb, vb, ob, dob, dqOut, dkOut, dvOut};
+        DeviceCalls.Plan plan = plan(new PlanKey(true, io, shape, mask, scale, strides(io8)), () ->
+                SdpaGraphs.backward(shape, cudnnType(io), mask, strideArrays(io8), cudnnVersion), scale);
+        Map<Long, Long> at = new HashMap<>();
+        long[] uids = {SdpaGraphs.Q, SdpaGraphs.K, SdpaGraphs.V, SdpaGraphs.O, SdpaGraphs.DO, SdpaGraphs.DQ,
+                SdpaGraphs.DK, SdpaGraphs.DV};
+        for (int i = 0; i < uids.length; i++) {
+            at.put(uids[i], io8[i].deviceAddress());
+        }
+        at.put(SdpaGraphs.STATS, stats.deviceAddress());
+        // The two float32 scratch tensors live behind cuDNN's own workspace, as the frontend places them.
+        long cudnnBytes = ScratchBuffers.align(plan.workspaceBytes());
+        long dqAccumBytes = ScratchBuffers.align(b * h * sq * d * Float.BYTES);
+        long softmaxSumBytes = ScratchBuffers.align(b * h * sq * Float.BYTES);
+        DevicePointer ws = scratch.bytes(cudnnBytes + dqAccumBytes + softmaxSumBytes);
+        DevicePointer dqAccum = ws.slice(cudnnBytes, dqAccumBytes);
+        if (cudnnVersion < 90600) {
+            calls.memset(dqAccum, 0, backend.stream()); // before 9.6 the backward accumulates into it
+        }
+        at.put(SdpaGraphs.DQ_ACCUM, dqAccum.address());
+        at.put(SdpaGraphs.SOFTMAX_SUM, ws.address() + cudnnBytes + dqAccumBytes);
+        calls.execute(cudnn, plan, at, ws.address());
+        for (Tensor[] pair : new Tensor[][] {{dqOut, dq}, {dkOut, dk}, {dvOut, dv}}) {
+            if (pair[0] != pair[1]) {
+                place(pair[0], pair[1], accumulate);
             }
         }
+        scratch.endCall();
+    }
+
+    @Override
+    public void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+        SdpaGraphs.requireMaskSupported(mask);
+        requireIo(block, dtype);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+        SdpaGraphs.requireMaskSupported(mask);
+        requireIo(block, dtype);
+        SdpaGraphs.requireBackwardSupported(shape(block), cudnnVersion);
     }
 
     private void place(Tensor result, Tensor target, boolean accumulate) {
@@ -160,8 +177,8 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
         GraphSpec build();
     }
 
-    private SdpaPlan plan(PlanKey key, GraphFactory factory, float scale) {
-        SdpaPlan plan = plans.get(key);
+    private DeviceCalls.Plan plan(PlanKey key, GraphFactory factory, float scale) {
+        DeviceCalls.Plan plan = plans.get(key);
         if (plan != null) {
             return plan;
         }
@@ -180,42 +197,28 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             ints.put(SdpaGraphs.SEQ_LEN_Q, seqQ);
             ints.put(SdpaGraphs.SEQ_LEN_KV, seqKv);
         }
-        plan = SdpaPlan.build(CudnnGraph.build(spec, handle), handle, byValue, ints);
+        plan = calls.buildPlan(cudnn, spec, byValue, ints);
         planBuilds++;
         plans.put(key, plan);
         if (plans.size() > MAX_CACHED_PLANS) {
             backend.synchronize(); // an evicted plan may still be queued
             var eldest = plans.entrySet().iterator().next();
-            eldest.getValue().close();
+            calls.destroy(eldest.getValue());
             plans.remove(eldest.getKey());
         }
         return plan;
     }
 
-    /** The workspace, grown (in stream order) when a plan needs more. */
-    private long workspace(long bytes) {
-        if (bytes == 0) {
-            return 0;
-        }
-        if (workspace == null || workspace.byteSize() < bytes) {
-            if (workspace != null) {
-                workspace.close();
-            }
-            workspace = DeviceBuffer.allocateAsync(bytes, backend.stream());
-        }
-        return workspace.pointer().address();
+    private Tensor input(Tensor t) {
+        return aligned(t) ? t : copyOf(t, t.dtype());
     }
 
-    private Tensor input(Tensor t, TensorAllocator scratch) {
-        return aligned(t) ? t : copyOf(t, t.dtype(), scratch);
+    private Tensor inputAs(Tensor t, DType io) {
+        return t.dtype() == io && aligned(t) ? t : copyOf(t, io);
     }
 
-    private Tensor inputAs(Tensor t, DType io, TensorAllocator scratch) {
-        return t.dtype() == io && aligned(t) ? t : copyOf(t, io, scratch);
-    }
-
-    private Tensor copyOf(Tensor t, DType dtype, TensorAllocator scratch) {
-        Tensor c = scratch.allocate(dtype, t.shape());
+    private Tensor copyOf(Tensor t, DType dtype) {
+        Tensor c = scratch.tensor(dtype, t.shape());
         backend.copy(t, c);
         return c;
     }
@@ -262,13 +265,17 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
     private static DType requireIo(AttentionShapes sh, Tensor q, Tensor k, Tensor v) {
         requireDevice(q, k, v);
-        DType io = q.dtype();
-        if (io == DType.F32) {
-            throw new IllegalArgumentException("cuDNN SDPA computes on BF16 or F16 inputs, got F32 q");
-        }
-        if (k.dtype() != io || v.dtype() != io) {
+        if (k.dtype() != q.dtype() || v.dtype() != q.dtype()) {
             throw new IllegalArgumentException("q, k and v must share one dtype, got " + q.dtype() + ", " + k.dtype()
                     + ", " + v.dtype());
+        }
+        return requireIo(sh, q.dtype());
+    }
+
+    private static DType requireIo(AttentionShapes sh, DType io) {
+        if (io == DType.F32) {
+            throw new IllegalArgumentException("cuDNN SDPA computes on BF16 or F16 inputs, got F32 q, k and v;"
+                    + " convert them to bf16 or f16 first, or use the cpu backend, which computes on F32");
         }
         if (sh.headDim() % 8 != 0 || sh.headDim() > 256) {
             throw new IllegalArgumentException("cuDNN SDPA needs head_dim a multiple of 8 and at most 256, got "
@@ -311,12 +318,13 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
             return;
         }
         closed = true;
-        plans.values().forEach(SdpaPlan::close);
-        plans.clear();
-        if (workspace != null) {
-            workspace.close();
+        try {
+            plans.values().forEach(calls::destroy);
+            plans.clear();
+            scratch.close();
+        } finally {
+            calls.destroy(cudnn);
         }
-        handle.close();
         LOG.debug("cuDNN attention kernel closed after {} plan builds", planBuilds);
     }
 }

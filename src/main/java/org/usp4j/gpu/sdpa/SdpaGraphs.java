@@ -11,6 +11,7 @@ import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
 import org.usp4j.gpu.sdpa.GraphSpec.Reduction;
 import org.usp4j.gpu.sdpa.GraphSpec.Reshape;
 import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
+import org.usp4j.kernel.Mask;
 
 /**
  * The composite SDPA graphs that cuDNN's fused-attention engines recognise on every 9.x release: the
@@ -53,8 +54,15 @@ public final class SdpaGraphs {
      * @param cudnnVersion the loaded cuDNN's version code (e.g. 91400), which decides version workarounds
      */
     public static GraphSpec forward(Shape s, DataType io, boolean causal, long[][] bshdStrides, long cudnnVersion) {
+        return forward(s, io, causal ? Mask.CAUSAL : Mask.NONE, bshdStrides, cudnnVersion);
+    }
+
+    /** The forward graph under {@code mask}, which {@link #requireMaskSupported} must accept. */
+    public static GraphSpec forward(Shape s, DataType io, Mask mask, long[][] bshdStrides, long cudnnVersion) {
+        requireMaskSupported(mask);
+        boolean causal = mask.causal();
         float maskFill = maskFill(cudnnVersion);
-        Builder g = new Builder("sdpa_fwd" + (causal ? "_causal" : ""));
+        Builder g = new Builder("sdpa_fwd" + suffix(mask));
         long b = s.batch(), h = s.heads(), hk = s.kvHeads(), sq = s.seqQ(), skv = s.seqKv(), d = s.headDim();
         Tensor q = g.io(Q, "Q", io, dims(b, h, sq, d), bhsd(bshdStrides[0]));
         Tensor kt = g.io(K, "K^T", io, dims(b, hk, d, skv), transposedBhsd(bshdStrides[1]));
@@ -65,7 +73,7 @@ public final class SdpaGraphs {
 
         Tensor scores = g.matmul(q, kt, g.virtual("S", DataType.FLOAT, b, h, sq, skv));
         Tensor scaled = g.pointwise(PointwiseMode.MUL, scores, scale, g.virtual("S_scaled", DataType.FLOAT, b, h, sq, skv));
-        Tensor masked = causal ? g.causalMask(scaled, maskFill) : scaled;
+        Tensor masked = causal ? g.causalMask(scaled, maskFill, mask.diagonal()) : scaled;
         // Softmax with stats: Stats = max + log(sum(exp(s - max))), P = exp(s - max) / sum.
         Tensor max = g.reduce(ReductionOperator.MAX, masked, g.virtual("max", DataType.FLOAT, b, h, sq, 1));
         Tensor shifted = g.pointwise(PointwiseMode.SUB, masked, max, g.virtual("S_minus_max", DataType.FLOAT, b, h, sq, skv));
@@ -82,7 +90,8 @@ public final class SdpaGraphs {
     /**
      * Backward graph. Binds Q, K, V, O, DO (io type), STATS (f32, dense), DQ, DK, DV (io type), SCALE,
      * ONE (f32 by value), NEG_INF when causal, and two float32 scratch buffers: SOFTMAX_SUM
-     * [b,h,s_q,1] and DQ_ACCUM [b,h,s_q,d], both dense. DQ_ACCUM holds dQ in float32 after execution.
+     * [b,h,s_q,1] and DQ_ACCUM [b,h,s_q,d], both dense. DQ_ACCUM is cuDNN's scratch (zeroed before
+     * 9.6), not a result: dQ is the io-typed output of the final IDENTITY op, as in cudnn-frontend.
      *
      * <p>Up to cuDNN 9.15.0 the backward engines need a padding mask when s_kv is not a multiple of
      * 128 (cudnn-frontend adds one silently): the graph then also binds SEQ_LEN_Q and SEQ_LEN_KV,
@@ -92,10 +101,17 @@ public final class SdpaGraphs {
      * @param cudnnVersion the loaded cuDNN's version code (e.g. 91400)
      */
     public static GraphSpec backward(Shape s, DataType io, boolean causal, long[][] bshdStrides, long cudnnVersion) {
+        return backward(s, io, causal ? Mask.CAUSAL : Mask.NONE, bshdStrides, cudnnVersion);
+    }
+
+    /** The backward graph under {@code mask}, which {@link #requireMaskSupported} must accept. */
+    public static GraphSpec backward(Shape s, DataType io, Mask mask, long[][] bshdStrides, long cudnnVersion) {
+        requireMaskSupported(mask);
         requireBackwardSupported(s, cudnnVersion);
+        boolean causal = mask.causal();
         float maskFill = maskFill(cudnnVersion);
         boolean padded = needsPaddingWorkaround(s, cudnnVersion);
-        Builder g = new Builder("sdpa_bwd" + (causal ? "_causal" : ""));
+        Builder g = new Builder("sdpa_bwd" + suffix(mask));
         long b = s.batch(), h = s.heads(), hk = s.kvHeads(), sq = s.seqQ(), skv = s.seqKv(), d = s.headDim();
         boolean gqa = h != hk;
         Tensor q = g.io(Q, "Q", io, dims(b, h, sq, d), bhsd(bshdStrides[0]));
@@ -130,7 +146,7 @@ public final class SdpaGraphs {
         if (padded && cudnnVersion < 91000) {
             centered = g.paddingMask(centered, seqQ, seqKv, maskFill); // 9.0-9.9 need it again after the stats
         }
-        Tensor masked = causal ? g.causalMask(centered, maskFill) : centered;
+        Tensor masked = causal ? g.causalMask(centered, maskFill, mask.diagonal()) : centered;
         Tensor p = g.pointwise(PointwiseMode.EXP, masked, null, g.virtual("P", DataType.FLOAT, b, h, sq, skv));
 
         // dV = P^T dO (summed over the query heads of each KV head for GQA).
@@ -147,7 +163,7 @@ public final class SdpaGraphs {
         Tensor dST = g.reshape(dS, g.virtualStrided("dS^T", io, dims(b, h, skv, sq), dims(h * sq * skv, sq * skv, 1, skv)));
         g.matmulMaybeReduced(dST, q, dK, gqa, "dK_fullhead", io, dims(b, h, skv, d), seqKv, null, seqQ);
 
-        // dQ = dS K, accumulated in float32, then converted.
+        // dQ = dS K, accumulated in float32 scratch, then converted into the io-typed dQ (the result).
         long[] kStrides = kt.strides();
         Tensor k = g.reshape(kt, g.virtualStrided("K", DataType.FLOAT, dims(b, hk, skv, d),
                 dims(kStrides[0], kStrides[1], kStrides[3], kStrides[2])));
@@ -174,6 +190,22 @@ public final class SdpaGraphs {
     }
 
     /** The value masked scores take: -inf from cuDNN 9.10, -FLT_MAX before (as cudnn-frontend does). */
+    /**
+     * Refuses a mask these graphs cannot express: causal masks with diagonal 0 (row &gt;= col) or -1
+     * (row &gt; col), which is what the strategies' ring steps use; other diagonals would need an index
+     * shift in the graph.
+     */
+    public static void requireMaskSupported(Mask mask) {
+        if (mask.causal() && mask.diagonal() != 0 && mask.diagonal() != -1) {
+            throw new IllegalArgumentException("the cuDNN attention graphs express causal masks with diagonal 0 or -1, "
+                    + "not " + mask);
+        }
+    }
+
+    private static String suffix(Mask mask) {
+        return !mask.causal() ? "" : mask.diagonal() == 0 ? "_causal" : "_causal_strict";
+    }
+
     static float maskFill(long cudnnVersion) {
         return cudnnVersion >= 91000 ? Float.NEGATIVE_INFINITY : -Float.MAX_VALUE;
     }
@@ -316,16 +348,21 @@ public final class SdpaGraphs {
             return add(new Tensor(NEG_INF, "mask_fill(" + value + ")", DataType.FLOAT, dims(1, 1, 1, 1), dims(1, 1, 1, 1), false, true));
         }
 
-        /** Top-left causal mask: keep score (row, col) where row >= col, else the fill value. */
-        Tensor causalMask(Tensor scores, float fill) {
+        /**
+         * Causal mask: keep score (row, col) where col &lt;= row + diagonal (row &gt;= col for diagonal 0,
+         * row &gt; col for -1), else the fill value.
+         */
+        Tensor causalMask(Tensor scores, float fill, long diagonal) {
             long[] d = scores.dims();
             Tensor negInf = fill(fill);
             Tensor row = virtual("row_index", DataType.INT32, d[0], d[1], d[2], d[3]);
             Tensor col = virtual("col_index", DataType.INT32, d[0], d[1], d[2], d[3]);
             ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.FLOAT, 2L, scores, null, null, row));
             ops.add(new Pointwise(PointwiseMode.GEN_INDEX, DataType.FLOAT, 3L, scores, null, null, col));
-            Tensor keep = virtual("row_ge_col", DataType.BOOLEAN, d[0], d[1], d[2], d[3]);
-            ops.add(new Pointwise(PointwiseMode.CMP_GE, DataType.BOOLEAN, null, row, col, null, keep));
+            boolean strict = diagonal == -1;
+            Tensor keep = virtual(strict ? "row_gt_col" : "row_ge_col", DataType.BOOLEAN, d[0], d[1], d[2], d[3]);
+            ops.add(new Pointwise(strict ? PointwiseMode.CMP_GT : PointwiseMode.CMP_GE, DataType.BOOLEAN, null, row, col,
+                    null, keep));
             Tensor masked = virtual("S_masked", DataType.FLOAT, d[0], d[1], d[2], d[3]);
             // BINARY_SELECT: y = t ? x : b.
             ops.add(new Pointwise(PointwiseMode.BINARY_SELECT, DataType.FLOAT, null, scores, negInf, keep, masked));

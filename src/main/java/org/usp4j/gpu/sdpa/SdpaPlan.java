@@ -18,14 +18,15 @@ import org.usp4j.cudnn.CudnnException;
 import org.usp4j.cudnn.CudnnHandle;
 import org.usp4j.cudnn.DescriptorType;
 import org.usp4j.cudnn.HeuristicMode;
+import org.usp4j.gpu.DeviceCalls;
 
 /**
  * A finalized cuDNN execution plan for one SDPA graph, with what executing it needs: the uids to bind,
  * the workspace size and host memory for the by-value scalars. Plans are expensive to build, so
- * {@link SdpaPlanCache} keeps them. Owns its graph, heuristics and engine configs (the plan references
+ * {@link CudnnAttention} keeps them. Owns its graph, heuristics and engine configs (the plan references
  * them) and frees everything once on {@link #close}.
  */
-public final class SdpaPlan implements AutoCloseable {
+public final class SdpaPlan implements DeviceCalls.Plan, AutoCloseable {
 
     private static final Logger LOG = LogManager.getLogger(SdpaPlan.class);
 
@@ -153,6 +154,7 @@ public final class SdpaPlan implements AutoCloseable {
         }
     }
 
+    @Override
     public long workspaceBytes() {
         return workspaceBytes;
     }
@@ -162,6 +164,7 @@ public final class SdpaPlan implements AutoCloseable {
         return engine;
     }
 
+    @Override
     public GraphSpec spec() {
         return graph.spec();
     }
