@@ -40,19 +40,11 @@ final class CudaCriticalCalls {
     }
 
     static String errorName(int code) {
-        try {
-            return ((MemorySegment) GET_ERROR_NAME.invokeExact(code)).getString(0);
-        } catch (Throwable t) {
-            throw CriticalDowncalls.rethrow(t);
-        }
+        return CriticalDowncalls.stringOf(GET_ERROR_NAME, code);
     }
 
     static String errorString(int code) {
-        try {
-            return ((MemorySegment) GET_ERROR_STRING.invokeExact(code)).getString(0);
-        } catch (Throwable t) {
-            throw CriticalDowncalls.rethrow(t);
-        }
+        return CriticalDowncalls.stringOf(GET_ERROR_STRING, code);
     }
 
     static int streamQuery(MemorySegment stream) {

@@ -30,10 +30,6 @@ final class CudnnCriticalCalls {
     }
 
     static String errorString(int code) {
-        try {
-            return ((MemorySegment) GET_ERROR_STRING.invokeExact(code)).getString(0);
-        } catch (Throwable t) {
-            throw CriticalDowncalls.rethrow(t);
-        }
+        return CriticalDowncalls.stringOf(GET_ERROR_STRING, code);
     }
 }

@@ -28,6 +28,15 @@ public final class CriticalDowncalls {
         return LINKER.downcallHandle(address, descriptor, CRITICAL_WITH_HEAP);
     }
 
+    /** {@code handle(code)} for a function {@code const char *f(int)}: the C string it returns. */
+    public static String stringOf(MethodHandle handle, int code) {
+        try {
+            return ((MemorySegment) handle.invokeExact(code)).getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
     /** The unchecked form of a throwable from {@code invokeExact}: downcalls throw none of their own. */
     public static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException e) {

@@ -32,11 +32,7 @@ final class NcclCriticalCalls {
     }
 
     static String errorString(int code) {
-        try {
-            return ((MemorySegment) GET_ERROR_STRING.invokeExact(code)).getString(0);
-        } catch (Throwable t) {
-            throw CriticalDowncalls.rethrow(t);
-        }
+        return CriticalDowncalls.stringOf(GET_ERROR_STRING, code);
     }
 
     /** {@code ncclGetLastError(comm)}, NULL for the process-wide message. */
