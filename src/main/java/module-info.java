@@ -7,11 +7,13 @@
  * and write). Every other package, the generated native bindings included, is internal and may change
  * in any release.
  */
-@SuppressWarnings("requires-automatic") // XChart (static, for the CLI's plots) has no module descriptor yet
+// XChart (static, for the CLI's plots) and ojAlgo 55 (the planner's solver) have no module descriptor yet
+@SuppressWarnings("requires-automatic")
 module org.usp4j {
     requires jdk.incubator.vector;
     requires org.apache.logging.log4j;
     requires com.fasterxml.jackson.databind;
+    requires ojalgo;
     // The command line's own dependencies: absent from programs that only embed the library.
     requires static info.picocli;
     requires static org.knowm.xchart;

@@ -41,15 +41,11 @@ import org.usp4j.tensor.Tensor;
  * once; it never frees the caller's tensors. It is not thread-safe: one call at a time, on a thread of
  * its rank (inside {@link InProcessWorld#run} for in-process ranks). Implemented by usp4j only; methods
  * may be added in later versions.
+ *
+ * <p>A model that also has linear attention layers ({@link LinearAttentionLayer}) holds both kinds as
+ * {@link SequenceParallelLayer}.
  */
-public interface AttentionLayer extends AutoCloseable {
-
-    /**
-     * The mesh this layer splits attention over.
-     *
-     * @return the mesh, of the world's size
-     */
-    Mesh mesh();
+public interface AttentionLayer extends SequenceParallelLayer {
 
     /**
      * What this layer computes.
@@ -71,39 +67,25 @@ public interface AttentionLayer extends AutoCloseable {
      * @throws IllegalStateException    when the layer is closed or called from the wrong thread
      * @throws CommunicationException   when the ranks could not exchange their data
      */
+    @Override
     void forward(Tensor q, Tensor k, Tensor v, Tensor out);
 
     /**
-     * The gradients of the q, k, v of the last {@link #forward} for the upstream gradient {@code dout},
-     * written into dq, dk, dv (overwritten, not accumulated); then frees the saved state.
+     * As {@link #forward(Tensor, Tensor, Tensor, Tensor)}, over variable-length sequences packed into
+     * the one distributed sequence (b = 1): attention stays inside each sequence (causal within each for
+     * a causal layer). The shards must be dealt by {@link SequenceLayout#globalPositions(PackedSequences,
+     * Mesh, int)}; the matching {@link #backward} keeps to the same sequences.
      *
-     * @param dout the gradient of the loss with respect to out [b, s_local, h, d]
-     * @param dq   receives the gradient for q [b, s_local, h, d]
-     * @param dk   receives the gradient for k [b, s_local, h_kv, d]
-     * @param dv   receives the gradient for v [b, s_local, h_kv, d]
-     * @throws IllegalArgumentException when a tensor does not match the forward's shapes, dtype or memory
-     * @throws IllegalStateException    when there is no saved forward, the layer is closed, or it is called
-     *                                  from the wrong thread
+     * @param q         this rank's queries [1, s_local, h, d]
+     * @param k         this rank's keys [1, s_local, h_kv, d]
+     * @param v         this rank's values [1, s_local, h_kv, d]
+     * @param out       receives the output [1, s_local, h, d], in the dtype of q
+     * @param sequences the global cu_seqlens, the same on every rank, ending at S = P s_local
+     * @throws IllegalArgumentException when a tensor is wrong as for the plain forward, b is not 1, the
+     *                                  offsets do not end at S, or the layout cannot deal them (zigzag: every
+     *                                  length divisible by 2P)
+     * @throws IllegalStateException    when the layer is closed or called from the wrong thread
      * @throws CommunicationException   when the ranks could not exchange their data
      */
-    void backward(Tensor dout, Tensor dq, Tensor dk, Tensor dv);
-
-    /**
-     * Whether a forward's state is saved and waiting for its backward.
-     *
-     * @return true between a forward and the backward (or discard) that follows it
-     */
-    boolean hasSavedState();
-
-    /**
-     * Frees the saved state of the last forward without a backward (inference, or a step that was
-     * abandoned). Local: no communication. Does nothing when nothing is saved.
-     *
-     * @throws IllegalStateException when the layer is closed
-     */
-    void discardSavedState();
-
-    /** Frees the saved state and the layer's communicators. Idempotent; the caller's tensors stay untouched. */
-    @Override
-    void close();
+    void forward(Tensor q, Tensor k, Tensor v, Tensor out, PackedSequences sequences);
 }

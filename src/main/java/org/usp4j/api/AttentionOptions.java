@@ -6,9 +6,9 @@ import java.util.OptionalDouble;
 
 /**
  * What one attention layer computes and how its input is dealt: causal or not (top-left, over the
- * global positions of the {@link SequenceLayout}), the layout, and the softmax scale (by default
- * 1/sqrt(head_dim)). Start from {@link #defaults()} and change what differs with the {@code with...}
- * methods:
+ * global positions of the {@link SequenceLayout}), the layout, the softmax scale (by default
+ * 1/sqrt(head_dim)), and the {@link RingAlgorithm} across the rings (by default {@link RingAlgorithm#RING}).
+ * Start from {@link #defaults()} and change what differs with the {@code with...} methods:
  * {@snippet :
  * AttentionOptions options = AttentionOptions.defaults().withCausal(true).withLayout(SequenceLayout.ZIGZAG);
  * }
@@ -18,20 +18,23 @@ import java.util.OptionalDouble;
  */
 public final class AttentionOptions {
 
-    private static final AttentionOptions DEFAULTS = new AttentionOptions(false, SequenceLayout.CONTIGUOUS, Double.NaN);
+    private static final AttentionOptions DEFAULTS =
+            new AttentionOptions(false, SequenceLayout.CONTIGUOUS, Double.NaN, RingAlgorithm.RING);
 
     private final boolean causal;
     private final SequenceLayout layout;
     private final double scale; // NaN: 1/sqrt(head_dim)
+    private final RingAlgorithm ringAlgorithm;
 
-    private AttentionOptions(boolean causal, SequenceLayout layout, double scale) {
+    private AttentionOptions(boolean causal, SequenceLayout layout, double scale, RingAlgorithm ringAlgorithm) {
         this.causal = causal;
         this.layout = layout;
         this.scale = scale;
+        this.ringAlgorithm = ringAlgorithm;
     }
 
     /**
-     * Non-causal, {@link SequenceLayout#CONTIGUOUS}, scale 1/sqrt(head_dim).
+     * Non-causal, {@link SequenceLayout#CONTIGUOUS}, scale 1/sqrt(head_dim), {@link RingAlgorithm#RING}.
      *
      * @return the default options
      */
@@ -67,6 +70,15 @@ public final class AttentionOptions {
     }
 
     /**
+     * How the layer attends across the ranks of each ring.
+     *
+     * @return the ring algorithm
+     */
+    public RingAlgorithm ringAlgorithm() {
+        return ringAlgorithm;
+    }
+
+    /**
      * The scale applied for a given head dimension.
      *
      * @param headDim the head dimension d, at least 1
@@ -87,7 +99,7 @@ public final class AttentionOptions {
      * @return options that differ from these only in causality
      */
     public AttentionOptions withCausal(boolean newCausal) {
-        return new AttentionOptions(newCausal, layout, scale);
+        return new AttentionOptions(newCausal, layout, scale, ringAlgorithm);
     }
 
     /**
@@ -98,7 +110,7 @@ public final class AttentionOptions {
      * @throws NullPointerException when {@code newLayout} is null
      */
     public AttentionOptions withLayout(SequenceLayout newLayout) {
-        return new AttentionOptions(causal, Objects.requireNonNull(newLayout, "layout"), scale);
+        return new AttentionOptions(causal, Objects.requireNonNull(newLayout, "layout"), scale, ringAlgorithm);
     }
 
     /**
@@ -114,7 +126,7 @@ public final class AttentionOptions {
         if (!Double.isFinite(newScale) || newScale <= 0 || !Float.isFinite(f) || f == 0f) {
             throw new IllegalArgumentException("scale must be a finite positive float, got " + newScale);
         }
-        return new AttentionOptions(causal, layout, newScale);
+        return new AttentionOptions(causal, layout, newScale, ringAlgorithm);
     }
 
     /**
@@ -123,11 +135,23 @@ public final class AttentionOptions {
      * @return options that differ from these only in the scale
      */
     public AttentionOptions withDefaultScale() {
-        return new AttentionOptions(causal, layout, Double.NaN);
+        return new AttentionOptions(causal, layout, Double.NaN, ringAlgorithm);
     }
 
     /**
-     * Equal when causality, layout and scale are equal.
+     * These options with another ring algorithm. The result is the same attention; what travels between
+     * the ranks, and how much memory it takes, differs.
+     *
+     * @param newRingAlgorithm the algorithm across the ranks of each ring
+     * @return options that differ from these only in the ring algorithm
+     * @throws NullPointerException when {@code newRingAlgorithm} is null
+     */
+    public AttentionOptions withRingAlgorithm(RingAlgorithm newRingAlgorithm) {
+        return new AttentionOptions(causal, layout, scale, Objects.requireNonNull(newRingAlgorithm, "ringAlgorithm"));
+    }
+
+    /**
+     * Equal when causality, layout, scale and ring algorithm are equal.
      *
      * @param other another object
      * @return whether {@code other} is equal options
@@ -135,27 +159,29 @@ public final class AttentionOptions {
     @Override
     public boolean equals(Object other) {
         return other instanceof AttentionOptions o && causal == o.causal && layout == o.layout
-                && Double.compare(scale, o.scale) == 0;
+                && Double.compare(scale, o.scale) == 0 && ringAlgorithm == o.ringAlgorithm;
     }
 
     /**
-     * A hash of causality, layout and scale.
+     * A hash of causality, layout, scale and ring algorithm.
      *
      * @return the hash code
      */
     @Override
     public int hashCode() {
-        return Objects.hash(causal, layout, scale);
+        return Objects.hash(causal, layout, scale, ringAlgorithm);
     }
 
     /**
-     * A short form such as {@code causal, zigzag, scale 1/sqrt(d)}.
+     * A short form such as {@code causal, zigzag, scale 1/sqrt(d)}, which names the ring algorithm when it
+     * is not the default ({@code ..., ring algorithm allgather}).
      *
      * @return the options as text
      */
     @Override
     public String toString() {
         return (causal ? "causal" : "non-causal") + ", " + layout.name().toLowerCase(Locale.ROOT) + ", scale "
-                + (Double.isNaN(scale) ? "1/sqrt(d)" : Double.toString(scale));
+                + (Double.isNaN(scale) ? "1/sqrt(d)" : Double.toString(scale))
+                + (ringAlgorithm == RingAlgorithm.RING ? "" : ", ring algorithm " + ringAlgorithm.name().toLowerCase(Locale.ROOT));
     }
 }

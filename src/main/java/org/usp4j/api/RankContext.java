@@ -49,10 +49,28 @@ public interface RankContext {
      * @param mesh    the mesh; its size must equal {@link #worldSize()}
      * @param options what the layer computes
      * @return the layer, owned by the caller (close it, or close the world or process rank)
-     * @throws IllegalArgumentException when the mesh does not match the world size
+     * @throws IllegalArgumentException when the mesh does not match the world size, or the options' ring
+     *                                  algorithm does not support their layout (LightSeq: contiguous only)
      * @throws NullPointerException     when an argument is null
      * @throws IllegalStateException    when the rank is closed or called from another rank's thread
      * @throws CommunicationException   when the ranks could not agree on the split
      */
     AttentionLayer newAttention(Mesh mesh, AttentionOptions options);
+
+    /**
+     * Makes this rank's part of a new linear attention layer (Ulysses around LASP-2). Collective, as
+     * {@link #newAttention}: every rank of the world makes its layers, of both kinds, in the same order,
+     * with equal mesh and options.
+     *
+     * @param mesh    the mesh; its size must equal {@link #worldSize()}
+     * @param options what the layer computes
+     * @return the layer, owned by the caller (close it, or close the world or process rank)
+     * @throws IllegalArgumentException      when the mesh does not match the world size
+     * @throws UnsupportedOperationException when this rank computes on CUDA (linear attention runs on CPU
+     *                                       ranks only for now); thrown before any communication
+     * @throws NullPointerException          when an argument is null
+     * @throws IllegalStateException         when the rank is closed or called from another rank's thread
+     * @throws CommunicationException        when the ranks could not agree on the split
+     */
+    LinearAttentionLayer newLinearAttention(Mesh mesh, LinearAttentionOptions options);
 }

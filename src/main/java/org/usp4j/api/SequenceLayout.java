@@ -44,4 +44,20 @@ public enum SequenceLayout {
     public long[] globalPositions(long seqLen, Mesh mesh, int rank) {
         return Conversions.layout(this).globalPositions(seqLen, Conversions.mesh(mesh), rank);
     }
+
+    /**
+     * The global position of each of a rank's local positions of packed sequences: contiguous deals the
+     * packed stream as it is (a sequence may straddle ranks), zigzag applies its split to every sequence
+     * (chunks g and 2R-1-g of each, in sequence order).
+     *
+     * @param sequences the packed sequences (their global offsets)
+     * @param mesh      the mesh
+     * @param rank      the rank, in [0, P)
+     * @return an array of S / P global positions, in local order
+     * @throws IllegalArgumentException when S does not split over the mesh, a zigzag sequence's length is not
+     *                                  divisible by 2P, or {@code rank} is outside the mesh
+     */
+    public long[] globalPositions(PackedSequences sequences, Mesh mesh, int rank) {
+        return Conversions.layout(this).globalPositions(Conversions.sequences(sequences), Conversions.mesh(mesh), rank);
+    }
 }

@@ -55,6 +55,10 @@ import picocli.CommandLine.Spec;
                     + "(one dtype). OUT gets out [b,s,h,d] in that dtype and lse [b,h,s] F32 (natural log), and "
                     + "with --backward dq, dk, dv in that dtype.",
             "",
+            "Packed sequences: with cu_seqlens (I32 [n+1]: 0, increasing, last = s; b = 1) in IN, attention stays "
+                    + "inside each sequence (--causal: causal within each) and OUT gets cu_seqlens too. Contiguous "
+                    + "and striped deal the packed stream; zigzag splits every sequence (each length divisible by 2*U*R).",
+            "",
             "--attention linear runs linear attention, out_i = scale * sum_j w(i,j) (q_i . k_j) v_j with w = G^(i-j) "
                     + "for j <= i under --causal (--decay G, default 1) and w = 1 otherwise, sequence-parallel with "
                     + "LASP-2 (one all-gather of d x d states per pass) inside Ulysses; OUT then has no lse.",
@@ -174,7 +178,7 @@ final class AttentionCommand implements Callable<Integer> {
                 UspPlan plan = linear ? Lasp2Attention.plan(mesh, linearOptions)
                         : new UspPlan(mesh, new AttentionOptions(causal, layout.layout(), scale), ringAlgorithm);
                 try {
-                    plan.validate(inputs.shapes());
+                    plan.validate(inputs.shapes(), inputs.sequences());
                 } catch (IllegalArgumentException e) {
                     throw new CommandFailure(e.getMessage(), e);
                 }
@@ -208,7 +212,8 @@ final class AttentionCommand implements Callable<Integer> {
                     Map<String, String> metadata = new LinkedHashMap<>();
                     metadata.put("generator", "usp4j attention " + VersionProvider.version());
                     metadata.put("run", what);
-                    SafetensorsWriter.write(output, results, metadata);
+                    SafetensorsWriter.write(output, results, inputs.sequences() == null ? Map.of()
+                            : Map.of(AttentionInputs.CU_SEQLENS, inputs.sequences().toIntArray()), metadata);
                     if (report != null) {
                         TrafficReport.of(result.ranks()).write(report);
                     }
@@ -274,7 +279,7 @@ final class AttentionCommand implements Callable<Integer> {
                                                 Arena arena, StatusLine status) {
         try (AttentionEngine engine = AttentionEngine.inProcess(plan, backends::forRank, LocalWorld.DEFAULT_TIMEOUT)) {
             status.show("attention on " + plan.mesh().size() + " ranks ...");
-            return engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), arena);
+            return engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), inputs.sequences(), arena);
         } finally {
             status.clear();
         }
@@ -291,7 +296,7 @@ final class AttentionCommand implements Callable<Integer> {
         }
         AttentionEngine.Result result;
         try (AttentionEngine engine = new AttentionEngine(new ProcessRanks(rank), plan)) {
-            result = engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), arena);
+            result = engine.run(inputs.q(), inputs.k(), inputs.v(), inputs.dout(), inputs.sequences(), arena);
         } catch (RuntimeException e) {
             rank.closeAfterFailure();
             throw rankFailure(who, e);

@@ -4,8 +4,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.usp4j.io.SafetensorsDType;
 import org.usp4j.io.SafetensorsFile;
+import org.usp4j.io.TensorEntry;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -14,13 +17,17 @@ import org.usp4j.tensor.Tensor;
  * and, for the backward, do [b, s, h, d]; no empty dimension; one dtype for all (F32, BF16 or F16);
  * finite values unless the user allows others.
  * Mixed dtypes are refused rather than silently converted, so the output dtype is never a guess.
+ * Packed variable-length sequences come as {@code cu_seqlens}, I32 [n + 1]: 0, strictly increasing,
+ * the last equal to s, with b = 1 ({@code sequences} is null without it).
  */
-record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShapes shapes, DType dtype) {
+record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShapes shapes, DType dtype,
+                       SequenceBoundaries sequences) {
 
     static final String Q = "q";
     static final String K = "k";
     static final String V = "v";
     static final String DO = "do";
+    static final String CU_SEQLENS = "cu_seqlens";
 
     /** Reads and checks the inputs' shapes and dtypes; {@code dout} is null unless {@code backward}. */
     static AttentionInputs read(SafetensorsFile file, boolean backward) {
@@ -66,7 +73,31 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
             throw new CommandFailure("do has shape " + Arrays.toString(dout.shape()) + ", expected the shape of q "
                     + Arrays.toString(q.shape()));
         }
-        return new AttentionInputs(q, k, v, dout, shapes, q.dtype());
+        return new AttentionInputs(q, k, v, dout, shapes, q.dtype(), sequences(file, shapes));
+    }
+
+    /** The file's cu_seqlens, checked against the shapes; null when it has none. */
+    private static SequenceBoundaries sequences(SafetensorsFile file, AttentionShapes shapes) {
+        TensorEntry entry = file.entry(CU_SEQLENS).orElse(null);
+        if (entry == null) {
+            return null;
+        }
+        if (entry.dtype() != SafetensorsDType.I32) {
+            throw new CommandFailure(CU_SEQLENS + " must be I32, got " + entry.dtype());
+        }
+        if (entry.rank() != 1) {
+            throw new CommandFailure(CU_SEQLENS + " must have rank 1 [n + 1], got shape " + Arrays.toString(entry.shape()));
+        }
+        if (shapes.batch() != 1) {
+            throw new CommandFailure("packed sequences (" + CU_SEQLENS + ") need batch b = 1, got b = " + shapes.batch());
+        }
+        try {
+            SequenceBoundaries sequences = SequenceBoundaries.of(file.int32s(CU_SEQLENS));
+            sequences.requireTotal(shapes.seqQ());
+            return sequences;
+        } catch (IllegalArgumentException e) {
+            throw new CommandFailure(e.getMessage(), e);
+        }
     }
 
     /**
@@ -94,6 +125,14 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
         long p = (long) ulysses * ring;
         long s = shapes.seqQ();
         String mesh = "--ulysses " + ulysses + " --ring " + ring;
+        if (layout == LayoutOption.ZIGZAG && sequences != null) {
+            for (int i = 0; i < sequences.count(); i++) {
+                if (sequences.length(i) % (2 * p) != 0) {
+                    throw new CommandFailure("the zigzag layout splits every packed sequence into 2*U*R = " + 2 * p
+                            + " chunks, but sequence " + i + " has length " + sequences.length(i) + " (" + mesh + ")");
+                }
+            }
+        }
         if (s % p != 0) {
             throw new CommandFailure("sequence length " + s + " is not divisible by U*R = " + p + " (" + mesh + ")");
         }
@@ -115,6 +154,7 @@ record AttentionInputs(Tensor q, Tensor k, Tensor v, Tensor dout, AttentionShape
     /** "b=1 s=4096 h=16 h_kv=16 d=64 BF16". */
     String describe() {
         return "b=" + shapes.batch() + " s=" + shapes.seqQ() + " h=" + shapes.heads() + " h_kv=" + shapes.kvHeads()
-                + " d=" + shapes.headDim() + " " + dtype;
+                + " d=" + shapes.headDim() + " " + dtype + (sequences == null ? ""
+                : ", " + sequences.count() + " packed sequences");
     }
 }

@@ -54,7 +54,8 @@ import picocli.CommandLine.Spec;
         description = {
             "Measure USP attention throughput over sequence lengths and meshes (U x R simulated ranks): "
                     + "time per call, FLOP/s over unmasked pairs (forward 4*b*h*pairs*d, backward 2.5x), "
-                    + "and the bytes one rank sent per call next to the cost model.",
+                    + "the bytes one rank sent per call next to the cost model, and the spread (max/min) of the "
+                    + "ranks' attention pairs (the unmasked (query, key) pairs each rank's kernels computed).",
             "",
             "--attention linear measures linear attention with LASP-2 (--decay G under --causal) and, at the same "
                     + "shapes and meshes, softmax attention with ring attention, one row each (cpu backend).",
@@ -208,14 +209,15 @@ final class BenchCommand implements Callable<Integer> {
             if (!json) {
                 AttentionProblem first = problems.get(0);
                 out.printf(Locale.ROOT, "usp4j bench: %s backend%s; b=%d h=%d h_kv=%d d=%d %s, %s; median of %d call%s "
-                                + "after %d warm-up%n", backendName,
+                                + "after %d warm-up; spread: most attention pairs of a rank over fewest%n", backendName,
                         cuda ? " (in-process ranks on GPU 0)" : " (" + backends.cpuThreads() + " kernel threads)",
                         first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), linear ? "linear: LASP-2, " + linearOptions.mask()
                                 + ", contiguous layout; softmax: " + problemOptions.describe() : problemOptions.describe(),
                         repeat, repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%s%-6s %5s %8s %-4s %11s %11s %12s %12s%n", linear ? "attention " : "", "mesh",
-                        "ranks", "seq", "pass", "ms/call", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank", "cost model");
+                out.printf(Locale.ROOT, "%s%-6s %5s %8s %-4s %11s %7s %11s %12s %12s%n", linear ? "attention " : "", "mesh",
+                        "ranks", "seq", "pass", "ms/call", "spread", cuda ? "TFLOP/s" : "GFLOP/s", "bytes/rank",
+                        "cost model");
                 out.flush();
             }
             // --attention linear: LASP-2 and softmax (the --ring-algo, ring by default) on the same shapes, in turn.
@@ -239,14 +241,10 @@ final class BenchCommand implements Callable<Integer> {
                         m = w.measure(warmup, repeat, backward, i -> progress.phase(what + (i < warmup
                                 ? ": warm-up call " + (i + 1) : ": timed call " + (i - warmup + 1) + " of " + repeat)));
                     }
-                    List<Double> fwd = m.forwardSpans();
-                    List<Double> bwd = m.backwardSpans();
-                    long fwdBytes = maxTotal(m, true);
-                    long bwdBytes = maxTotal(m, false);
                     List<BenchRow> made = new ArrayList<>();
-                    made.add(row(backendName, choice, problem, Pass.FORWARD, fwd, fwdBytes));
+                    made.add(row(backendName, choice, problem, Pass.FORWARD, m));
                     if (backward) {
-                        made.add(row(backendName, choice, problem, Pass.BACKWARD, bwd, bwdBytes));
+                        made.add(row(backendName, choice, problem, Pass.BACKWARD, m));
                     }
                     progress.clear();
                     for (BenchRow r : made) {
@@ -328,8 +326,8 @@ final class BenchCommand implements Callable<Integer> {
                         env.worldSize(), first.batch(), first.heads(), first.kvHeads(), first.headDim(),
                         first.dtype().name().toLowerCase(Locale.ROOT), problemOptions.describe(), repeat,
                         repeat == 1 ? "" : "s", warmup);
-                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
-                        "ms/call", "TFLOP/s", "bytes/rank", "cost model");
+                out.printf(Locale.ROOT, "%-6s %5s %8s %-4s %11s %7s %11s %12s %12s%n", "mesh", "ranks", "seq", "pass",
+                        "ms/call", "spread", "TFLOP/s", "bytes/rank", "cost model");
                 out.flush();
             }
             for (Mesh mesh : meshList) {
@@ -342,12 +340,10 @@ final class BenchCommand implements Callable<Integer> {
                     if (!root) {
                         continue;
                     }
-                    print(out, row("cuda", mesh, problem, Pass.FORWARD, m.forwardSpans(),
-                            maxTotal(m, true)), true);
+                    print(out, row("cuda", mesh, problem, Pass.FORWARD, m), true);
                     printPerRank(out, m, true);
                     if (backward) {
-                        print(out, row("cuda", mesh, problem, Pass.BACKWARD, m.backwardSpans(),
-                                maxTotal(m, false)), true);
+                        print(out, row("cuda", mesh, problem, Pass.BACKWARD, m), true);
                         printPerRank(out, m, false);
                     }
                 }
@@ -410,13 +406,16 @@ final class BenchCommand implements Callable<Integer> {
     private record UspPlanChoice(AttentionKindOption kind, UspPlan plan) {
     }
 
-    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, List<Double> seconds, long bytes) {
-        return row(backendName, new UspPlanChoice(AttentionKindOption.SOFTMAX, problemOptions.plan(mesh)), p, pass,
-                seconds, bytes);
+    private BenchRow row(String backendName, Mesh mesh, AttentionProblem p, Pass pass, AttentionEngine.Result m) {
+        return row(backendName, new UspPlanChoice(AttentionKindOption.SOFTMAX, problemOptions.plan(mesh)), p, pass, m);
     }
 
-    private BenchRow row(String backendName, UspPlanChoice choice, AttentionProblem p, Pass pass, List<Double> seconds,
-                         long bytes) {
+    /** One pass's row: the slowest rank's median time, the most bytes any rank sent, every rank's pairs. */
+    private BenchRow row(String backendName, UspPlanChoice choice, AttentionProblem p, Pass pass,
+                         AttentionEngine.Result m) {
+        boolean forward = pass == Pass.FORWARD;
+        List<Double> seconds = forward ? m.forwardSpans() : m.backwardSpans();
+        long bytes = maxTotal(m, forward);
         double median = Timings.median(seconds);
         double best = seconds.stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN);
         boolean linear = choice.kind() == AttentionKindOption.LINEAR;
@@ -426,13 +425,19 @@ final class BenchCommand implements Callable<Integer> {
         double flops = (linear ? linearFlops : p.flops(pass, problemOptions.causal)) / median;
         UspPlan plan = choice.plan();
         Mesh mesh = plan.mesh();
-        RankBytes model = pass == Pass.FORWARD ? plan.forwardBytes(p.shapes(), p.dtype())
-                : plan.backwardBytes(p.shapes(), p.dtype());
+        long model = 0;
+        for (int r = 0; r < mesh.size(); r++) {
+            RankBytes b = forward ? plan.forwardBytes(p.shapes(), p.dtype(), r) : plan.backwardBytes(p.shapes(), p.dtype(), r);
+            model = Math.max(model, b.total());
+        }
+        List<Long> pairs = m.ranks().stream()
+                .map(f -> forward ? f.forwardPairs() : f.backwardPairs()).toList();
+        double spread = m.pairsSpread(forward);
         return new BenchRow(backendName, mesh.ulysses() + "x" + mesh.ring(), mesh.ulysses(), mesh.ring(), mesh.size(),
                 p.seq(), p.batch(), p.heads(), p.kvHeads(), p.headDim(), p.dtype().name().toLowerCase(Locale.ROOT),
                 problemOptions.causal, linear ? "contiguous" : problemOptions.layout.toString(), choice.kind().toString(),
                 pass.label(), seconds.size(), median * 1e3,
-                best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model.total());
+                best * 1e3, flops * 1e-9, flops * 1e-12, bytes, model, pairs, Double.isNaN(spread) ? null : spread);
     }
 
     private void print(PrintWriter out, BenchRow r, boolean cuda) throws JsonProcessingException {
@@ -443,10 +448,10 @@ final class BenchCommand implements Callable<Integer> {
         if (json) {
             out.println(JSON.writeValueAsString(r));
         } else {
-            out.printf(Locale.ROOT, "%s%-6s %5d %8d %-4s %11.3f %11.1f %12s %12s%n",
+            out.printf(Locale.ROOT, "%s%-6s %5d %8d %-4s %11.3f %7s %11.1f %12s %12s%n",
                     kindColumn ? String.format(Locale.ROOT, "%-9s ", r.attention()) : "", r.mesh(), r.ranks(), r.seq(),
-                    r.pass(),
-                    r.ms(), cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
+                    r.pass(), r.ms(), r.pairsSpread() == null ? "-" : String.format(Locale.ROOT, "%.2f", r.pairsSpread()),
+                    cuda ? r.tflops() : r.gflops(), Units.bytes(r.bytesPerRank()), Units.bytes(r.modelBytesPerRank()));
         }
         out.flush();
     }

@@ -1,13 +1,15 @@
 package org.usp4j.cli;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import java.util.List;
 
 /**
  * One line of {@code usp4j bench}: a configuration, a pass, and what it measured. Times are per call
  * (median and best of the timed calls); throughput counts unmasked pairs; bytes are what one rank sent
- * during one call, next to the cost model's figure. {@code attention} is softmax (USP with ring attention)
- * or linear (USP with LASP-2; its FLOP/s count the state products, 4 b h S d^2 forward, twice that
- * backward).
+ * during one call, next to the cost model's figure (the most any rank sends). {@code attention} is softmax
+ * (USP with ring attention) or linear (USP with LASP-2; its FLOP/s count the state products, 4 b h S d^2
+ * forward, twice that backward). Attention pairs are what each rank's kernels computed in one call (over
+ * batch and heads), and their spread the most over the fewest (null where no softmax kernel ran).
  */
 record BenchRow(
         String backend,
@@ -31,5 +33,7 @@ record BenchRow(
         double gflops,
         double tflops,
         @JsonProperty("bytes_per_rank") long bytesPerRank,
-        @JsonProperty("model_bytes_per_rank") long modelBytesPerRank) {
+        @JsonProperty("model_bytes_per_rank") long modelBytesPerRank,
+        @JsonProperty("attention_pairs") List<Long> attentionPairs,
+        @JsonProperty("pairs_spread") Double pairsSpread) {
 }

@@ -29,6 +29,7 @@ import picocli.CommandLine.Spec;
         versionProvider = VersionProvider.class,
         description = "Sequence-parallel attention (Ulysses, Ring, USP) for the JVM.",
         subcommands = {DemoCommand.class, BenchCommand.class, InfoCommand.class, AttentionCommand.class, RandomInputCommand.class,
+            PlanCommand.class,
             LaunchCommand.class, CommandLine.HelpCommand.class},
         sortOptions = false,
         usageHelpAutoWidth = true)

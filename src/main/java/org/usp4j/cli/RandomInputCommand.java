@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import org.usp4j.io.SafetensorsWriter;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -19,7 +20,9 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code usp4j random-input}: writes standard-normal q, k, v and do of the given shape to a safetensors
- * file, the input {@code usp4j attention} reads. The same seed gives the same file.
+ * file, the input {@code usp4j attention} reads. The same seed gives the same file. With
+ * {@code --lengths} the sequences of those lengths are packed into one (b = 1, s = their sum) and the
+ * file also gets their {@code cu_seqlens} (I32).
  */
 @Command(name = "random-input",
         mixinStandardHelpOptions = true,
@@ -38,6 +41,11 @@ final class RandomInputCommand implements Callable<Integer> {
 
     @Option(names = "--seq", paramLabel = "S", defaultValue = "1024", description = "Sequence length s (default: ${DEFAULT-VALUE}).")
     long seq;
+
+    @Option(names = "--lengths", split = ",", paramLabel = "L1,L2,...",
+            description = "Pack sequences of these lengths into one (b = 1, s = their sum) and write their "
+                    + "cu_seqlens (I32 [n+1]) too; instead of --seq and --batch.")
+    long[] lengths;
 
     @Option(names = "--heads", paramLabel = "H", defaultValue = "8", description = "Query heads h (default: ${DEFAULT-VALUE}).")
     long heads;
@@ -60,6 +68,7 @@ final class RandomInputCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        SequenceBoundaries packed = packedSequences();
         long hkv = kvHeads != null ? kvHeads : heads;
         requirePositive("--batch", batch);
         requirePositive("--seq", seq);
@@ -94,12 +103,41 @@ final class RandomInputCommand implements Callable<Integer> {
             Map<String, String> metadata = new LinkedHashMap<>();
             metadata.put("generator", "usp4j random-input " + VersionProvider.version());
             metadata.put("seed", Long.toString(seed));
-            SafetensorsWriter.write(output, tensors, metadata);
+            SafetensorsWriter.write(output, tensors, packed == null ? Map.of()
+                    : Map.of("cu_seqlens", packed.toIntArray()), metadata);
         }
         spec.commandLine().getOut().println("wrote " + output + ": q, do " + dtype + "[" + batch + ", " + seq + ", "
                 + heads + ", " + headDim + "], k, v " + dtype + "[" + batch + ", " + seq + ", " + hkv + ", " + headDim
-                + "] (seed " + seed + ")");
+                + "] (seed " + seed + ")" + (packed == null ? "" : ", cu_seqlens I32[" + (packed.count() + 1) + "] ("
+                + packed.count() + " packed sequences)"));
         return ExitCodes.OK;
+    }
+
+    /** The boundaries of --lengths (null without it), which also set --seq and --batch. */
+    private SequenceBoundaries packedSequences() {
+        if (lengths == null) {
+            return null;
+        }
+        var parsed = spec.commandLine().getParseResult();
+        for (String option : new String[] {"--seq", "--batch"}) {
+            if (parsed.hasMatchedOption(option)) {
+                throw new ParameterException(spec.commandLine(), "--lengths sets the sequence length and batch 1; "
+                        + "leave out " + option);
+            }
+        }
+        SequenceBoundaries packed;
+        try {
+            packed = SequenceBoundaries.ofLengths(lengths);
+        } catch (IllegalArgumentException | ArithmeticException e) {
+            throw new ParameterException(spec.commandLine(), "--lengths: " + e.getMessage());
+        }
+        if (packed.totalLength() > Integer.MAX_VALUE) {
+            throw new ParameterException(spec.commandLine(), "--lengths add up to " + packed.totalLength()
+                    + ", more than cu_seqlens (I32) can hold");
+        }
+        batch = 1;
+        seq = packed.totalLength();
+        return packed;
     }
 
     private void requirePositive(String option, long value) {

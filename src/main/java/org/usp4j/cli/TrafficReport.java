@@ -18,13 +18,16 @@ import org.usp4j.io.AtomicFiles;
 
 /**
  * The {@code --report} file: {@code {"ranks":[{"rank":0,"bytes_sent":{"all_to_all":N,"p2p":N,
- * "all_gather":N}}, ...]}}, one entry per rank in rank order.
+ * "all_gather":N},"attention_pairs":{"forward":N,"backward":N}}, ...]}}, one entry per rank in rank
+ * order. Attention pairs are the unmasked (query, key) pairs the rank's kernel calls computed, summed
+ * over batch and heads: the measure of each rank's share of the work.
  */
 record TrafficReport(List<RankTraffic> ranks) {
 
     private static final ObjectMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
 
-    record RankTraffic(int rank, @JsonProperty("bytes_sent") Map<String, Long> bytesSent) {
+    record RankTraffic(int rank, @JsonProperty("bytes_sent") Map<String, Long> bytesSent,
+                       @JsonProperty("attention_pairs") Map<String, Long> attentionPairs) {
     }
 
     /**
@@ -47,7 +50,10 @@ record TrafficReport(List<RankTraffic> ranks) {
             for (TrafficKind kind : listed) {
                 bytes.put(kind.jsonName(), f.bytesSent().get(kind));
             }
-            ranks.add(new RankTraffic(f.rank(), bytes));
+            Map<String, Long> pairs = new LinkedHashMap<>();
+            pairs.put("forward", f.forwardPairs());
+            pairs.put("backward", f.backwardPairs());
+            ranks.add(new RankTraffic(f.rank(), bytes, pairs));
         }
         return new TrafficReport(List.copyOf(ranks));
     }

@@ -9,7 +9,9 @@ import org.apache.logging.log4j.Logger;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
+import org.usp4j.kernel.SegmentedAttention;
 import org.usp4j.tensor.DType;
+import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -31,7 +33,8 @@ import org.usp4j.tensor.Tensor;
  * can only be touched by its owner thread, so a call with such a tensor (made from that thread) runs
  * on the calling thread alone; use shared (or global, automatic) arenas for parallel speed. The
  * backward's dq sums arrive in a thread-dependent order, so results can differ in the last bits from
- * run to run.
+ * run to run. A mask with sequence segments (packed sequences) runs as one plain call per segment on
+ * views of the block ({@link SegmentedAttention}); the tiled passes only ever see plain masks.
  *
  * <p>Measured on 2 AMD EPYC cores (Zen 4, family 25 model 17, AVX-512) at s = 4096, h = 16, bf16, JMH
  * on a shared machine: see the README's benchmark table for the fractions of the FMA peak
@@ -85,6 +88,10 @@ public final class CpuAttentionKernel implements AttentionKernel {
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
         Objects.requireNonNull(mask, "mask");
+        if (mask.segmented()) { // packed sequences: one plain call per sequence segment
+            SegmentedAttention.forward(this, q, k, v, mask, scale, out, lse, CpuAttentionKernel::fillHost);
+            return;
+        }
         AttentionShapes shapes = AttentionShapes.ofForward(q, k, v, out, lse);
         requireHostRows("q", q);
         requireHostRows("k", k);
@@ -104,6 +111,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
     public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask, float scale,
                          Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
         Objects.requireNonNull(mask, "mask");
+        if (mask.segmented()) {
+            SegmentedAttention.backward(this, q, k, v, out, dout, lse, mask, scale, dq, dk, dv, accumulate,
+                    CpuAttentionKernel::fillHost);
+            return;
+        }
         AttentionShapes shapes = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         requireHostRows("q", q);
         requireHostRows("k", k);
@@ -127,6 +139,14 @@ public final class CpuAttentionKernel implements AttentionKernel {
         if (pass.needsDqPass()) {
             WorkItems.run(runner, pass.dqItems(), pass::writeDq);
         }
+    }
+
+    /** Fills the rows a segmented mask leaves out (never the hot path: only rows outside every sequence). */
+    private static void fillHost(Tensor t, float value) {
+        requireHost("filled tensor", t);
+        DType dtype = t.dtype();
+        java.lang.foreign.MemorySegment seg = t.segment();
+        HostTensors.forEachOffset(t, (i, off) -> dtype.write(seg, off, value));
     }
 
     /**

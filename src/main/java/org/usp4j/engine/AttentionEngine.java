@@ -17,6 +17,8 @@ import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.PairCountingKernel;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
@@ -39,13 +41,20 @@ import org.usp4j.tensor.Tensor;
  * <p>Each forward replaces the saved state of the previous one; a backward uses the last forward. Every
  * shape, divisibility and dtype problem is an {@link IllegalArgumentException} thrown before any rank
  * starts. Not for concurrent use. It owns the {@link Ranks} it was given and closes them.
+ *
+ * <p>Packed variable-length sequences: the overloads with {@link SequenceBoundaries} take the global
+ * {@code cu_seqlens} of the dealt tensors (b = 1); the layout deals and gathers by them and every rank's
+ * strategy keeps attention inside each sequence. Without them the whole sequence is one.
  */
 public final class AttentionEngine implements AutoCloseable {
 
     private static final Logger LOG = LogManager.getLogger(AttentionEngine.class);
 
-    /** One rank's part of one pass: its own seconds and the bytes it sent. */
-    public record RankPass(int rank, double seconds, RankBytes bytes) {
+    /**
+     * One rank's part of one pass: its own seconds, the bytes it sent, and the unmasked (query, key) pairs
+     * its kernel calls computed (summed over batch and heads; see {@link PairCountingKernel}).
+     */
+    public record RankPass(int rank, double seconds, RankBytes bytes, long attentionPairs) {
     }
 
     /** One pass over the hosted ranks: from the earliest start to the latest stop, and each rank's part. */
@@ -62,10 +71,12 @@ public final class AttentionEngine implements AutoCloseable {
 
     /**
      * What one rank did over one or more calls: its device (-1 on the host), the seconds of each timed
-     * call of each pass (empty without a backward), and the bytes it sent in one call of each pass.
+     * call of each pass (empty without a backward), and the bytes it sent and the attention pairs its
+     * kernels computed in one call of each pass (0 without a backward).
      */
     public record RankFigures(int rank, int device, List<Double> forwardSeconds, List<Double> backwardSeconds,
-                              RankBytes forwardBytes, RankBytes backwardBytes) {
+                              RankBytes forwardBytes, RankBytes backwardBytes, long forwardPairs,
+                              long backwardPairs) {
         public RankFigures {
             forwardSeconds = List.copyOf(forwardSeconds);
             backwardSeconds = List.copyOf(backwardSeconds);
@@ -91,6 +102,21 @@ public final class AttentionEngine implements AutoCloseable {
             forwardSpans = List.copyOf(forwardSpans);
             backwardSpans = List.copyOf(backwardSpans);
         }
+
+        /**
+         * The balance of the ranks' work in one call of the forward (or backward): the most attention pairs
+         * any rank computed over the fewest; infinite when a rank computed none, NaN when no rank did.
+         */
+        public double pairsSpread(boolean forward) {
+            long max = 0;
+            long min = Long.MAX_VALUE;
+            for (RankFigures f : ranks) {
+                long n = forward ? f.forwardPairs() : f.backwardPairs();
+                max = Math.max(max, n);
+                min = Math.min(min, n);
+            }
+            return ranks.isEmpty() || max == 0 ? Double.NaN : min == 0 ? Double.POSITIVE_INFINITY : (double) max / min;
+        }
     }
 
     private final Ranks ranks;
@@ -99,12 +125,14 @@ public final class AttentionEngine implements AutoCloseable {
     private final int[] hosted;
     private final MeshGroups[] groups;
     private final SequenceParallelAttention[] strategies;
+    private final PairCountingBackend[] counted; // what each hosted rank's strategy computes on
     private final TensorAllocator[] dealt;
     private final Tensor[][] inputs; // per rank: q, k, v, dout (null until dealt)
     private final Forward[] saved;
     private final Gradients[] gradients;
     private final RankClocks clocks;
     private AttentionShapes shapes;
+    private SequenceBoundaries sequences; // of the dealt inputs: one sequence unless packed
     private DType dtype;
     private boolean backwardDone;
     private Pass lastForward;
@@ -121,6 +149,7 @@ public final class AttentionEngine implements AutoCloseable {
         this.hosted = ranks.hosted();
         this.groups = new MeshGroups[p];
         this.strategies = new SequenceParallelAttention[p];
+        this.counted = new PairCountingBackend[p];
         this.dealt = new TensorAllocator[p];
         this.inputs = new Tensor[p][];
         this.saved = new Forward[p];
@@ -133,7 +162,8 @@ public final class AttentionEngine implements AutoCloseable {
             }
             ranks.run(r -> groups[r] = MeshGroups.split(mesh, ranks.world(r)));
             for (int r : hosted) {
-                strategies[r] = plan.create(groups[r], ranks.backend(r));
+                counted[r] = new PairCountingBackend(ranks.backend(r));
+                strategies[r] = plan.create(groups[r], counted[r]);
             }
             made = allCuda() ? RankClocks.cuda(cudaBackends()) : RankClocks.host(hosted.length);
         } catch (RuntimeException | Error e) {
@@ -169,6 +199,11 @@ public final class AttentionEngine implements AutoCloseable {
      * cannot run: the plan's rules and every hosted rank's strategy and kernel. No communication.
      */
     public void validate(AttentionShapes global, DType dtype) {
+        validate(global, dtype, null);
+    }
+
+    /** As {@link #validate(AttentionShapes, DType)}, for packed sequences with these boundaries (null: one). */
+    public void validate(AttentionShapes global, DType dtype, SequenceBoundaries sequences) {
         Objects.requireNonNull(global, "global");
         Objects.requireNonNull(dtype, "dtype");
         if (global.batch() <= 0 || global.seqQ() <= 0 || global.heads() <= 0 || global.kvHeads() <= 0
@@ -176,13 +211,19 @@ public final class AttentionEngine implements AutoCloseable {
             throw new IllegalArgumentException("q has an empty dimension: " + global);
         }
         AttentionShapes local = plan.localShapes(global);
+        plan.validate(global, sequences);
         for (int r : hosted) {
-            strategies[r].validate(local, dtype);
+            strategies[r].validate(local, dtype, sequences);
         }
     }
 
     /** The checks of {@link #validate(AttentionShapes, DType)} on global host q, k, v and (if given) dout. */
     public AttentionShapes validate(Tensor q, Tensor k, Tensor v, Tensor dout) {
+        return validate(q, k, v, dout, null);
+    }
+
+    /** As {@link #validate(Tensor, Tensor, Tensor, Tensor)}, for packed sequences (null: one sequence). */
+    public AttentionShapes validate(Tensor q, Tensor k, Tensor v, Tensor dout, SequenceBoundaries sequences) {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(k, "k");
         Objects.requireNonNull(v, "v");
@@ -203,16 +244,22 @@ public final class AttentionEngine implements AutoCloseable {
         if (dout != null) {
             sh.requireQueryShaped("dout", dout);
         }
-        validate(sh, q.dtype());
+        validate(sh, q.dtype(), sequences);
         return sh;
     }
 
     /** Deals global host q, k, v (and dout for a backward, or null) to the hosted ranks. */
     public void deal(Tensor q, Tensor k, Tensor v, Tensor dout) {
+        deal(q, k, v, dout, null);
+    }
+
+    /** Deals packed sequences with these global boundaries (null: one sequence). */
+    public void deal(Tensor q, Tensor k, Tensor v, Tensor dout, SequenceBoundaries packed) {
         requireOpen();
-        AttentionShapes sh = validate(q, k, v, dout);
+        AttentionShapes sh = validate(q, k, v, dout, packed);
         releaseState();
         shapes = sh;
+        sequences = packed != null ? packed : SequenceBoundaries.single(sh.seqQ());
         dtype = q.dtype();
         for (int r : hosted) {
             dealt[r] = ranks.backend(r).newAllocator();
@@ -226,10 +273,16 @@ public final class AttentionEngine implements AutoCloseable {
      * global tensor at a time, so that every process of a launched job deals the same inputs.
      */
     public void dealRandom(AttentionShapes global, DType type, long seed) {
+        dealRandom(global, type, seed, null);
+    }
+
+    /** As {@link #dealRandom(AttentionShapes, DType, long)}, for packed sequences (null: one sequence). */
+    public void dealRandom(AttentionShapes global, DType type, long seed, SequenceBoundaries packed) {
         requireOpen();
-        validate(global, type);
+        validate(global, type, packed);
         releaseState();
         shapes = global;
+        sequences = packed != null ? packed : SequenceBoundaries.single(global.seqQ());
         dtype = type;
         long[][] shapesOf = {
             {global.batch(), global.seqQ(), global.heads(), global.headDim()},
@@ -260,7 +313,7 @@ public final class AttentionEngine implements AutoCloseable {
         lastBackward = null;
         lastForward = timed(r -> {
             Tensor[] in = inputs[r];
-            saved[r] = strategies[r].forward(in[0], in[1], in[2]);
+            saved[r] = strategies[r].forward(in[0], in[1], in[2], sequences);
         });
         backwardDone = false;
         return lastForward;
@@ -285,7 +338,12 @@ public final class AttentionEngine implements AutoCloseable {
      * lse [b,h,S] F32 (null for linear attention) into {@code arena}.
      */
     public ForwardResult forward(Tensor q, Tensor k, Tensor v, Arena arena) {
-        deal(q, k, v, null);
+        return forward(q, k, v, null, arena);
+    }
+
+    /** As {@link #forward(Tensor, Tensor, Tensor, Arena)}, for packed sequences (null: one sequence). */
+    public ForwardResult forward(Tensor q, Tensor k, Tensor v, SequenceBoundaries packed, Arena arena) {
+        deal(q, k, v, null, packed);
         forward();
         return gatherForward(arena);
     }
@@ -303,7 +361,7 @@ public final class AttentionEngine implements AutoCloseable {
         shapes.requireQueryShaped("dout", dout);
         for (int r : hosted) {
             Tensor t = dealt[r].allocate(dtype, dout.size(0), dout.size(1) / mesh.size(), dout.size(2), dout.size(3));
-            plan.options().layout().shard(dout, t, 1, mesh, r, ranks.backend(r)::copy);
+            plan.options().layout().shard(dout, t, 1, mesh, r, sequences, ranks.backend(r)::copy);
             inputs[r][3] = t;
         }
         synchronizeHosted();
@@ -324,7 +382,7 @@ public final class AttentionEngine implements AutoCloseable {
         // Linear attention has no lse; the strategy is the same on every rank, so every rank skips it alike.
         boolean hasLse = saved[hosted[0]].lse() != null;
         Tensor lse = root && hasLse ? Tensor.allocate(arena, DType.F32, sh.batch(), sh.heads(), sh.seqQ()) : null;
-        ranks.gather(r -> saved[r].out(), (r, piece, copy) -> layout.unshard(piece, out, 1, mesh, r, copy));
+        ranks.gather(r -> saved[r].out(), (r, piece, copy) -> layout.unshard(piece, out, 1, mesh, r, sequences, copy));
         if (!hasLse) {
             return root ? new ForwardResult(out, null) : null;
         }
@@ -332,7 +390,8 @@ public final class AttentionEngine implements AutoCloseable {
         long headsPerRank = sh.heads() / mesh.ulysses();
         Mesh rings = new Mesh(1, mesh.ring());
         ranks.gather(r -> saved[r].lse(), (r, piece, copy) -> layout.unshard(piece,
-                lse.slice(1, mesh.ulyssesRank(r) * headsPerRank, headsPerRank), 2, rings, mesh.ringRank(r), copy));
+                lse.slice(1, mesh.ulyssesRank(r) * headsPerRank, headsPerRank), 2, rings, mesh.ringRank(r), sequences,
+                copy));
         return root ? new ForwardResult(out, lse) : null;
     }
 
@@ -348,9 +407,12 @@ public final class AttentionEngine implements AutoCloseable {
         Tensor dk = root ? Tensor.allocate(arena, dtype, sh.batch(), sh.seqKv(), sh.kvHeads(), sh.headDim()) : null;
         Tensor dv = root ? Tensor.allocate(arena, dtype, sh.batch(), sh.seqKv(), sh.kvHeads(), sh.headDim()) : null;
         SequenceLayout layout = plan.options().layout();
-        ranks.gather(r -> gradients[r].dq(), (r, piece, copy) -> layout.unshard(piece, dq, 1, mesh, r, copy));
-        ranks.gather(r -> gradients[r].dk(), (r, piece, copy) -> layout.unshard(piece, dk, 1, mesh, r, copy));
-        ranks.gather(r -> gradients[r].dv(), (r, piece, copy) -> layout.unshard(piece, dv, 1, mesh, r, copy));
+        ranks.gather(r -> gradients[r].dq(), (r, piece, copy) -> layout.unshard(piece, dq, 1, mesh, r, sequences,
+                copy));
+        ranks.gather(r -> gradients[r].dk(), (r, piece, copy) -> layout.unshard(piece, dk, 1, mesh, r, sequences,
+                copy));
+        ranks.gather(r -> gradients[r].dv(), (r, piece, copy) -> layout.unshard(piece, dv, 1, mesh, r, sequences,
+                copy));
         return root ? new Gradients(dq, dk, dv) : null;
     }
 
@@ -359,7 +421,12 @@ public final class AttentionEngine implements AutoCloseable {
      * (and backward), gathers the results on the root into {@code arena}, and collects every rank's figures.
      */
     public Result run(Tensor q, Tensor k, Tensor v, Tensor dout, Arena arena) {
-        deal(q, k, v, dout);
+        return run(q, k, v, dout, null, arena);
+    }
+
+    /** As {@link #run(Tensor, Tensor, Tensor, Tensor, Arena)}, for packed sequences (null: one sequence). */
+    public Result run(Tensor q, Tensor k, Tensor v, Tensor dout, SequenceBoundaries packed, Arena arena) {
+        deal(q, k, v, dout, packed);
         Pass f = forward();
         Pass b = dout != null ? backward() : null;
         ForwardResult out = gatherForward(arena);
@@ -428,6 +495,7 @@ public final class AttentionEngine implements AutoCloseable {
 
     private Pass timed(RankWork work) {
         RankBytes[] bytes = new RankBytes[mesh.size()];
+        long[] pairs = new long[mesh.size()];
         ranks.run(r -> {
             Communicator world = ranks.world(r);
             Backend backend = ranks.backend(r);
@@ -436,6 +504,7 @@ public final class AttentionEngine implements AutoCloseable {
                 world.barrier(); // the ranks start together
             }
             Map<TrafficKind, Long> before = world.traffic().snapshot();
+            long pairsBefore = counted[r].pairs();
             clocks.start(slot);
             work.run(r);
             if (clocks.onDevice()) {
@@ -447,11 +516,12 @@ public final class AttentionEngine implements AutoCloseable {
             }
             ranks.checkHealthy(r);
             bytes[r] = new RankBytes(world.traffic().since(before));
+            pairs[r] = counted[r].pairs() - pairsBefore;
             return null;
         });
         List<RankPass> parts = new ArrayList<>();
         for (int r : hosted) {
-            parts.add(new RankPass(r, clocks.seconds(slot(r)), bytes[r]));
+            parts.add(new RankPass(r, clocks.seconds(slot(r)), bytes[r], pairs[r]));
         }
         return new Pass(clocks.spanSeconds(), parts);
     }
@@ -481,7 +551,7 @@ public final class AttentionEngine implements AutoCloseable {
     private record Decoded(RankFigures figures, List<Double> forwardSpans, List<Double> backwardSpans) {
     }
 
-    /** "device;f1,f2;b1,b2;fspan1,..;bspan1,..;fwd bytes per kind;bwd bytes per kind". */
+    /** "device;f1,f2;b1,b2;fspan1,..;bspan1,..;fwd bytes per kind;bwd bytes per kind;fwd pairs;bwd pairs". */
     private byte[] encode(int r, List<Pass> forwards, List<Pass> backwards) {
         StringBuilder s = new StringBuilder().append(ranks.device(r));
         s.append(';').append(join(forwards.stream().map(p -> secondsOf(p, r)).toList()));
@@ -490,26 +560,32 @@ public final class AttentionEngine implements AutoCloseable {
         s.append(';').append(join(backwards.stream().map(Pass::spanSeconds).toList()));
         s.append(';').append(bytes(forwards.isEmpty() ? RankBytes.none() : bytesOf(forwards.getLast(), r)));
         s.append(';').append(bytes(backwards.isEmpty() ? RankBytes.none() : bytesOf(backwards.getLast(), r)));
+        s.append(';').append(forwards.isEmpty() ? 0 : partOf(forwards.getLast(), r).attentionPairs());
+        s.append(';').append(backwards.isEmpty() ? 0 : partOf(backwards.getLast(), r).attentionPairs());
         return s.toString().getBytes(StandardCharsets.US_ASCII);
     }
 
     private static Decoded decode(int rank, byte[] payload) {
         String text = new String(payload, StandardCharsets.US_ASCII);
         String[] parts = text.split(";", -1);
-        if (parts.length != 7) {
+        if (parts.length != 9) {
             throw new IllegalStateException("rank " + rank + " published malformed figures: " + text);
         }
         RankFigures f = new RankFigures(rank, Integer.parseInt(parts[0]), doubles(parts[1]), doubles(parts[2]),
-                bytes(parts[5]), bytes(parts[6]));
+                bytes(parts[5]), bytes(parts[6]), Long.parseLong(parts[7]), Long.parseLong(parts[8]));
         return new Decoded(f, doubles(parts[3]), doubles(parts[4]));
     }
 
     private static double secondsOf(Pass p, int rank) {
-        return p.ranks().stream().filter(x -> x.rank() == rank).findFirst().orElseThrow().seconds();
+        return partOf(p, rank).seconds();
     }
 
     private static RankBytes bytesOf(Pass p, int rank) {
-        return p.ranks().stream().filter(x -> x.rank() == rank).findFirst().orElseThrow().bytes();
+        return partOf(p, rank).bytes();
+    }
+
+    private static RankPass partOf(Pass p, int rank) {
+        return p.ranks().stream().filter(x -> x.rank() == rank).findFirst().orElseThrow();
     }
 
     private static String join(List<Double> values) {
@@ -540,7 +616,7 @@ public final class AttentionEngine implements AutoCloseable {
     private Tensor shard(Tensor global, int r) {
         Tensor t = dealt[r].allocate(global.dtype(), global.size(0), global.size(1) / mesh.size(), global.size(2),
                 global.size(3));
-        plan.options().layout().shard(global, t, 1, mesh, r, ranks.backend(r)::copy);
+        plan.options().layout().shard(global, t, 1, mesh, r, sequences, ranks.backend(r)::copy);
         return t;
     }
 
@@ -603,6 +679,7 @@ public final class AttentionEngine implements AutoCloseable {
             }
         }
         shapes = null;
+        sequences = null;
         lastForward = null;
         lastBackward = null;
     }

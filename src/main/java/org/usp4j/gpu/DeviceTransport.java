@@ -64,6 +64,9 @@ final class DeviceTransport implements LocalTransport, AutoCloseable {
     DeviceTransport(CudaBackend backend, DeviceCalls calls) {
         this.backend = backend;
         this.calls = calls;
+        // A stream belongs to the device current when it is made: select the rank's (as creating the backend
+        // does), or a world on GPU 1 built from a thread on GPU 0 would copy on a stream of device 0.
+        calls.setDevice(backend.device());
         this.copyStream = calls.createStream();
     }
 

@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -154,6 +155,25 @@ public final class SafetensorsFile implements AutoCloseable {
         DType dtype = e.dtype().tensorDType().orElseThrow(() -> new IllegalArgumentException(path + ": tensor '"
                 + name + "' is " + e.dtype() + "; usp4j reads F32, BF16 and F16"));
         return Tensor.host(data.asSlice(e.dataBegin(), e.byteLength()), dtype, e.shape());
+    }
+
+    /**
+     * The values of I32 tensor {@code name} (any shape, row-major), for integer inputs such as
+     * {@code cu_seqlens}. Throws IllegalArgumentException when the file has no such tensor or it is not I32.
+     */
+    public int[] int32s(String name) {
+        requireOpen();
+        TensorEntry e = byName.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException(path + " has no tensor '" + name + "' (it has " + names() + ")");
+        }
+        if (e.dtype() != SafetensorsDType.I32) {
+            throw new IllegalArgumentException(path + ": tensor '" + name + "' is " + e.dtype() + ", expected I32");
+        }
+        int[] values = new int[Math.toIntExact(e.numel())];
+        MemorySegment.copy(data, ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), e.dataBegin(),
+                values, 0, values.length);
+        return values;
     }
 
     private void requireOpen() {

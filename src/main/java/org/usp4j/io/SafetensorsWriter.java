@@ -43,8 +43,18 @@ public final class SafetensorsWriter {
      * must be in host memory. Everything is checked before the file is created.
      */
     public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
+        write(file, tensors, Map.of(), metadata);
+    }
+
+    /**
+     * As {@link #write(Path, Map, Map)}, followed by one-dimensional I32 tensors (such as {@code cu_seqlens})
+     * from {@code int32}, in its iteration order.
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, int[]> int32,
+                             Map<String, String> metadata) throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(tensors, "tensors");
+        Objects.requireNonNull(int32, "int32");
         Objects.requireNonNull(metadata, "metadata");
         List<TensorEntry> entries = new ArrayList<>(tensors.size());
         List<Tensor> order = new ArrayList<>(tensors.size());
@@ -64,6 +74,18 @@ public final class SafetensorsWriter {
             order.add(t);
             offset = end;
         }
+        List<int[]> intOrder = new ArrayList<>(int32.size());
+        for (Map.Entry<String, int[]> e : int32.entrySet()) {
+            String name = Objects.requireNonNull(e.getKey(), "tensor name");
+            int[] values = Objects.requireNonNull(e.getValue(), () -> "tensor '" + name + "'");
+            if (name.isEmpty() || name.equals(SafetensorsHeader.METADATA_KEY) || tensors.containsKey(name)) {
+                throw new IllegalArgumentException("invalid or repeated tensor name '" + name + "'");
+            }
+            long end = Math.addExact(offset, 4L * values.length);
+            entries.add(new TensorEntry(name, SafetensorsDType.I32, new long[] {values.length}, offset, end));
+            intOrder.add(values);
+            offset = end;
+        }
         metadata.forEach((k, v) -> {
             Objects.requireNonNull(k, "metadata key");
             Objects.requireNonNull(v, () -> "metadata value of '" + k + "'");
@@ -76,6 +98,11 @@ public final class SafetensorsWriter {
             AtomicFiles.writeFully(channel, ByteBuffer.wrap(header));
             for (Tensor t : order) {
                 writeTensor(channel, t);
+            }
+            for (int[] values : intOrder) {
+                ByteBuffer bytes = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+                bytes.asIntBuffer().put(values);
+                AtomicFiles.writeFully(channel, bytes);
             }
         });
     }

@@ -7,10 +7,15 @@ package org.usp4j.kernel;
  * step whose keys come from a later rank); a positive diagonal lets the rows see that many keys more
  * (a query block that starts later than its keys). Rows that see no key get out = 0 and lse = -inf.
  *
- * <p>New kinds (sliding windows, varlen sequence boundaries) become new components with their own
- * {@link #allows} terms; kernels that cannot express one refuse it in their {@code validate}.
+ * <p>Packed variable-length sequences add {@link #segments()}: a row then sees only the keys of its
+ * own segment, and of those only what the diagonal allows (null: the whole block is one sequence).
+ * {@link #segmentMask} is the plain mask of one segment's rows and keys cut out of the block, so a
+ * kernel can run a segmented mask as one plain call per segment ({@link SegmentedAttention}).
+ *
+ * <p>New kinds (sliding windows) become new components with their own {@link #allows} terms; kernels
+ * that cannot express one refuse it in their {@code validate}.
  */
-public record Mask(boolean causal, long diagonal) {
+public record Mask(boolean causal, long diagonal, SequenceSegments segments) {
 
     /** Every row sees every key. */
     public static final Mask NONE = new Mask(false, 0);
@@ -27,22 +32,50 @@ public record Mask(boolean causal, long diagonal) {
         }
     }
 
+    /** A mask over one sequence (no segments). */
+    public Mask(boolean causal, long diagonal) {
+        this(causal, diagonal, null);
+    }
+
     /** Causal with row i seeing keys j &lt;= i + diagonal. */
     public static Mask causal(long diagonal) {
         return diagonal == 0 ? CAUSAL : new Mask(true, diagonal);
     }
 
-    public boolean allows(long queryRow, long keyColumn) {
-        return !causal || keyColumn <= queryRow + diagonal;
+    /** This mask, restricted to {@code segments} (null: none). */
+    public Mask withSegments(SequenceSegments segments) {
+        return new Mask(causal, diagonal, segments);
     }
 
-    /** How many leading keys of {@code keys} row {@code queryRow} sees. */
+    /** Whether rows are kept to their own packed sequence's keys. */
+    public boolean segmented() {
+        return segments != null;
+    }
+
+    /**
+     * The plain mask of segment {@code i} on its own rows and keys (row 0 = the segment's first row, key
+     * 0 its first key): the diagonal moves by the segment's row start minus its key start.
+     */
+    public Mask segmentMask(int i) {
+        return causal ? causal(diagonal + segments.queryStart(i) - segments.keyStart(i)) : NONE;
+    }
+
+    public boolean allows(long queryRow, long keyColumn) {
+        return (!causal || keyColumn <= queryRow + diagonal)
+                && (segments == null || segments.allows(queryRow, keyColumn));
+    }
+
+    /** How many leading keys of {@code keys} row {@code queryRow} sees, for a mask without segments. */
     public long visibleKeys(long queryRow, long keys) {
+        if (segments != null) {
+            throw new IllegalStateException("a segmented mask's visible keys are not a prefix: " + this);
+        }
         return causal ? Math.clamp(queryRow + diagonal + 1, 0, keys) : keys;
     }
 
     @Override
     public String toString() {
-        return !causal ? "none" : diagonal == 0 ? "causal" : "causal(diagonal " + diagonal + ")";
+        String base = !causal ? "none" : diagonal == 0 ? "causal" : "causal(diagonal " + diagonal + ")";
+        return segments == null ? base : base + " within " + segments;
     }
 }

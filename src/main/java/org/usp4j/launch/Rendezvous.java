@@ -322,11 +322,38 @@ public final class Rendezvous implements AutoCloseable {
             for (String r : e.missing()) {
                 missing.add(Integer.parseInt(r));
             }
+            awaitArrivedRanksGiveUp(missing);
             throw new RendezvousException("rank " + rank() + " of " + worldSize() + ": could not " + what
                     + " within " + timeout.toMillis() + " ms: rank(s) " + missing + " did not arrive", missing, e);
         } catch (StoreException e) {
             failed = true;
             throw lost(what, e);
+        }
+    }
+
+    /**
+     * After a barrier timed out: every rank that did arrive will time out too, a little later (its clock
+     * started later). A rank other than 0 says so in the store; rank 0, which hosts it, waits (a few
+     * seconds at most) until those ranks have, so that each of them reports the missing ranks rather than
+     * a store that vanished under it.
+     */
+    private void awaitArrivedRanksGiveUp(List<Integer> missing) {
+        try {
+            if (rank() != 0) {
+                store.set(PREFIX + "left/" + rank(), new byte[0]);
+                return;
+            }
+            List<String> keys = new ArrayList<>();
+            for (int r = 1; r < worldSize(); r++) {
+                if (!missing.contains(r)) {
+                    keys.add(PREFIX + "left/" + r);
+                }
+            }
+            if (!keys.isEmpty() && keys.size() <= 512) {
+                store.waitFor(keys, Duration.ofNanos(Math.min(timeout.toNanos(), LINGER.toNanos())));
+            }
+        } catch (StoreException | IllegalStateException e) {
+            LOG.debug("rank {}: not waiting for the other ranks to give up: {}", rank(), e.getMessage());
         }
     }
 

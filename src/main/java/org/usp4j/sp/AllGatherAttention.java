@@ -9,6 +9,7 @@ import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -24,7 +25,9 @@ import org.usp4j.tensor.Tensor;
  * gathered block, and one reduce-scatter sums them onto their owners.
  *
  * <p>Per rank and call, with X = b * s_block * h_kv * d: forward all-gathers K and V, 2 (R-1) X e bytes;
- * backward reduce-scatters the float32 dK and dV, 2 (R-1) X 4 bytes.
+ * backward reduce-scatters the float32 dK and dV, 2 (R-1) X 4 bytes. Packed sequences skip the blocks
+ * that share no sequence with mine, but every block is gathered (and every dK/dV reduce-scattered)
+ * as for plain attention: the same bytes.
  */
 public final class AllGatherAttention implements SequenceParallelAttention {
 
@@ -38,6 +41,11 @@ public final class AllGatherAttention implements SequenceParallelAttention {
         @Override
         public Set<SequenceLayout> layouts() {
             return EnumSet.allOf(SequenceLayout.class);
+        }
+
+        @Override
+        public boolean supportsPackedSequences() {
+            return true;
         }
 
         @Override
@@ -77,28 +85,49 @@ public final class AllGatherAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        RingStep.requireBlock("all-gather attention", local, options);
-        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
-            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
-        }
+        validate(local, dtype, null);
     }
 
     @Override
     public void validateBackward(AttentionShapes local, DType dtype) {
+        validateBackward(local, dtype, (SequenceBoundaries) null);
+    }
+
+    @Override
+    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
         RingStep.requireBlock("all-gather attention", local, options);
-        for (RingStep step : RingStep.kernelSteps(options, ring.size(), local.seqQ())) {
-            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
-        }
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks(local, sequences),
+                false);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
+        RingStep.requireBlock("all-gather attention", local, options);
+        validateBlocksBackward(local, dtype, blocks(local, sequences));
+    }
+
+    private void validateBlocksBackward(AttentionShapes local, DType dtype, PackedRingBlocks blocks) {
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, true);
+    }
+
+    private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
+        return PackedRingBlocks.forRing(sequences, options.layout(), ring.size(), local.seqQ());
     }
 
     @Override
     public Forward forward(Tensor q, Tensor k, Tensor v) {
+        return forward(q, k, v, null);
+    }
+
+    @Override
+    public Forward forward(Tensor q, Tensor k, Tensor v, SequenceBoundaries sequences) {
         AttentionShapes sh = AttentionShapes.of(q, k, v);
         if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
             throw new IllegalArgumentException("q, k and v must have one dtype, got " + q.dtype() + ", " + k.dtype()
                     + ", " + v.dtype());
         }
-        validate(sh, q.dtype());
+        validate(sh, q.dtype(), sequences);
+        PackedRingBlocks blocks = blocks(sh, sequences);
         int size = ring.size();
         int me = ring.rank();
         long rows = sh.seqQ();
@@ -115,7 +144,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
             for (int t = 0; t < size; t++) {
                 // The ring's order: my own block first (it covers every row and initialises the accumulators).
                 int owner = Math.floorMod(me - t, size);
-                RingStep plan = RingStep.plan(options, me, owner, rows);
+                RingStep plan = RingStep.plan(options, me, owner, rows, blocks);
                 Tensor kj = block(allK, owner, k.shape());
                 Tensor vj = block(allV, owner, v.shape());
                 if (t == 0) {
@@ -129,7 +158,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
             }
             Tensor result = saved.allocate(q.dtype(), q.shape());
             backend.copy(out, result);
-            return new GatheredForward(saved, sh, q, allK, allV, k.shape(), result, lse);
+            return new GatheredForward(saved, sh, blocks, q, allK, allV, k.shape(), result, lse);
         } catch (RuntimeException | Error e) {
             saved.close();
             throw e;
@@ -143,15 +172,16 @@ public final class AllGatherAttention implements SequenceParallelAttention {
                     + saved);
         }
         f.requireOpen();
-        f.shapes.requireQueryShaped("dout", dout);
-        validateBackward(f.shapes, f.out().dtype()); // before the reduce-scatter: every rank refuses alike
+        f.shapes().requireQueryShaped("dout", dout);
+        RingStep.requireBlock("all-gather attention", f.shapes(), options);
+        validateBlocksBackward(f.shapes(), f.out().dtype(), f.blocks); // before the reduce-scatter: every rank refuses alike
         int size = ring.size();
         int me = ring.rank();
-        long rows = f.shapes.seqQ();
-        float scale = options.scale(f.shapes.headDim());
+        long rows = f.shapes().seqQ();
+        float scale = options.scale(f.shapes().headDim());
         AttentionKernel kernel = backend.kernel();
         try (TensorAllocator scratch = backend.newAllocator()) {
-            Tensor dq = scratch.allocate(DType.F32, f.q.shape());
+            Tensor dq = scratch.allocate(DType.F32, f.q().shape());
             backend.fill(dq, 0f);
             Tensor allDk = scratch.allocate(DType.F32, f.allK.shape());
             Tensor allDv = scratch.allocate(DType.F32, f.allV.shape());
@@ -159,11 +189,11 @@ public final class AllGatherAttention implements SequenceParallelAttention {
             backend.fill(allDv, 0f);
             for (int t = 0; t < size; t++) {
                 int owner = Math.floorMod(me - t, size);
-                RingStep plan = RingStep.plan(options, me, owner, rows);
+                RingStep plan = RingStep.plan(options, me, owner, rows, f.blocks);
                 if (plan.skip()) {
                     continue;
                 }
-                kernel.backward(plan.queries(f.q), plan.keys(block(f.allK, owner, f.kvShape)),
+                kernel.backward(plan.queries(f.q()), plan.keys(block(f.allK, owner, f.kvShape)),
                         plan.keys(block(f.allV, owner, f.kvShape)), plan.queries(f.out()), plan.queries(dout),
                         plan.queryLse(f.lse()), plan.mask(), scale, plan.queries(dq),
                         plan.keys(block(allDk, owner, f.kvShape)), plan.keys(block(allDv, owner, f.kvShape)), true);
@@ -172,9 +202,9 @@ public final class AllGatherAttention implements SequenceParallelAttention {
             Tensor dv = scratch.allocate(DType.F32, f.kvShape);
             ring.reduceScatter(allDk, dk);
             ring.reduceScatter(allDv, dv);
-            Tensor dqOut = f.saved.allocate(f.q.dtype(), f.q.shape());
-            Tensor dkOut = f.saved.allocate(f.allK.dtype(), f.kvShape);
-            Tensor dvOut = f.saved.allocate(f.allV.dtype(), f.kvShape);
+            Tensor dqOut = f.saved().allocate(f.q().dtype(), f.q().shape());
+            Tensor dkOut = f.saved().allocate(f.allK.dtype(), f.kvShape);
+            Tensor dvOut = f.saved().allocate(f.allV.dtype(), f.kvShape);
             backend.copy(dq, dqOut);
             backend.copy(dk, dkOut);
             backend.copy(dv, dvOut);
@@ -203,13 +233,15 @@ public final class AllGatherAttention implements SequenceParallelAttention {
 
     /** What the backward needs: the local q (referenced), the gathered K/V, the final out and lse. */
     private final class GatheredForward extends SavedForward {
+        private final PackedRingBlocks blocks; // null for one sequence
         private final Tensor allK;
         private final Tensor allV;
         private final long[] kvShape;
 
-        GatheredForward(TensorAllocator saved, AttentionShapes shapes, Tensor q, Tensor allK, Tensor allV,
-                        long[] kvShape, Tensor out, Tensor lse) {
+        GatheredForward(TensorAllocator saved, AttentionShapes shapes, PackedRingBlocks blocks, Tensor q, Tensor allK,
+                        Tensor allV, long[] kvShape, Tensor out, Tensor lse) {
             super("all-gather", saved, shapes, q, out, lse);
+            this.blocks = blocks;
             this.allK = allK;
             this.allV = allV;
             this.kvShape = kvShape.clone();

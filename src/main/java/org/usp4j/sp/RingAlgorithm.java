@@ -23,6 +23,15 @@ public interface RingAlgorithm {
     /** The layouts this algorithm gives correct results on. */
     Set<SequenceLayout> layouts();
 
+    /**
+     * Whether {@link SequenceParallelAttention#forward(org.usp4j.tensor.Tensor, org.usp4j.tensor.Tensor,
+     * org.usp4j.tensor.Tensor, org.usp4j.kernel.SequenceBoundaries)} keeps attention inside packed
+     * sequences; the plan refuses packed inputs for algorithms that do not, before any work.
+     */
+    default boolean supportsPackedSequences() {
+        return false;
+    }
+
     /** One rank's instance over its ring group. */
     SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options);
 
@@ -31,4 +40,20 @@ public interface RingAlgorithm {
 
     /** Bytes one ring rank sends in a backward. */
     RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize);
+
+    /**
+     * Bytes ring rank {@code ringRank} sends in a forward under {@code options}. Most algorithms send the
+     * same on every rank under every mask ({@link #forwardBytes(AttentionShapes, DType, int)}); one whose
+     * traffic follows the rank and the mask (LightSeq's helpers) overrides this.
+     */
+    default RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize, int ringRank,
+                                   AttentionOptions options) {
+        return forwardBytes(block, dtype, ringSize);
+    }
+
+    /** As {@link #forwardBytes(AttentionShapes, DType, int, int, AttentionOptions)}, for a backward. */
+    default RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize, int ringRank,
+                                    AttentionOptions options) {
+        return backwardBytes(block, dtype, ringSize);
+    }
 }

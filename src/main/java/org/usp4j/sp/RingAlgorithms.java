@@ -13,6 +13,8 @@ public final class RingAlgorithms {
     static {
         register(RingAttention.ALGORITHM);
         register(AllGatherAttention.ALGORITHM);
+        register(TokenRingAttention.ALGORITHM);
+        register(LightSeqAttention.ALGORITHM);
     }
 
     private RingAlgorithms() {
@@ -36,6 +38,12 @@ public final class RingAlgorithms {
     /** Every registered name, in registration order. */
     public static List<String> names() {
         return List.copyOf(BY_NAME.keySet());
+    }
+
+    /** The names of the algorithms that support packed sequences, as "ring, allgather". */
+    public static String packedSequenceNames() {
+        return String.join(", ", BY_NAME.values().stream().filter(RingAlgorithm::supportsPackedSequences)
+                .map(RingAlgorithm::name).toList());
     }
 
     private static void register(RingAlgorithm algorithm) {

@@ -2,7 +2,6 @@ package org.usp4j.sp;
 
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Set;
 import java.util.Objects;
 import java.util.Set;
 import org.usp4j.backend.Backend;
@@ -12,6 +11,7 @@ import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.Transfer;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -28,6 +28,10 @@ import org.usp4j.tensor.Tensor;
  * <p>Per rank and call, with X = b * s_block * h_kv * d elements in one K block: forward sends K and V
  * on R - 1 steps, 2 (R-1) X e bytes; backward sends the same K/V plus dK and dV (float32) on R steps,
  * 2 R X 4 bytes.
+ *
+ * <p>Packed sequences: a step whose blocks share no sequence (or none that a row can see) does no
+ * work, but its K/V block and dK/dV accumulator still travel on, because the ranks after me need them:
+ * the bytes are those of plain attention.
  */
 public final class RingAttention implements SequenceParallelAttention {
 
@@ -41,6 +45,12 @@ public final class RingAttention implements SequenceParallelAttention {
         @Override
         public Set<SequenceLayout> layouts() {
             return EnumSet.allOf(SequenceLayout.class);
+        }
+
+        /** Skipped steps of packed sequences still pass their blocks on: the bytes stay the same. */
+        @Override
+        public boolean supportsPackedSequences() {
+            return true;
         }
 
         @Override
@@ -84,18 +94,33 @@ public final class RingAttention implements SequenceParallelAttention {
 
     @Override
     public void validate(AttentionShapes local, DType dtype) {
-        requireBlock(local);
-        for (RingStep step : kernelSteps(local)) {
-            backend.kernel().validateForward(step.shapes(local), dtype, step.mask());
-        }
+        validate(local, dtype, null);
     }
 
     @Override
     public void validateBackward(AttentionShapes local, DType dtype) {
+        validateBackward(local, dtype, (SequenceBoundaries) null);
+    }
+
+    @Override
+    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
         requireBlock(local);
-        for (RingStep step : kernelSteps(local)) {
-            backend.kernel().validateBackward(step.shapes(local), dtype, step.mask());
-        }
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks(local, sequences),
+                false);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
+        requireBlock(local);
+        validateBlocksBackward(local, dtype, blocks(local, sequences));
+    }
+
+    private void validateBlocksBackward(AttentionShapes local, DType dtype, PackedRingBlocks blocks) {
+        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, true);
+    }
+
+    private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
+        return PackedRingBlocks.forRing(sequences, options.layout(), ring.size(), local.seqQ());
     }
 
     private void requireBlock(AttentionShapes local) {
@@ -108,13 +133,15 @@ public final class RingAttention implements SequenceParallelAttention {
                 Math.multiplyExact(block.kvHeads(), block.headDim()));
     }
 
-    private Set<RingStep> kernelSteps(AttentionShapes local) {
-        return RingStep.kernelSteps(options, ring.size(), local.seqQ());
+    @Override
+    public Forward forward(Tensor q, Tensor k, Tensor v) {
+        return forward(q, k, v, null);
     }
 
     @Override
-    public Forward forward(Tensor q, Tensor k, Tensor v) {
-        AttentionShapes sh = checkInputs(q, k, v);
+    public Forward forward(Tensor q, Tensor k, Tensor v, SequenceBoundaries sequences) {
+        AttentionShapes sh = checkInputs(q, k, v, sequences);
+        PackedRingBlocks blocks = blocks(sh, sequences);
         int size = ring.size();
         int me = ring.rank();
         long rows = sh.seqQ();
@@ -130,7 +157,7 @@ public final class RingAttention implements SequenceParallelAttention {
             for (int step = 0; step < size; step++) {
                 int owner = Math.floorMod(me - step, size);
                 Transfer next = kv.passOn(step);
-                RingStep plan = RingStep.plan(options, me, owner, rows);
+                RingStep plan = RingStep.plan(options, me, owner, rows, blocks);
                 if (step == 0) {
                     // My own block comes first and covers every row: it initialises the accumulators.
                     kernel.forward(q, kv.k(), kv.v(), plan.mask(), scale, out, lse);
@@ -145,7 +172,7 @@ public final class RingAttention implements SequenceParallelAttention {
             }
             Tensor result = saved.allocate(q.dtype(), q.shape());
             backend.copy(out, result);
-            return new RingForward(saved, sh, q, k, v, result, lse);
+            return new RingForward(saved, sh, blocks, q, k, v, result, lse);
         } catch (RuntimeException | Error e) {
             saved.close();
             throw e;
@@ -158,17 +185,17 @@ public final class RingAttention implements SequenceParallelAttention {
             throw new IllegalArgumentException("backward needs a Forward returned by this RingAttention, got " + saved);
         }
         f.requireOpen();
-        f.shapes.requireQueryShaped("dout", dout);
-        validateBackward(f.shapes, f.q.dtype());
+        f.shapes().requireQueryShaped("dout", dout);
+        validateBlocksBackward(f.shapes(), f.q().dtype(), f.blocks);
         int size = ring.size();
         int me = ring.rank();
         int right = (me + 1) % size;
         int left = (me + size - 1) % size;
-        long rows = f.shapes.seqQ();
-        float scale = options.scale(f.shapes.headDim());
+        long rows = f.shapes().seqQ();
+        float scale = options.scale(f.shapes().headDim());
         AttentionKernel kernel = backend.kernel();
         try (TransferScope scratch = new TransferScope(backend.newAllocator())) {
-            Tensor dq = scratch.allocate(DType.F32, f.q.shape());
+            Tensor dq = scratch.allocate(DType.F32, f.q().shape());
             backend.fill(dq, 0f);
             long[] kvShape = f.k.shape();
             // Two float32 dK/dV accumulators take turns travelling; a third holds each step's own share.
@@ -184,12 +211,12 @@ public final class RingAttention implements SequenceParallelAttention {
             for (int step = 0; step < size; step++) {
                 int owner = Math.floorMod(me - step, size);
                 Transfer next = kv.passOn(step);
-                RingStep plan = RingStep.plan(options, me, owner, rows);
+                RingStep plan = RingStep.plan(options, me, owner, rows, f.blocks);
                 Tensor[] target = step == 0 ? first : share;
                 if (!plan.skip()) {
                     backend.fill(plan.keys(target[0]), 0f);
                     backend.fill(plan.keys(target[1]), 0f);
-                    kernel.backward(plan.queries(f.q), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out()),
+                    kernel.backward(plan.queries(f.q()), plan.keys(kv.k()), plan.keys(kv.v()), plan.queries(f.out()),
                             plan.queries(dout), plan.queryLse(f.lse()), plan.mask(), scale,
                             plan.queries(dq), plan.keys(target[0]), plan.keys(target[1]), true);
                 }
@@ -215,9 +242,9 @@ public final class RingAttention implements SequenceParallelAttention {
                 accumulators.await(); // after R hops my own block's accumulator is home, complete
                 mine = incoming;
             }
-            Tensor dqOut = f.saved.allocate(f.q.dtype(), f.q.shape());
-            Tensor dkOut = f.saved.allocate(f.k.dtype(), kvShape);
-            Tensor dvOut = f.saved.allocate(f.v.dtype(), kvShape);
+            Tensor dqOut = f.saved().allocate(f.q().dtype(), f.q().shape());
+            Tensor dkOut = f.saved().allocate(f.k.dtype(), kvShape);
+            Tensor dvOut = f.saved().allocate(f.v.dtype(), kvShape);
             backend.copy(dq, dqOut);
             backend.copy(mine[0], dkOut);
             backend.copy(mine[1], dvOut);
@@ -225,13 +252,13 @@ public final class RingAttention implements SequenceParallelAttention {
         }
     }
 
-    private AttentionShapes checkInputs(Tensor q, Tensor k, Tensor v) {
+    private AttentionShapes checkInputs(Tensor q, Tensor k, Tensor v, SequenceBoundaries sequences) {
         AttentionShapes sh = AttentionShapes.of(q, k, v);
         if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
             throw new IllegalArgumentException("q, k and v must have one dtype, got " + q.dtype() + ", " + k.dtype()
                     + ", " + v.dtype());
         }
-        validate(sh, q.dtype());
+        validate(sh, q.dtype(), sequences);
         return sh;
     }
 
@@ -300,11 +327,14 @@ public final class RingAttention implements SequenceParallelAttention {
 
     /** What the backward needs: the local q, k, v (referenced), the final out (input dtype) and lse. */
     private final class RingForward extends SavedForward {
+        private final PackedRingBlocks blocks; // null for one sequence
         private final Tensor k;
         private final Tensor v;
 
-        RingForward(TensorAllocator saved, AttentionShapes shapes, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+        RingForward(TensorAllocator saved, AttentionShapes shapes, PackedRingBlocks blocks, Tensor q, Tensor k,
+                    Tensor v, Tensor out, Tensor lse) {
             super("ring", saved, shapes, q, out, lse);
+            this.blocks = blocks;
             this.k = k;
             this.v = v;
         }

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.BiConsumer;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -19,6 +20,8 @@ import org.usp4j.tensor.Tensor;
  *       is balanced token by token; block g is positions g, g + R, g + 2R, ... With U = 1 position i
  *       is on rank i mod P.</li>
  * </ul>
+ * Packed variable-length sequences ({@link SequenceBoundaries}): contiguous and striped deal the packed
+ * stream as it is (a sequence may straddle ranks); zigzag applies its split to every sequence.
  */
 public enum SequenceLayout {
     CONTIGUOUS,
@@ -64,6 +67,26 @@ public enum SequenceLayout {
         }
     }
 
+    /**
+     * Throws if packed sequences with these boundaries cannot be dealt over {@code mesh}: contiguous and
+     * striped deal the packed stream (S % P == 0, sequences may straddle ranks); zigzag splits every
+     * sequence into 2R chunks, so each length must be divisible by 2P (as TransformerEngine and
+     * ring-flash-attention require), and the message names the first that is not.
+     */
+    public void validate(SequenceBoundaries sequences, Mesh mesh) {
+        validate(sequences.totalLength(), mesh);
+        if (this == ZIGZAG && !sequences.isSingle()) {
+            long twoP = 2L * mesh.size();
+            for (int i = 0; i < sequences.count(); i++) {
+                if (sequences.length(i) % twoP != 0) {
+                    throw new IllegalArgumentException("zigzag layout needs every sequence length divisible by 2P = "
+                            + twoP + " (mesh " + mesh + "), but sequence " + i + " has length " + sequences.length(i)
+                            + " (positions " + sequences.start(i) + " to " + (sequences.end(i) - 1) + ")");
+                }
+            }
+        }
+    }
+
     /** S / P: the positions every rank holds. */
     public long localLength(long seqLen, Mesh mesh) {
         validate(seqLen, mesh);
@@ -72,7 +95,16 @@ public enum SequenceLayout {
 
     /** The global positions of {@code rank}'s local positions, as runs in local order. */
     public List<Run> runs(long seqLen, Mesh mesh, int rank) {
-        long local = localLength(seqLen, mesh);
+        return runs(SequenceBoundaries.single(seqLen), mesh, rank);
+    }
+
+    /**
+     * The global positions of {@code rank}'s local positions of packed sequences, as runs in local order
+     * (zigzag takes chunks g and 2R-1-g of every sequence, in sequence order).
+     */
+    public List<Run> runs(SequenceBoundaries sequences, Mesh mesh, int rank) {
+        validate(sequences, mesh);
+        long local = sequences.totalLength() / mesh.size();
         long from = mesh.ulyssesRank(rank) * local; // this rank's piece of its ring block
         if (this == STRIPED) {
             int ring = mesh.ring();
@@ -80,7 +112,7 @@ public enum SequenceLayout {
         }
         List<Run> runs = new ArrayList<>(2);
         long blockPos = 0; // position within the ring block's concatenation
-        for (long[] part : ringBlock(seqLen, mesh.ring(), mesh.ringRank(rank))) {
+        for (long[] part : ringBlock(sequences, mesh.ring(), mesh.ringRank(rank))) {
             long start = Math.max(from, blockPos);
             long end = Math.min(from + local, blockPos + part[1]);
             if (start < end) {
@@ -93,8 +125,13 @@ public enum SequenceLayout {
 
     /** Global position of every local position of {@code rank}. */
     public long[] globalPositions(long seqLen, Mesh mesh, int rank) {
-        long[] positions = new long[Math.toIntExact(localLength(seqLen, mesh))];
-        for (Run run : runs(seqLen, mesh, rank)) {
+        return globalPositions(SequenceBoundaries.single(seqLen), mesh, rank);
+    }
+
+    /** Global position of every local position of {@code rank}, for packed sequences. */
+    public long[] globalPositions(SequenceBoundaries sequences, Mesh mesh, int rank) {
+        long[] positions = new long[Math.toIntExact(sequences.totalLength() / mesh.size())];
+        for (Run run : runs(sequences, mesh, rank)) {
             for (long i = 0; i < run.length(); i++) {
                 positions[(int) (run.localStart() + i)] = run.globalStart() + i * run.step();
             }
@@ -107,18 +144,28 @@ public enum SequenceLayout {
      * {@code local}, one strided copy per run.
      */
     public void shard(Tensor global, Tensor local, int seqDim, Mesh mesh, int rank, BiConsumer<Tensor, Tensor> copy) {
-        long seqLen = global.size(seqDim);
-        requireLocal(global, local, seqDim, mesh);
-        for (Run run : runs(seqLen, mesh, rank)) {
+        shard(global, local, seqDim, mesh, rank, SequenceBoundaries.single(global.size(seqDim)), copy);
+    }
+
+    /** As above, for packed sequences with these boundaries. */
+    public void shard(Tensor global, Tensor local, int seqDim, Mesh mesh, int rank, SequenceBoundaries sequences,
+                      BiConsumer<Tensor, Tensor> copy) {
+        requireLocal(global, local, seqDim, mesh, sequences);
+        for (Run run : runs(sequences, mesh, rank)) {
             copy.accept(stepped(global, seqDim, run), local.slice(seqDim, run.localStart(), run.length()));
         }
     }
 
     /** The inverse of {@link #shard}: writes {@code rank}'s local positions back into {@code global}. */
     public void unshard(Tensor local, Tensor global, int seqDim, Mesh mesh, int rank, BiConsumer<Tensor, Tensor> copy) {
-        long seqLen = global.size(seqDim);
-        requireLocal(global, local, seqDim, mesh);
-        for (Run run : runs(seqLen, mesh, rank)) {
+        unshard(local, global, seqDim, mesh, rank, SequenceBoundaries.single(global.size(seqDim)), copy);
+    }
+
+    /** As above, for packed sequences with these boundaries. */
+    public void unshard(Tensor local, Tensor global, int seqDim, Mesh mesh, int rank, SequenceBoundaries sequences,
+                        BiConsumer<Tensor, Tensor> copy) {
+        requireLocal(global, local, seqDim, mesh, sequences);
+        for (Run run : runs(sequences, mesh, rank)) {
             copy.accept(local.slice(seqDim, run.localStart(), run.length()), stepped(global, seqDim, run));
         }
     }
@@ -137,16 +184,24 @@ public enum SequenceLayout {
     }
 
     /** Ring rank g's block as (global start, length) parts in block order (contiguous and zigzag). */
-    private List<long[]> ringBlock(long seqLen, int ring, int g) {
+    private List<long[]> ringBlock(SequenceBoundaries sequences, int ring, int g) {
         if (this == CONTIGUOUS) {
-            long block = seqLen / ring;
+            long block = sequences.totalLength() / ring;
             return List.of(new long[] {g * block, block});
         }
-        long chunk = seqLen / (2L * ring);
-        return List.of(new long[] {g * chunk, chunk}, new long[] {(2L * ring - 1 - g) * chunk, chunk});
+        List<long[]> parts = new ArrayList<>(2 * sequences.count());
+        for (int i = 0; i < sequences.count(); i++) {
+            long chunk = sequences.length(i) / (2L * ring);
+            parts.add(new long[] {sequences.start(i) + g * chunk, chunk});
+            parts.add(new long[] {sequences.start(i) + (2L * ring - 1 - g) * chunk, chunk});
+        }
+        return parts;
     }
 
-    private void requireLocal(Tensor global, Tensor local, int seqDim, Mesh mesh) {
+    private void requireLocal(Tensor global, Tensor local, int seqDim, Mesh mesh, SequenceBoundaries sequences) {
+        if (seqDim >= 0 && seqDim < global.rank()) {
+            sequences.requireTotal(global.size(seqDim));
+        }
         if (global.rank() != local.rank() || seqDim < 0 || seqDim >= global.rank()) {
             throw new IllegalArgumentException("cannot deal " + global.describe() + " to " + local.describe()
                     + " along dimension " + seqDim);

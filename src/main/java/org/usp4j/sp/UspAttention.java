@@ -5,6 +5,7 @@ import java.util.Objects;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -51,6 +52,17 @@ public final class UspAttention implements SequenceParallelAttention {
         inner.validateBackward(innerShapes(local), dtype);
     }
 
+    /** The Ulysses exchange moves heads, not positions: the inner strategy keeps to the sequences. */
+    @Override
+    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
+        inner.validate(innerShapes(local), dtype, sequences);
+    }
+
+    @Override
+    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
+        inner.validateBackward(innerShapes(local), dtype, sequences);
+    }
+
     /** The shapes the inner strategy sees after the all-to-all, once USP's own rules hold. */
     private AttentionShapes innerShapes(AttentionShapes local) {
         int u = ulysses.degree();
@@ -70,21 +82,26 @@ public final class UspAttention implements SequenceParallelAttention {
 
     @Override
     public Forward forward(Tensor q, Tensor k, Tensor v) {
+        return forward(q, k, v, null);
+    }
+
+    @Override
+    public Forward forward(Tensor q, Tensor k, Tensor v, SequenceBoundaries sequences) {
         AttentionShapes sh = AttentionShapes.of(q, k, v);
         if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
             throw new IllegalArgumentException("q, k and v must have one dtype, got " + q.dtype() + ", " + k.dtype()
                     + ", " + v.dtype());
         }
-        validate(sh, q.dtype());
+        validate(sh, q.dtype(), sequences);
         TensorAllocator saved = backend.newAllocator();
         Forward attended = null;
         try (TensorAllocator scratch = backend.newAllocator()) {
             Tensor qh = ulysses.scatterHeads(q, saved, scratch);
             Tensor kh = ulysses.scatterKvHeads(k, saved, scratch);
             Tensor vh = ulysses.scatterKvHeads(v, saved, scratch);
-            attended = inner.forward(qh, kh, vh);
+            attended = inner.forward(qh, kh, vh, sequences);
             Tensor out = ulysses.gatherHeads(attended.out(), saved, scratch);
-            return new UspForward(saved, attended, sh, out);
+            return new UspForward(saved, attended, sh, sequences, out);
         } catch (RuntimeException | Error e) {
             if (attended != null) {
                 attended.close();
@@ -101,7 +118,7 @@ public final class UspAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes.requireQueryShaped("dout", dout);
-        validateBackward(f.shapes, f.out.dtype()); // out has the inputs' dtype
+        validateBackward(f.shapes, f.out.dtype(), f.sequences); // out has the inputs' dtype
         try (TensorAllocator scratch = backend.newAllocator()) {
             Tensor doutH = ulysses.scatterHeads(dout, scratch, scratch);
             Gradients g = inner.backward(f.inner, doutH);
@@ -117,13 +134,16 @@ public final class UspAttention implements SequenceParallelAttention {
         private final TensorAllocator saved;
         private final Forward inner;
         private final AttentionShapes shapes;
+        private final SequenceBoundaries sequences;
         private final Tensor out;
         private boolean closed;
 
-        UspForward(TensorAllocator saved, Forward inner, AttentionShapes shapes, Tensor out) {
+        UspForward(TensorAllocator saved, Forward inner, AttentionShapes shapes, SequenceBoundaries sequences,
+                   Tensor out) {
             this.saved = saved;
             this.inner = inner;
             this.shapes = shapes;
+            this.sequences = sequences;
             this.out = out;
         }
 

@@ -1,8 +1,10 @@
 package org.usp4j.sp;
 
 import java.util.Objects;
+import java.util.function.IntFunction;
 import org.usp4j.backend.Backend;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.tensor.DType;
 
 /**
@@ -36,10 +38,36 @@ public record UspPlan(Mesh mesh, AttentionOptions options, RingAlgorithm ringAlg
         }
         if (!ringAlgorithm.layouts().contains(options.layout())) {
             throw new IllegalArgumentException("ring algorithm " + ringAlgorithm.name() + " does not support the "
-                    + options.layout().label() + " layout (it supports " + ringAlgorithm.layouts() + ")");
+                    + options.layout().label() + " layout (it supports " + String.join(", ",
+                    ringAlgorithm.layouts().stream().map(SequenceLayout::label).toList()) + ")");
         }
         options.layout().validate(global.seqQ(), mesh);
         UlyssesAllToAll.validateHeads(global.heads(), global.kvHeads(), mesh.ulysses());
+    }
+
+    /**
+     * As {@link #validate(AttentionShapes)}, for packed sequences with these global boundaries (null:
+     * one sequence): they must end at S, b must be 1, the ring algorithm must keep attention inside
+     * sequences, and the layout must be able to deal them (zigzag: every length divisible by 2P).
+     */
+    public void validate(AttentionShapes global, SequenceBoundaries sequences) {
+        validate(global);
+        if (sequences == null) {
+            return;
+        }
+        sequences.requireTotal(global.seqQ());
+        if (!sequences.isSingle()) {
+            if (global.batch() != 1) {
+                throw new IllegalArgumentException("packed sequences (cu_seqlens) need batch b = 1, got b = "
+                        + global.batch());
+            }
+            if (!ringAlgorithm.supportsPackedSequences()) {
+                throw new IllegalArgumentException("ring algorithm " + ringAlgorithm.name()
+                        + " does not support packed variable-length sequences (cu_seqlens); "
+                        + RingAlgorithms.packedSequenceNames() + " do");
+            }
+        }
+        options.layout().validate(sequences, mesh);
     }
 
     /** One rank's shapes: b, S/P, h, h_kv, d. */
@@ -57,18 +85,42 @@ public record UspPlan(Mesh mesh, AttentionOptions options, RingAlgorithm ringAlg
         return new UspAttention(groups, backend, options, ringAlgorithm);
     }
 
-    /** Bytes each rank sends in a forward (every rank sends the same). */
-    public RankBytes forwardBytes(AttentionShapes global, DType dtype) {
+    /** Bytes rank {@code rank} of the mesh sends in a forward: its Ulysses exchange plus its ring rank's share. */
+    public RankBytes forwardBytes(AttentionShapes global, DType dtype, int rank) {
         AttentionShapes local = localShapes(global);
         return UlyssesAllToAll.allToAllBytes(local, dtype, mesh.ulysses())
-                .plus(ringAlgorithm.forwardBytes(ringBlock(local), dtype, mesh.ring()));
+                .plus(ringAlgorithm.forwardBytes(ringBlock(local), dtype, mesh.ring(), mesh.ringRank(rank), options));
     }
 
-    /** Bytes each rank sends in a backward. */
-    public RankBytes backwardBytes(AttentionShapes global, DType dtype) {
+    /** Bytes rank {@code rank} of the mesh sends in a backward. */
+    public RankBytes backwardBytes(AttentionShapes global, DType dtype, int rank) {
         AttentionShapes local = localShapes(global);
         return UlyssesAllToAll.allToAllBytes(local, dtype, mesh.ulysses())
-                .plus(ringAlgorithm.backwardBytes(ringBlock(local), dtype, mesh.ring()));
+                .plus(ringAlgorithm.backwardBytes(ringBlock(local), dtype, mesh.ring(), mesh.ringRank(rank), options));
+    }
+
+    /**
+     * Bytes each rank sends in a forward, for algorithms where every rank sends the same; an
+     * {@link IllegalStateException} where the ranks differ (ask {@link #forwardBytes(AttentionShapes, DType, int)}).
+     */
+    public RankBytes forwardBytes(AttentionShapes global, DType dtype) {
+        return sameOnEveryRank("forward", r -> forwardBytes(global, dtype, r));
+    }
+
+    /** As {@link #forwardBytes(AttentionShapes, DType)}, for a backward. */
+    public RankBytes backwardBytes(AttentionShapes global, DType dtype) {
+        return sameOnEveryRank("backward", r -> backwardBytes(global, dtype, r));
+    }
+
+    private RankBytes sameOnEveryRank(String pass, IntFunction<RankBytes> perRank) {
+        RankBytes first = perRank.apply(0);
+        for (int r = 1; r < mesh.size(); r++) {
+            if (!perRank.apply(r).equals(first)) {
+                throw new IllegalStateException(ringAlgorithm.name() + "'s " + pass + " bytes differ between ranks ("
+                        + first + " on rank 0, " + perRank.apply(r) + " on rank " + r + "): ask per rank");
+            }
+        }
+        return first;
     }
 
     /** What the ring algorithm sees after the Ulysses exchange: U s_loc rows, h/U heads, h_kv'/U KV heads. */

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.DevicePointer;
@@ -45,16 +46,26 @@ class ApiValidationTest {
         }
     }
 
-    /** Every rank makes the call {@code call}; each must refuse it with an IAE whose message has {@code expected}. */
-    private static void refusedOnEveryRank(String expected, Consumer<AttentionLayer> call) {
-        try (InProcessWorld world = Usp4j.cpuWorld(MESH.size())) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> world.run(rank -> {
-                try (AttentionLayer layer = rank.newAttention(MESH, AttentionOptions.defaults())) {
-                    call.accept(layer);
-                }
-                return null;
-            }));
-            assertTrue(e.getMessage().contains(expected), () -> "message '" + e.getMessage() + "' lacks '" + expected + "'");
+    /** The layer kinds every refusal is checked on: softmax attention and linear attention (LASP-2). */
+    private static final List<Function<RankContext, SequenceParallelLayer>> KINDS = List.of(
+            rank -> rank.newAttention(MESH, AttentionOptions.defaults()),
+            rank -> rank.newLinearAttention(MESH, LinearAttentionOptions.causal(0.9)));
+
+    /**
+     * Every rank makes the call {@code call} on a layer of each kind; each must refuse it with an IAE whose
+     * message has {@code expected}.
+     */
+    private static void refusedOnEveryRank(String expected, Consumer<SequenceParallelLayer> call) {
+        for (Function<RankContext, SequenceParallelLayer> kind : KINDS) {
+            try (InProcessWorld world = Usp4j.cpuWorld(MESH.size())) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> world.run(rank -> {
+                    try (SequenceParallelLayer layer = kind.apply(rank)) {
+                        call.accept(layer);
+                    }
+                    return null;
+                }));
+                assertTrue(e.getMessage().contains(expected), () -> "message '" + e.getMessage() + "' lacks '" + expected + "'");
+            }
         }
     }
 
@@ -198,6 +209,52 @@ class ApiValidationTest {
             // Closing the world closed the layer its rank still held.
             assertThrows(IllegalStateException.class, () -> kept.get().forward(x.q(), x.k(), x.v(), x.out()));
         }
+    }
+
+    @Test
+    void linearLayersHaveTheSameLifecycle() {
+        try (Arena arena = Arena.ofShared()) {
+            Local x = Local.allocate(arena, 9);
+            AtomicReference<LinearAttentionLayer> kept = new AtomicReference<>();
+            LinearAttentionOptions options = LinearAttentionOptions.causal(0.5).withScale(2);
+            InProcessWorld world = Usp4j.cpuWorld(2);
+            world.run(rank -> {
+                LinearAttentionLayer layer = rank.newLinearAttention(MESH, options);
+                assertEquals(options, layer.options());
+                assertEquals(MESH, layer.mesh());
+                assertEquals("LinearAttentionLayer[mesh 2x1 (ulysses x ring), linear, causal, decay 0.5, scale 2.0]",
+                        layer.toString());
+                IllegalStateException none = assertThrows(IllegalStateException.class,
+                        () -> layer.backward(x.dout(), x.dq(), x.dk(), x.dv()));
+                assertTrue(none.getMessage().contains("needs a forward first"), none::getMessage);
+                layer.forward(x.q(), x.k(), x.v(), x.out());
+                assertTrue(layer.hasSavedState());
+                layer.discardSavedState();
+                assertFalse(layer.hasSavedState());
+                layer.close();
+                layer.close();
+                assertTrue(layer.toString().endsWith(", closed]"), layer::toString);
+                assertThrows(IllegalStateException.class, () -> layer.forward(x.q(), x.k(), x.v(), x.out()));
+                kept.set(rank.newLinearAttention(MESH, options));
+                return null;
+            });
+            world.close();
+            // Closing the world closed the linear layers its ranks still held.
+            assertThrows(IllegalStateException.class, () -> kept.get().forward(x.q(), x.k(), x.v(), x.out()));
+        }
+        try (InProcessWorld world = Usp4j.cpuWorld(2)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> world.run(rank -> rank.newLinearAttention(new Mesh(2, 2), LinearAttentionOptions.nonCausal())));
+            assertEquals("mesh 2x2 (ulysses x ring) has 4 ranks, but the world has 2", e.getMessage());
+        }
+        assertEquals("decay must be in (0, 1], got 0.0",
+                assertThrows(IllegalArgumentException.class, () -> LinearAttentionOptions.causal(0)).getMessage());
+        assertThrows(IllegalArgumentException.class, () -> LinearAttentionOptions.causal(1.5));
+        assertThrows(IllegalArgumentException.class, () -> LinearAttentionOptions.causal(Double.NaN));
+        assertEquals("scale must be a finite positive float, got 1.0E-300", assertThrows(IllegalArgumentException.class,
+                () -> LinearAttentionOptions.nonCausal().withScale(1e-300)).getMessage());
+        assertThrows(IllegalArgumentException.class, () -> LinearAttentionOptions.nonCausal().withScale(-1));
+        assertThrows(NullPointerException.class, () -> AttentionOptions.defaults().withRingAlgorithm(null));
     }
 
     @Test

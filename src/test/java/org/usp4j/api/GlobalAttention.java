@@ -1,15 +1,18 @@
 package org.usp4j.api;
 
 import java.lang.foreign.Arena;
+import org.usp4j.kernel.LinearMask;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
+import org.usp4j.kernel.ReferenceLinearAttention;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
 
 /**
  * Test helpers on global host tensors: dealing a rank's rows by the public {@link SequenceLayout}, putting
- * them back, and the float64 oracle ({@link ReferenceAttention}) over the whole sequence.
+ * them back, and the float64 oracles ({@link ReferenceAttention}, {@link ReferenceLinearAttention}) over the
+ * whole sequence.
  */
 final class GlobalAttention {
 
@@ -18,7 +21,11 @@ final class GlobalAttention {
 
     /** Rank {@code rank}'s rows of {@code global} [b, S, ...] in layout order, copied into a new tensor of {@code arena}. */
     static Tensor shard(Tensor global, SequenceLayout layout, Mesh mesh, int rank, Arena arena) {
-        long[] positions = layout.globalPositions(global.size(1), mesh, rank);
+        return rows(global, layout.globalPositions(global.size(1), mesh, rank), arena);
+    }
+
+    /** The rows at {@code positions} of {@code global} [b, S, ...], copied into a new tensor of {@code arena}. */
+    static Tensor rows(Tensor global, long[] positions, Arena arena) {
         long[] shape = global.shape();
         shape[1] = positions.length;
         Tensor local = Tensor.allocate(arena, global.dtype(), shape);
@@ -51,6 +58,21 @@ final class GlobalAttention {
         Tensor dk = Tensor.allocate(arena, DType.F32, k.shape());
         Tensor dv = Tensor.allocate(arena, DType.F32, v.shape());
         ref.backward(q, k, v, out, dout, lse, mask, scale, dq, dk, dv, false);
+        return new Reference(out, dq, dk, dv);
+    }
+
+    /** The float64 linear attention forward and backward over the whole sequence ({@link ReferenceLinearAttention}). */
+    static Reference linearReference(Tensor q, Tensor k, Tensor v, Tensor dout, LinearAttentionOptions options,
+                                     Arena arena) {
+        ReferenceLinearAttention ref = new ReferenceLinearAttention();
+        LinearMask mask = options.causal() ? LinearMask.causal(options.decay()) : LinearMask.NONE;
+        float scale = (float) options.scale();
+        Tensor out = Tensor.allocate(arena, DType.F32, q.shape());
+        ref.forward(q, k, v, mask, scale, null, out);
+        Tensor dq = Tensor.allocate(arena, DType.F32, q.shape());
+        Tensor dk = Tensor.allocate(arena, DType.F32, k.shape());
+        Tensor dv = Tensor.allocate(arena, DType.F32, v.shape());
+        ref.backward(q, k, v, dout, mask, scale, null, null, dq, dk, dv);
         return new Reference(out, dq, dk, dv);
     }
 

@@ -48,7 +48,7 @@ class ModuleDescriptorTest {
         paths.add(ApiSignatureTest.CLASSES);
         for (String dependency : List.of("org.apache.logging.log4j.LogManager", "org.apache.logging.log4j.core.Logger",
                 "com.fasterxml.jackson.databind.ObjectMapper", "com.fasterxml.jackson.core.JsonFactory",
-                "com.fasterxml.jackson.annotation.JsonProperty")) {
+                "com.fasterxml.jackson.annotation.JsonProperty", "org.ojalgo.optimisation.ExpressionsBasedModel")) {
             paths.add(jarOf(dependency));
         }
         ModuleLayer boot = ModuleLayer.boot();

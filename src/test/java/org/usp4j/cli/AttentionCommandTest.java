@@ -63,7 +63,13 @@ class AttentionCommandTest {
                         "--ring-algo allgather --layout zigzag --causal --backward --ulysses 2 --ring 2"),
                 Arguments.of(DType.BF16, 1, 32, 4, 1, 8, "--layout striped --causal --backward --ulysses 2 --ring 2"),
                 Arguments.of(DType.F32, 1, 24, 2, 2, 8, "--ring-algo allgather --layout striped --causal --backward "
-                        + "--ring 3"));
+                        + "--ring 3"),
+                // the two commands, on the CPU kernel: TokenRing over USP 2x2, LightSeq over a ring of 4
+                Arguments.of(DType.BF16, 1, 32, 4, 2, 8, "--ring-algo tokenring --ulysses 2 --ring 2 --causal --layout zigzag "
+                        + "--backward"),
+                Arguments.of(DType.F32, 2, 32, 4, 1, 8, "--ring-algo lightseq --ring 4 --causal --layout contiguous --backward"),
+                Arguments.of(DType.F32, 1, 24, 2, 2, 8, "--ring-algo tokenring --ring 3 --layout striped --causal --backward"),
+                Arguments.of(DType.BF16, 1, 24, 2, 2, 8, "--ring-algo lightseq --ring 3 --causal --backward"));
     }
 
     @ParameterizedTest(name = "{0} b={1} s={2} h={3} h_kv={4} d={5} {6}")
@@ -159,9 +165,10 @@ class AttentionCommandTest {
         // Per rank (docs/ARCHITECTURE.md): all-to-all (U-1)/U * b s_loc d e (2h + 2h_kv); ring 2 b s_loc h_kv d e
         long allToAll = (u - 1) * b * sLoc * d * e * (2L * h + 2L * hkv) / u;
         long p2p = 2L * (ring - 1) * b * sLoc * hkv * d * e;
+        long pairs = 0;
         for (int r = 0; r < p; r++) {
             JsonNode rank = ranks.get(r);
-            assertEquals(List.of("rank", "bytes_sent"), names(rank));
+            assertEquals(List.of("rank", "bytes_sent", "attention_pairs"), names(rank));
             assertEquals(r, rank.get("rank").asInt());
             JsonNode bytes = rank.get("bytes_sent");
             assertEquals(List.of("all_to_all", "p2p", "all_gather"), names(bytes));
@@ -169,7 +176,12 @@ class AttentionCommandTest {
             assertEquals(allToAll, bytes.get("all_to_all").asLong(), "rank " + r + " all_to_all");
             assertEquals(p2p, bytes.get("p2p").asLong(), "rank " + r + " p2p");
             assertEquals(0, bytes.get("all_gather").asLong(), "rank " + r + " all_gather");
+            assertEquals(List.of("forward", "backward"), names(rank.get("attention_pairs")));
+            assertEquals(0, rank.get("attention_pairs").get("backward").asLong(), "no backward ran");
+            pairs += rank.get("attention_pairs").get("forward").asLong();
         }
+        // The ranks' kernels together compute every unmasked pair of the sequence once, per batch and head.
+        assertEquals((long) b * h * (causal ? (long) s * (s + 1) / 2 : (long) s * s), pairs);
     }
 
     private static List<String> names(JsonNode node) {
@@ -351,7 +363,9 @@ class AttentionCommandTest {
                 new Bad("layout unknown", ok, "--layout spiral", 2,
                         "expected one of contiguous, zigzag, striped but was 'spiral'"),
                 new Bad("ring algorithm unknown", ok, "--ring-algo spiral", 2,
-                        "unknown ring algorithm 'spiral' (known: ring, allgather)"),
+                        "unknown ring algorithm 'spiral' (known: ring, allgather, tokenring, lightseq)"),
+                new Bad("lightseq on zigzag", ok, "--ring-algo lightseq --ring 2 --layout zigzag", 1,
+                        "ring algorithm lightseq does not support the zigzag layout (it supports contiguous)"),
                 new Bad("backend unknown", ok, "--backend tpu", 2, "expected one of auto, cpu, cuda but was 'tpu'"),
                 new Bad("unknown option", ok, "--fast", 2, "Unknown option: '--fast'"),
                 new Bad("option twice", ok, "--ring 2 --ring 2", 2, "should be specified only once"),

@@ -46,9 +46,22 @@ class BenchCommandTest {
         for (JsonNode row : rows) {
             for (String f : new String[] {"backend", "mesh", "ulysses", "ring", "ranks", "seq", "batch", "heads", "kv_heads",
                 "head_dim", "dtype", "causal", "layout", "pass", "calls", "ms", "ms_min", "gflops", "tflops",
-                "bytes_per_rank", "model_bytes_per_rank"}) {
+                "bytes_per_rank", "model_bytes_per_rank", "attention_pairs", "pairs_spread"}) {
                 assertTrue(row.has(f), f + " missing in " + row);
             }
+            // One count per rank; together every unmasked (causal) pair once per head.
+            long seq = row.get("seq").asLong();
+            long sum = 0;
+            long max = 0;
+            long min = Long.MAX_VALUE;
+            for (JsonNode n : row.get("attention_pairs")) {
+                sum += n.asLong();
+                max = Math.max(max, n.asLong());
+                min = Math.min(min, n.asLong());
+            }
+            assertEquals(row.get("ranks").asInt(), row.get("attention_pairs").size(), row.toString());
+            assertEquals(4 * seq * (seq + 1) / 2, sum, row.toString());
+            assertEquals((double) max / min, row.get("pairs_spread").asDouble(), 1e-12, row.toString());
             assertEquals("cpu", row.get("backend").asText());
             assertEquals(row.get("model_bytes_per_rank").asLong(), row.get("bytes_per_rank").asLong(), row.toString());
             boolean fwd = row.get("pass").asText().equals("fwd");
@@ -76,13 +89,15 @@ class BenchCommandTest {
         assertEquals(2 + 4, lines.length, r.out());
         assertTrue(lines[0].startsWith("usp4j bench: cpu backend"), lines[0]);
         assertTrue(lines[0].contains("non-causal, contiguous layout"), lines[0]);
-        assertArrayEquals(new String[] {"mesh", "ranks", "seq", "pass", "ms/call", "GFLOP/s", "bytes/rank", "cost", "model"},
-                lines[1].trim().split("\\s+"));
+        assertArrayEquals(new String[] {"mesh", "ranks", "seq", "pass", "ms/call", "spread", "GFLOP/s", "bytes/rank",
+            "cost", "model"}, lines[1].trim().split("\\s+"));
         for (int i = 2; i < lines.length; i++) {
             String[] cells = lines[i].trim().split("\\s+");
             assertEquals("fwd", cells[3], lines[i]);
+            // the pairs' spread: non-causal work is the same on every rank
+            assertEquals("1.00", cells[5], lines[i]);
             // bytes/rank equals the cost model's figure
-            assertEquals(cells[6] + " " + cells[7], cells[8] + " " + cells[9], lines[i]);
+            assertEquals(cells[7] + " " + cells[8], cells[9] + " " + cells[10], lines[i]);
         }
     }
 

@@ -57,7 +57,8 @@ class DemoCommandTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"allgather, zigzag", "allgather, striped", "ring, striped"})
+    @CsvSource({"allgather, zigzag", "allgather, striped", "ring, striped", "tokenring, zigzag", "tokenring, striped",
+        "lightseq, contiguous"})
     void everyRingAlgorithmAndLayoutMatchesTheReferenceAndItsOwnCostModel(String algorithm, String layout) {
         Cli.Result r = Cli.run("demo", "--backend", "cpu", "--seq", "32", "--heads", "2", "--head-dim", "8",
                 "--ring-algo", algorithm, "--layout", layout);
@@ -71,7 +72,8 @@ class DemoCommandTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
-            "--ring-algo spiral|unknown ring algorithm 'spiral' (known: ring, allgather)",
+            "--ring-algo spiral|unknown ring algorithm 'spiral' (known: ring, allgather, tokenring, lightseq)",
+            "--ring-algo lightseq --layout zigzag|ring algorithm lightseq does not support the zigzag layout (it supports contiguous)",
             "--seq 64 --heads 3 --head-dim 8|does not fit",
             "--seq 60 --heads 4 --head-dim 8|zigzag layout needs S % (2P) == 0",
             "--seq 64 --heads 4 --kv-heads 3|not a multiple of --kv-heads",

@@ -141,7 +141,7 @@ class DeviceCallBudgetTest {
     }
 
     @ParameterizedTest(name = "ring of {0}, causal={1} {2}")
-    @CsvSource({"2, true, ZIGZAG", "4, true, ZIGZAG", "4, false, CONTIGUOUS", "4, true, CONTIGUOUS"})
+    @CsvSource({"2, true, ZIGZAG", "4, true, ZIGZAG", "4, false, CONTIGUOUS", "4, true, CONTIGUOUS", "4, true, STRIPED"})
     void ringCallsInSteadyState(int ranks, boolean causal, SequenceLayout layout) {
         AttentionOptions options = new AttentionOptions(causal, layout, null);
         CountingDeviceCalls.Device device = new CountingDeviceCalls.Device();

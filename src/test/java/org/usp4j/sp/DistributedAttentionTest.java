@@ -74,6 +74,9 @@ class DistributedAttentionTest {
                 boolean causal = combo % 2 == 0;
                 SequenceLayout layout = LAYOUTS[(combo / 2) % LAYOUTS.length];
                 RingAlgorithm algorithm = RingAlgorithms.named(algorithms.get(combo / (2 * LAYOUTS.length)));
+                if (!algorithm.layouts().contains(layout)) {
+                    continue; // refused by the plan: see theRegistryRefusesAnUnknownNameListingTheKnownOnes
+                }
                 int[] kvChoices = {h, u == 3 ? 3 : h / 2, 1}; // MHA, GQA (replicated when h_kv < U), MQA
                 int hkv = kvChoices[i % 3];
                 DType dtype = (i / 2) % 2 == 0 ? DType.F32 : DType.BF16;
@@ -92,6 +95,30 @@ class DistributedAttentionTest {
                 AllGatherAttention.ALGORITHM));
         cases.add(new Case(4, 2, true, SequenceLayout.STRIPED, 2, 32, 8, 2, 20, DType.BF16, null,
                 AllGatherAttention.ALGORITHM));
+        // TokenRing (zigzag) and LightSeq (contiguous) causal on every ring size, with and without Ulysses,
+        // each dtype meeting each head grouping; non-causal on two meshes; LightSeq's split step on odd blocks.
+        int[][] rings = {{1, 2}, {1, 3}, {1, 4}, {1, 8}, {2, 2}, {2, 3}, {2, 4}};
+        int j = 0;
+        for (RingAlgorithm algorithm : List.of(TokenRingAttention.ALGORITHM, LightSeqAttention.ALGORITHM)) {
+            SequenceLayout layout = algorithm == LightSeqAttention.ALGORITHM ? SequenceLayout.CONTIGUOUS
+                    : SequenceLayout.ZIGZAG;
+            for (int[] m : rings) {
+                for (DType dtype : List.of(DType.F32, DType.BF16)) {
+                    int[] kvChoices = {4, 2, 1};
+                    cases.add(new Case(m[0], m[1], true, layout, 1 + j % 2, 16 * m[0] * m[1], 4, kvChoices[j % 3],
+                            HEAD_DIMS[j % HEAD_DIMS.length], dtype, null, algorithm));
+                    j++;
+                }
+            }
+            cases.add(new Case(2, 2, false, layout, 1, 32, 4, 2, 8, DType.F32, null, algorithm));
+            cases.add(new Case(1, 3, false, layout, 2, 24, 4, 1, 8, DType.BF16, 0.3, algorithm));
+        }
+        cases.add(new Case(1, 2, true, SequenceLayout.CONTIGUOUS, 1, 14, 4, 2, 8, DType.F32, null,
+                LightSeqAttention.ALGORITHM)); // 7-row blocks: the owner keeps 4 rows, its helper takes 3
+        cases.add(new Case(2, 4, true, SequenceLayout.CONTIGUOUS, 2, 40, 4, 1, 12, DType.BF16, null,
+                LightSeqAttention.ALGORITHM)); // 10-row ring blocks after the exchange: 5 and 5
+        cases.add(new Case(1, 2, true, SequenceLayout.CONTIGUOUS, 1, 2, 2, 1, 4, DType.F32, null,
+                LightSeqAttention.ALGORITHM)); // one-row blocks: the helper's half is empty
         return cases.stream();
     }
 
@@ -136,11 +163,11 @@ class DistributedAttentionTest {
 
             AttentionShapes global = new AttentionShapes(c.batch(), c.seq(), c.seq(), c.heads(), c.kvHeads(),
                     c.headDim());
-            RankBytes fwd = plan.forwardBytes(global, c.dtype());
-            RankBytes bwd = plan.backwardBytes(global, c.dtype());
             for (int r = 0; r < mesh.size(); r++) {
-                assertEquals(fwd, attention.lastForward().ranks().get(r).bytes(), "forward bytes of rank " + r);
-                assertEquals(bwd, attention.lastBackward().ranks().get(r).bytes(), "backward bytes of rank " + r);
+                assertEquals(plan.forwardBytes(global, c.dtype(), r), attention.lastForward().ranks().get(r).bytes(),
+                        "forward bytes of rank " + r);
+                assertEquals(plan.backwardBytes(global, c.dtype(), r), attention.lastBackward().ranks().get(r).bytes(),
+                        "backward bytes of rank " + r);
             }
         }
     }
@@ -201,6 +228,33 @@ class DistributedAttentionTest {
         RankBytes gb = gather.backwardBytes(global, DType.BF16);
         assertEquals(2L * 1 * 1024 * 16 * 64 * 4, gb.get(TrafficKind.REDUCE_SCATTER));
         assertEquals(0, gb.get(TrafficKind.ALL_GATHER));
+        // TokenRing: the query block one way, (R-1) b s h d e, and block out (e) plus lse (4) back.
+        UspPlan token = new UspPlan(new Mesh(2, 2), AttentionOptions.defaults(), TokenRingAttention.ALGORITHM);
+        long q = 1L * 2048 * 8 * 64; // b, ring block s = U s_loc = 2048 rows, h/U = 8 heads, d
+        long l = 1L * 8 * 2048;
+        assertEquals(allToAll + (q * 2 + q * 2 + l * 4), token.forwardBytes(global, DType.BF16).total());
+        assertEquals(allToAll + (3 * q * 2 + l * 4 + q * 4), token.backwardBytes(global, DType.BF16).total());
+        // LightSeq causal on R = 4 (D = 2 ring steps, D' = 1 unsplit): rank 3 sends its queries at step 1 and
+        // half of them at the split step 2; rank 0 helps at step 1 and takes half a block at step 2.
+        AttentionOptions causal = new AttentionOptions(true, SequenceLayout.CONTIGUOUS, null);
+        UspPlan light = new UspPlan(new Mesh(1, 4), causal, LightSeqAttention.ALGORITHM);
+        long x = 1L * 1024 * 16 * 64; // K block: s = 1024, h_kv = 16
+        long qq = 1L * 1024 * 16 * 64;
+        long ll = 16L * 1024;
+        assertEquals(2 * 2 * x * 2 + qq * 2 + qq / 2 * 2, light.forwardBytes(global, DType.BF16, 3).get(TrafficKind.P2P));
+        assertEquals(2 * 2 * x * 2 + (qq * 2 + ll * 4) + (qq / 2 * 2 + ll / 2 * 4),
+                light.forwardBytes(global, DType.BF16, 0).get(TrafficKind.P2P));
+        assertEquals(2 * 2 * x * 2 + qq / 2 * 2, light.forwardBytes(global, DType.BF16, 2).get(TrafficKind.P2P));
+        assertEquals(2 * 2 * x * 2 + 2 * (2 * x * 4) + (3 * qq * 2 + ll * 4) + (3 * qq / 2 * 2 + ll / 2 * 4),
+                light.backwardBytes(global, DType.BF16, 3).get(TrafficKind.P2P));
+        assertEquals(2 * 2 * x * 2 + qq * 4 + qq / 2 * 4, light.backwardBytes(global, DType.BF16, 0).get(TrafficKind.P2P));
+        IllegalStateException perRank = assertThrows(IllegalStateException.class,
+                () -> light.forwardBytes(global, DType.BF16));
+        assertTrue(perRank.getMessage().contains("differ between ranks"), perRank.getMessage());
+        // Non-causal LightSeq is the plain ring, the same on every rank.
+        assertEquals(new UspPlan(new Mesh(1, 4), AttentionOptions.defaults()).forwardBytes(global, DType.BF16),
+                new UspPlan(new Mesh(1, 4), AttentionOptions.defaults(), LightSeqAttention.ALGORITHM)
+                        .forwardBytes(global, DType.BF16));
         // MQA with U = 4: the exchange carries U replicated KV heads.
         UspPlan mqa = new UspPlan(new Mesh(4, 1), AttentionOptions.defaults());
         assertEquals(3L * 16 * 8 * 4 * (2 * 2 + 2 * 1),
@@ -211,10 +265,10 @@ class DistributedAttentionTest {
 
     @Test
     void theRegistryRefusesAnUnknownNameListingTheKnownOnes() {
-        assertEquals(List.of("ring", "allgather"), RingAlgorithms.names());
+        assertEquals(List.of("ring", "allgather", "tokenring", "lightseq"), RingAlgorithms.names());
         assertEquals(AllGatherAttention.ALGORITHM, RingAlgorithms.named("AllGather"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> RingAlgorithms.named("spiral"));
-        assertEquals("unknown ring algorithm 'spiral' (known: ring, allgather)", e.getMessage());
+        assertEquals("unknown ring algorithm 'spiral' (known: ring, allgather, tokenring, lightseq)", e.getMessage());
     }
 
     @Test

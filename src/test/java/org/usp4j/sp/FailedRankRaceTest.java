@@ -10,7 +10,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -25,10 +27,11 @@ import org.usp4j.tensor.Tensor;
 
 /**
  * A rank that fails after posting its ring transfers must not free what a peer's copy still uses, and
- * must not leak the transfers' tokens. The transport here stands in for the GPU's: its copies run late
- * (as a copy stream's would), its tokens must be released exactly once each (as CUDA events must be
- * destroyed once), and every receive checks that the transport and both buffers are still alive when it
- * finally copies. On the GPU the same race crashed the JVM in {@code cuStreamWaitEvent}.
+ * must not leak the transfers' tokens. The transport here stands in for the GPU's: a receive only
+ * enqueues its copy, which moves the bytes 300 ms later (as a copy stream would), and only waiting on
+ * the copy's token orders anything after it; its tokens must be released exactly once each (as CUDA
+ * events must be destroyed once), and every copy checks that the transport and both buffers are still
+ * alive when it finally runs. On the GPU the same race crashed the JVM in {@code cuStreamWaitEvent}.
  */
 class FailedRankRaceTest {
 
@@ -39,6 +42,7 @@ class FailedRankRaceTest {
     /** A token with its remaining holders; released more often than held is a violation too. */
     private static final class Token {
         final AtomicInteger holders;
+        volatile CompletableFuture<Void> copied; // a copy's token: done when its bytes have moved
 
         Token(int holders) {
             this.holders = new AtomicInteger(holders);
@@ -88,32 +92,36 @@ class FailedRankRaceTest {
         public Object receive(List<Tensor> from, Object senderReady, List<Tensor> into, Object receiverReady) {
             requireLive("sender's ready token", senderReady);
             requireLive("receiver's ready token", receiverReady);
-            try {
-                Thread.sleep(COPY_DELAY_MILLIS); // the copy stream is busy
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                violations.add("a receive was interrupted by shutdownNow instead of being waited for");
-                return token(2);
-            }
+            // Like a copy stream: receive() only enqueues; the bytes move later, and whoever awaits the
+            // returned token (awaitCopy) waits for that, as a stream waits on the copy's done event.
+            Token done = token(2);
+            done.copied = CompletableFuture.runAsync(() -> copy(from, into),
+                    CompletableFuture.delayedExecutor(COPY_DELAY_MILLIS, TimeUnit.MILLISECONDS));
+            return done;
+        }
+
+        private void copy(List<Tensor> from, List<Tensor> into) {
             if (closed) {
-                violations.add("a receive ran on a closed transport");
+                violations.add("a copy ran on a closed transport");
             }
             for (int i = 0; i < from.size(); i++) {
                 MemorySegment src = from.get(i).contiguousSegment();
                 MemorySegment dst = into.get(i).contiguousSegment();
                 if (!src.scope().isAlive() || !dst.scope().isAlive()) {
-                    violations.add("a receive touched a freed buffer (" + (src.scope().isAlive() ? "destination"
+                    violations.add("a copy touched a freed buffer (" + (src.scope().isAlive() ? "destination"
                             : "source") + ")");
                     continue;
                 }
                 MemorySegment.copy(src, 0, dst, 0, src.byteSize());
             }
-            return token(2); // waited on by the receiver and the sender, like a copy's done event
         }
 
         @Override
         public void awaitCopy(Object copied) {
             requireLive("copy token", copied);
+            if (copied != null && ((Token) copied).copied != null) {
+                ((Token) copied).copied.join();
+            }
         }
 
         @Override

@@ -7,6 +7,8 @@ import java.util.OptionalInt;
 import org.usp4j.api.AttentionLayer;
 import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.BackendKind;
+import org.usp4j.api.LinearAttentionLayer;
+import org.usp4j.api.LinearAttentionOptions;
 import org.usp4j.api.Mesh;
 import org.usp4j.api.ProcessRank;
 import org.usp4j.backend.Backend;
@@ -78,6 +80,14 @@ public final class CommunicatorRank implements ProcessRank, RankSite {
         enter();
         UspLayer layer = UspLayer.create(mesh, options, this, world);
         layers.add(layer);
+        return layer;
+    }
+
+    @Override
+    public synchronized LinearAttentionLayer newLinearAttention(Mesh mesh, LinearAttentionOptions options) {
+        enter();
+        LinearLayer layer = LinearLayer.create(mesh, options, this, world);
+        layers.add(layer.usp());
         return layer;
     }
 

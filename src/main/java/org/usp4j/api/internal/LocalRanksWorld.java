@@ -12,6 +12,8 @@ import org.usp4j.api.AttentionLayer;
 import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.BackendKind;
 import org.usp4j.api.InProcessWorld;
+import org.usp4j.api.LinearAttentionLayer;
+import org.usp4j.api.LinearAttentionOptions;
 import org.usp4j.api.Mesh;
 import org.usp4j.api.RankContext;
 import org.usp4j.api.RankFunction;
@@ -170,7 +172,18 @@ final class LocalRanksWorld implements InProcessWorld {
         @Override
         public AttentionLayer newAttention(Mesh mesh, AttentionOptions options) {
             enter();
-            UspLayer layer = UspLayer.create(mesh, options, this, comm);
+            return track(UspLayer.create(mesh, options, this, comm));
+        }
+
+        @Override
+        public LinearAttentionLayer newLinearAttention(Mesh mesh, LinearAttentionOptions options) {
+            enter();
+            LinearLayer layer = LinearLayer.create(mesh, options, this, comm);
+            track(layer.usp());
+            return layer;
+        }
+
+        private UspLayer track(UspLayer layer) {
             synchronized (layers) {
                 layers.add(layer);
             }

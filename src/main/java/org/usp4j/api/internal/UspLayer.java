@@ -5,8 +5,10 @@ import java.util.Objects;
 import org.usp4j.api.AttentionLayer;
 import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.Mesh;
+import org.usp4j.api.PackedSequences;
 import org.usp4j.backend.Backend;
 import org.usp4j.kernel.AttentionShapes;
+import org.usp4j.kernel.SequenceBoundaries;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.MeshGroups;
@@ -19,7 +21,8 @@ import org.usp4j.tensor.Tensor;
  * The {@link AttentionLayer} of one rank: the {@link UspPlan}'s strategy (the one every command's engine
  * runs) over the rank's mesh groups, with the caller's tensors checked first and the results copied
  * (and only they) into the caller's buffers. The caller's tensors are already this rank's shards, so
- * there is nothing to deal or gather.
+ * there is nothing to deal or gather. The plan may be any USP plan: a {@link LinearLayer} runs LASP-2's
+ * through one of these.
  */
 final class UspLayer implements AttentionLayer {
 
@@ -27,6 +30,7 @@ final class UspLayer implements AttentionLayer {
     private final AttentionOptions options;
     private final RankSite site;
     private final MeshGroups groups;
+    private final UspPlan plan;
     private final UspAttention usp;
     private Forward saved;
     private AttentionShapes savedShapes;
@@ -34,12 +38,13 @@ final class UspLayer implements AttentionLayer {
     private Tensor[] savedInputs; // the caller's q, k, v, which the saved state may reference
     private boolean closed;
 
-    UspLayer(Mesh mesh, AttentionOptions options, RankSite site, MeshGroups groups) {
+    UspLayer(Mesh mesh, AttentionOptions options, UspPlan plan, RankSite site, MeshGroups groups) {
         this.mesh = mesh;
         this.options = options;
         this.site = site;
         this.groups = groups;
-        this.usp = new UspPlan(groups.mesh(), Conversions.options(options)).create(groups, site.computeBackend());
+        this.plan = plan;
+        this.usp = plan.create(groups, site.computeBackend());
     }
 
     @Override
@@ -54,6 +59,15 @@ final class UspLayer implements AttentionLayer {
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out) {
+        forward(q, k, v, out, (SequenceBoundaries) null);
+    }
+
+    @Override
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor out, PackedSequences sequences) {
+        forward(q, k, v, out, Conversions.sequences(sequences));
+    }
+
+    private void forward(Tensor q, Tensor k, Tensor v, Tensor out, SequenceBoundaries sequences) {
         requireOpen();
         site.enter();
         CallerTensors.Placement where = site.placement();
@@ -73,12 +87,17 @@ final class UspLayer implements AttentionLayer {
         CallerTensors.requireDistinct("out", out, "q", q);
         CallerTensors.requireDistinct("out", out, "k", k);
         CallerTensors.requireDistinct("out", out, "v", v);
-        usp.validate(shapes, q.dtype());
+        if (sequences != null) {
+            AttentionShapes global = new AttentionShapes(shapes.batch(), shapes.seqQ() * mesh.size(),
+                    shapes.seqKv() * mesh.size(), shapes.heads(), shapes.kvHeads(), shapes.headDim());
+            plan.validate(global, sequences);
+        }
+        usp.validate(shapes, q.dtype(), sequences);
         discardSavedState();
         Backend backend = site.computeBackend();
         Forward f = null;
         try {
-            f = usp.forward(q, k, v);
+            f = usp.forward(q, k, v, sequences);
             backend.copy(f.out(), out);
             if (site.synchronousCalls()) {
                 backend.synchronize();
@@ -179,6 +198,10 @@ final class UspLayer implements AttentionLayer {
         site.closed(this);
     }
 
+    boolean isClosed() {
+        return closed;
+    }
+
     @Override
     public String toString() {
         return "AttentionLayer[mesh " + mesh + ", " + options + (closed ? ", closed]" : "]");
@@ -226,6 +249,17 @@ final class UspLayer implements AttentionLayer {
                            org.usp4j.comm.Communicator world) {
         Objects.requireNonNull(mesh, "mesh");
         Objects.requireNonNull(options, "options");
+        return create(mesh, options, Conversions.plan(mesh, options), site, world);
+    }
+
+    /** A layer running {@code plan}; {@code options} are what {@link #options()} reports. */
+    static UspLayer create(Mesh mesh, AttentionOptions options, UspPlan plan, RankSite site,
+                           org.usp4j.comm.Communicator world) {
+        if (!plan.ringAlgorithm().layouts().contains(plan.options().layout())) {
+            throw new IllegalArgumentException("ring algorithm " + plan.ringAlgorithm().name() + " does not support"
+                    + " the " + plan.options().layout().label() + " layout (it supports "
+                    + plan.ringAlgorithm().layouts() + ")");
+        }
         if (mesh.size() != world.size()) {
             throw new IllegalArgumentException("mesh " + mesh + " has " + mesh.size() + " ranks, but the world has "
                     + world.size());
@@ -236,6 +270,6 @@ final class UspLayer implements AttentionLayer {
         } catch (RuntimeException e) {
             throw Failures.translate(e);
         }
-        return new UspLayer(mesh, options, site, groups);
+        return new UspLayer(mesh, options, plan, site, groups);
     }
 }

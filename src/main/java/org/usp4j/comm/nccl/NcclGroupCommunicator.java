@@ -410,14 +410,22 @@ public final class NcclGroupCommunicator implements Communicator {
             ready.close(); // the wait holds on to the recorded work, not to the event
         }
         NcclEndpoint e = guard.endpoint();
-        PendingOperation op = enqueue(what, ctx.comm, 2, () -> grouped(e, () -> {
-            for (int i = 0; i < out.size(); i++) {
-                e.send(outBuffers.get(i), out.get(i).numel(), NcclDataType.of(out.get(i).dtype()), dst, ctx.comm);
-            }
-            for (int i = 0; i < in.size(); i++) {
-                e.recv(inBuffers.get(i), in.get(i).numel(), NcclDataType.of(in.get(i).dtype()), src, ctx.comm);
-            }
-        }));
+        PendingOperation op;
+        try {
+            op = enqueue(what, ctx.comm, 2, () -> grouped(e, () -> {
+                for (int i = 0; i < out.size(); i++) {
+                    e.send(outBuffers.get(i), out.get(i).numel(), NcclDataType.of(out.get(i).dtype()), dst, ctx.comm);
+                }
+                for (int i = 0; i < in.size(); i++) {
+                    e.recv(inBuffers.get(i), in.get(i).numel(), NcclDataType.of(in.get(i).dtype()), src, ctx.comm);
+                }
+            }));
+        } catch (RuntimeException | Error failure) {
+            // A group can fail after launching part of its kernels, and no Transfer is left to order the
+            // caller's frees after them: order the compute stream after the communication stream here.
+            orderComputeAfterComm(failure);
+            throw failure;
+        }
         if (dst != rank) {
             ctx.traffic.add(TrafficKind.P2P, out.stream().mapToLong(Tensor::byteSize).sum());
         }
@@ -731,6 +739,19 @@ public final class NcclGroupCommunicator implements Communicator {
             list.add(i);
         }
         return list;
+    }
+
+    private void orderComputeAfterComm(Throwable failure) {
+        try {
+            DeviceStream.DeviceMarker sent = ctx.comm.mark();
+            try {
+                ctx.compute.waitFor(sent);
+            } finally {
+                sent.close();
+            }
+        } catch (RuntimeException | Error e) {
+            failure.addSuppressed(e);
+        }
     }
 
     /** The handle {@link #sendRecv} returns: orders the compute stream after the transfer's done event. */

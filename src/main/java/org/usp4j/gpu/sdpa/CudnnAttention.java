@@ -14,6 +14,7 @@ import org.usp4j.gpu.DeviceCalls;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
+import org.usp4j.kernel.SegmentedAttention;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.DevicePointer;
 import org.usp4j.tensor.Tensor;
@@ -30,6 +31,12 @@ import org.usp4j.tensor.Tensor;
  * softmax_sum tensors are cuDNN's scratch, placed behind its workspace. Plans are cached by shape,
  * dtype, mask, scale and strides; scratch and workspace memory is kept between calls
  * ({@link ScratchBuffers}), so a call in steady state allocates nothing.
+ *
+ * <p>Packed sequences (a {@link Mask} with segments) run as one plain graph call per sequence segment
+ * on views of the block ({@link SegmentedAttention}), the rows outside every segment filled on the
+ * stream; every distinct segment length is a plan of its own. Each segment's plain mask must be one
+ * the graphs express, and the backward refuses 1-token segments (s_q = s_kv = 1 has no engine), both
+ * in {@link #validateForward}/{@link #validateBackward}, before any transfer.
  */
 public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
@@ -69,6 +76,10 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     @Override
     public synchronized void forward(Tensor q, Tensor k, Tensor v, Mask mask, float scale, Tensor out, Tensor lse) {
         requireOpen();
+        if (mask.segmented()) {
+            SegmentedAttention.forward(this, q, k, v, mask, scale, out, lse, backend::fill);
+            return;
+        }
         SdpaGraphs.requireMaskSupported(mask);
         AttentionShapes sh = AttentionShapes.ofForward(q, k, v, out, lse);
         DType io = requireIo(sh, q, k, v);
@@ -103,6 +114,11 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
     public synchronized void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse, Mask mask,
                                       float scale, Tensor dq, Tensor dk, Tensor dv, boolean accumulate) {
         requireOpen();
+        if (mask.segmented()) {
+            SegmentedAttention.backward(this, q, k, v, out, dout, lse, mask, scale, dq, dk, dv, accumulate,
+                    backend::fill);
+            return;
+        }
         SdpaGraphs.requireMaskSupported(mask);
         AttentionShapes sh = AttentionShapes.ofBackward(q, k, v, out, dout, lse, dq, dk, dv);
         DType io = requireIo(sh, q, k, v);
@@ -154,12 +170,20 @@ public final class CudnnAttention implements AttentionKernel, AutoCloseable {
 
     @Override
     public void validateForward(AttentionShapes block, DType dtype, Mask mask) {
+        if (mask.segmented()) {
+            SegmentedAttention.validateForward(this, block, dtype, mask);
+            return;
+        }
         SdpaGraphs.requireMaskSupported(mask);
         requireIo(block, dtype);
     }
 
     @Override
     public void validateBackward(AttentionShapes block, DType dtype, Mask mask) {
+        if (mask.segmented()) {
+            SegmentedAttention.validateBackward(this, block, dtype, mask);
+            return;
+        }
         SdpaGraphs.requireMaskSupported(mask);
         requireIo(block, dtype);
         SdpaGraphs.requireBackwardSupported(shape(block), cudnnVersion);

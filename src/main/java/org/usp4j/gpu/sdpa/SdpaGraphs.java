@@ -196,6 +196,10 @@ public final class SdpaGraphs {
      * shift in the graph.
      */
     public static void requireMaskSupported(Mask mask) {
+        if (mask.segmented()) {
+            throw new IllegalArgumentException("the cuDNN attention graphs take plain masks, not " + mask
+                    + " (CudnnAttention runs packed sequences one segment at a time)");
+        }
         if (mask.causal() && mask.diagonal() != 0 && mask.diagonal() != -1) {
             throw new IllegalArgumentException("the cuDNN attention graphs express causal masks with diagonal 0 or -1, "
                     + "not " + mask);

@@ -12,6 +12,7 @@ import org.usp4j.kernel.LinearAttentionKernel;
 import org.usp4j.kernel.LinearMask;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
+import org.usp4j.sp.SavedForward;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.Mesh;
 import org.usp4j.sp.RankBytes;
@@ -159,20 +160,20 @@ public final class Lasp2Attention implements SequenceParallelAttention {
             throw new IllegalArgumentException("backward needs a Forward returned by this Lasp2Attention, got " + saved);
         }
         f.requireOpen();
-        f.shapes.requireQueryShaped("dout", dout);
-        validateBackward(f.shapes, f.out.dtype());
+        f.shapes().requireQueryShaped("dout", dout);
+        validateBackward(f.shapes(), f.out().dtype());
         LinearAttentionKernel kernel = backend.linearKernel();
         try (TensorAllocator scratch = backend.newAllocator()) {
             Tensor later = null;
             if (ring.size() > 1) {
-                Tensor mine = scratch.allocate(DType.F32, LinearAttentionKernel.stateShape(f.shapes));
-                kernel.queryGradientState(f.q, dout, options.mask(), mine);
-                later = combine(gather(mine, scratch), f.shapes, scratch, false);
+                Tensor mine = scratch.allocate(DType.F32, LinearAttentionKernel.stateShape(f.shapes()));
+                kernel.queryGradientState(f.q(), dout, options.mask(), mine);
+                later = combine(gather(mine, scratch), f.shapes(), scratch, false);
             }
-            Tensor dq = f.memory.allocate(f.q.dtype(), f.q.shape());
-            Tensor dk = f.memory.allocate(f.k.dtype(), f.k.shape());
-            Tensor dv = f.memory.allocate(f.v.dtype(), f.v.shape());
-            kernel.backward(f.q, f.k, f.v, dout, options.mask(), options.scale(), f.earlier, later, dq, dk, dv);
+            Tensor dq = f.saved().allocate(f.q().dtype(), f.q().shape());
+            Tensor dk = f.saved().allocate(f.k.dtype(), f.k.shape());
+            Tensor dv = f.saved().allocate(f.v.dtype(), f.v.shape());
+            kernel.backward(f.q(), f.k, f.v, dout, options.mask(), options.scale(), f.earlier, later, dq, dk, dv);
             return new Gradients(dq, dk, dv);
         }
     }
@@ -214,55 +215,21 @@ public final class Lasp2Attention implements SequenceParallelAttention {
     }
 
     /** The forward's output and what the backward needs: the inputs (referenced) and the earlier state. */
-    private final class Lasp2Forward implements Forward {
-        private final TensorAllocator memory;
-        private final AttentionShapes shapes;
-        private final Tensor q;
+    private final class Lasp2Forward extends SavedForward {
         private final Tensor k;
         private final Tensor v;
         private final Tensor earlier;
-        private final Tensor out;
-        private boolean closed;
 
         Lasp2Forward(TensorAllocator memory, AttentionShapes shapes, Tensor q, Tensor k, Tensor v, Tensor earlier,
                      Tensor out) {
-            this.memory = memory;
-            this.shapes = shapes;
-            this.q = q;
+            super("LASP-2", memory, shapes, q, out, null); // linear attention has no lse
             this.k = k;
             this.v = v;
             this.earlier = earlier;
-            this.out = out;
         }
 
         Lasp2Attention owner() {
             return Lasp2Attention.this;
-        }
-
-        void requireOpen() {
-            if (closed) {
-                throw new IllegalStateException("this LASP-2 forward was closed");
-            }
-        }
-
-        @Override
-        public Tensor out() {
-            requireOpen();
-            return out;
-        }
-
-        /** Linear attention has no lse. */
-        @Override
-        public Tensor lse() {
-            return null;
-        }
-
-        @Override
-        public void close() {
-            if (!closed) {
-                closed = true;
-                memory.close();
-            }
         }
     }
 }

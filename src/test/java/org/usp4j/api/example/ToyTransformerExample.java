@@ -6,11 +6,12 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import org.usp4j.api.AttentionLayer;
 import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.InProcessWorld;
 import org.usp4j.api.Mesh;
+import org.usp4j.api.RankContext;
 import org.usp4j.api.SequenceLayout;
+import org.usp4j.api.SequenceParallelLayer;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.Tensor;
 
@@ -38,14 +39,14 @@ public final class ToyTransformerExample {
 
     /** One layer on one rank, as a framework module: forward keeps what backward needs. */
     public static final class Block implements AutoCloseable {
-        private final AttentionLayer attention;
+        private final SequenceParallelLayer attention;
         private final Weights w;
         private final Shape shape;
         private final Staging staging;
         private final Arena arena;
         MemorySegment x, q, k, v, out, dy, dq, dk, dv; // this rank's rows, [n x C] or [n x Ckv]
 
-        Block(AttentionLayer attention, Weights w, Shape shape, Staging staging, Arena arena) {
+        Block(SequenceParallelLayer attention, Weights w, Shape shape, Staging staging, Arena arena) {
             this.attention = attention; this.w = w; this.shape = shape; this.staging = staging; this.arena = arena;
         }
 
@@ -93,17 +94,30 @@ public final class ToyTransformerExample {
     /** What one rank ends a step with: its global row positions, its blocks, the output y and dLoss/dx. */
     public record RankStep(long[] positions, List<Block> blocks, MemorySegment y, MemorySegment dx) { }
 
-    /** One training step's forward and backward on every rank of the world, for global x and dLoss/dy [S x C]. */
+    /** How a rank makes layer i's attention (every rank makes its layers in the same order). */
+    public interface AttentionMaker {
+        SequenceParallelLayer make(RankContext rank, int layer);
+    }
+
+    /** One training step of the toy: causal softmax attention in every layer, dealt zigzag. */
     public static List<RankStep> step(InProcessWorld world, Mesh mesh, Shape shape, List<Weights> layers,
                                       MemorySegment x, MemorySegment dy, Staging staging, Arena arena) {
-        long seq = x.byteSize() / ((long) shape.width() * shape.dtype().byteSize());
+        // Zigzag: rank r holds chunks r and 2P-1-r of 2P, which balances the causal work.
         AttentionOptions options = AttentionOptions.defaults().withCausal(true).withLayout(SequenceLayout.ZIGZAG);
+        return step(world, mesh, options.layout(), (rank, layer) -> rank.newAttention(mesh, options), shape, layers,
+                x, dy, staging, arena);
+    }
+
+    /** One step's forward and backward on every rank, for global x and dLoss/dy [S x C] dealt by layout. */
+    public static List<RankStep> step(InProcessWorld world, Mesh mesh, SequenceLayout layout, AttentionMaker attention,
+                                      Shape shape, List<Weights> layers, MemorySegment x, MemorySegment dy,
+                                      Staging staging, Arena arena) {
+        long seq = x.byteSize() / ((long) shape.width() * shape.dtype().byteSize());
         return world.run(rank -> {
-            // Zigzag: rank r holds chunks r and 2P-1-r of 2P, which balances the causal work.
-            long[] positions = options.layout().globalPositions(seq, mesh, rank.rank());
+            long[] positions = layout.globalPositions(seq, mesh, rank.rank());
             List<Block> blocks = new ArrayList<>();
             for (Weights w : layers) {
-                blocks.add(new Block(rank.newAttention(mesh, options), w, shape, staging, arena));
+                blocks.add(new Block(attention.make(rank, blocks.size()), w, shape, staging, arena));
             }
             MemorySegment h = pick(x, positions, shape, arena);
             for (Block b : blocks) {

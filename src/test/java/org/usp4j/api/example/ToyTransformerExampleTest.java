@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
@@ -33,6 +35,8 @@ import org.usp4j.tensor.Tensor;
  *       at most 5e-4 + 1e-3 |dx| (eps 1e-2; measured: up to 2.4e-4 on |dx| of 0.6 to 2.8, from float32 rounding of
  *       the loss divided by 2 eps and the O(eps^2) truncation).</li>
  * </ul>
+ * The checks are written for any model built from the example's blocks ({@link Model}, one float64
+ * {@link Oracle} per layer); {@code HybridModelExampleTest} runs them on the hybrid model.
  */
 class ToyTransformerExampleTest {
 
@@ -40,69 +44,110 @@ class ToyTransformerExampleTest {
     static final long SEQ = 32;
     static final Mesh MESH = new Mesh(2, 2);
 
+    /** One training step of a model made of the example's blocks. */
+    interface Model {
+        List<RankStep> step(InProcessWorld world, Mesh mesh, List<Weights> layers, MemorySegment x, MemorySegment dy,
+                            Arena arena);
+    }
+
+    /** A layer's attention over the whole sequence in float64, forward and backward, on F32 tensors. */
+    interface Oracle {
+        void attend(Tensor q, Tensor k, Tensor v, Tensor dout, Tensor out, Tensor dq, Tensor dk, Tensor dv);
+    }
+
+    /** Causal softmax attention, scale 1/sqrt(d): {@link ReferenceAttention}. */
+    static final Oracle CAUSAL_SOFTMAX = (q, k, v, dout, out, dq, dk, dv) -> {
+        float scale = (float) (1 / Math.sqrt(q.size(3)));
+        Tensor lse = Tensor.allocate(Arena.ofAuto(), DType.F32, q.size(0), q.size(2), q.size(1));
+        ReferenceAttention ref = new ReferenceAttention();
+        ref.forward(q, k, v, Mask.CAUSAL, scale, out, lse);
+        ref.backward(q, k, v, out, dout, lse, Mask.CAUSAL, scale, dq, dk, dv, false);
+    };
+
+    static final Model TOY = (world, mesh, layers, x, dy, arena) ->
+            ToyTransformerExample.step(world, mesh, SHAPE, layers, x, dy, Staging.HOST, arena);
+
     @Test
     void fourRanksEqualFloat64AttentionAndOneRank() {
+        fourRanksEqualFloat64AttentionAndOneRank(TOY, MESH, Collections.nCopies(2, CAUSAL_SOFTMAX), 1e-5);
+    }
+
+    @Test
+    void dxEqualsFiniteDifferencesOfTheLoss() {
+        dxEqualsFiniteDifferencesOfTheLoss(TOY, 2, 1e-2, 5e-4, 1e-3);
+    }
+
+    /**
+     * The model on {@code mesh} and on one rank, from the same random weights, x and dy: every layer's out,
+     * dq, dk, dv against its oracle over the gathered whole-sequence inputs, and dq, y, dx against one rank,
+     * each within {@code tolerance} (relative Frobenius error).
+     */
+    static void fourRanksEqualFloat64AttentionAndOneRank(Model model, Mesh mesh, List<Oracle> oracles, double tolerance) {
         try (Arena arena = Arena.ofShared()) {
-            List<Weights> layers = List.of(ToyTransformerExample.randomWeights(SHAPE, 1, arena),
-                    ToyTransformerExample.randomWeights(SHAPE, 2, arena));
+            List<Weights> layers = new ArrayList<>();
+            for (int l = 0; l < oracles.size(); l++) {
+                layers.add(ToyTransformerExample.randomWeights(SHAPE, 1 + l, arena));
+            }
             MemorySegment x = ToyTransformerExample.randomRows(SHAPE, SEQ, 3, arena);
             MemorySegment dy = ToyTransformerExample.randomRows(SHAPE, SEQ, 4, arena);
-            List<RankStep> four;
-            try (InProcessWorld world = Usp4j.cpuWorld(4)) {
-                four = ToyTransformerExample.step(world, MESH, SHAPE, layers, x, dy, Staging.HOST, arena);
+            List<RankStep> many;
+            try (InProcessWorld world = Usp4j.cpuWorld(mesh.size())) {
+                many = model.step(world, mesh, layers, x, dy, arena);
             }
             List<RankStep> one;
             try (InProcessWorld world = Usp4j.cpuWorld(1)) {
-                one = ToyTransformerExample.step(world, new Mesh(1, 1), SHAPE, layers, x, dy, Staging.HOST, arena);
+                one = model.step(world, new Mesh(1, 1), layers, x, dy, arena);
             }
-            assertEquals(4, four.size());
-            for (RankStep r : four) {
-                assertEquals(SEQ / 4, r.positions().length);
+            assertEquals(mesh.size(), many.size());
+            for (RankStep r : many) {
+                assertEquals(SEQ / mesh.size(), r.positions().length);
             }
             int c = SHAPE.width();
             int ckv = SHAPE.kvWidth();
             for (int layer = 0; layer < layers.size(); layer++) {
                 int l = layer;
-                double[] q = gather(four, r -> r.blocks().get(l).q, c);
-                double[] k = gather(four, r -> r.blocks().get(l).k, ckv);
-                double[] v = gather(four, r -> r.blocks().get(l).v, ckv);
-                double[] dout = gather(four, r -> r.blocks().get(l).dy, c);
-                Reference ref = reference(q, k, v, dout, arena);
+                Reference ref = reference(oracles.get(l), gather(many, r -> r.blocks().get(l).q, c),
+                        gather(many, r -> r.blocks().get(l).k, ckv), gather(many, r -> r.blocks().get(l).v, ckv),
+                        gather(many, r -> r.blocks().get(l).dy, c), arena);
                 String at = "layer " + layer + " ";
-                check(at + "out", ref.out, gather(four, r -> r.blocks().get(l).out, c), 1e-5);
-                check(at + "dq", ref.dq, gather(four, r -> r.blocks().get(l).dq, c), 1e-5);
-                check(at + "dk", ref.dk, gather(four, r -> r.blocks().get(l).dk, ckv), 1e-5);
-                check(at + "dv", ref.dv, gather(four, r -> r.blocks().get(l).dv, ckv), 1e-5);
+                check(at + "out", ref.out, gather(many, r -> r.blocks().get(l).out, c), tolerance);
+                check(at + "dq", ref.dq, gather(many, r -> r.blocks().get(l).dq, c), tolerance);
+                check(at + "dk", ref.dk, gather(many, r -> r.blocks().get(l).dk, ckv), tolerance);
+                check(at + "dv", ref.dv, gather(many, r -> r.blocks().get(l).dv, ckv), tolerance);
                 check(at + "dq vs one rank", gather(one, r -> r.blocks().get(l).dq, c),
-                        gather(four, r -> r.blocks().get(l).dq, c), 1e-5);
+                        gather(many, r -> r.blocks().get(l).dq, c), tolerance);
             }
-            check("y vs one rank", gather(one, RankStep::y, c), gather(four, RankStep::y, c), 1e-5);
-            check("dx vs one rank", gather(one, RankStep::dx, c), gather(four, RankStep::dx, c), 1e-5);
+            check("y vs one rank", gather(one, RankStep::y, c), gather(many, RankStep::y, c), tolerance);
+            check("dx vs one rank", gather(one, RankStep::dx, c), gather(many, RankStep::dx, c), tolerance);
         }
     }
 
-    @Test
-    void dxEqualsFiniteDifferencesOfTheLoss() {
-        double eps = 1e-2;
+    /**
+     * dLoss/dx of the model on {@link #MESH} against central finite differences (step {@code eps}) of
+     * loss = sum(y * dy) on a few coordinates of x: |fd - dx| at most {@code absolute + relative |dx|}.
+     */
+    static void dxEqualsFiniteDifferencesOfTheLoss(Model model, int layerCount, double eps, double absolute,
+                                                   double relative) {
         long[][] coordinates = {{0, 3}, {13, 20}, {22, 0}, {31, 31}};
-        try (Arena arena = Arena.ofShared(); InProcessWorld world = Usp4j.cpuWorld(4)) {
-            List<Weights> layers = List.of(ToyTransformerExample.randomWeights(SHAPE, 5, arena),
-                    ToyTransformerExample.randomWeights(SHAPE, 6, arena));
+        try (Arena arena = Arena.ofShared(); InProcessWorld world = Usp4j.cpuWorld(MESH.size())) {
+            List<Weights> layers = new ArrayList<>();
+            for (int l = 0; l < layerCount; l++) {
+                layers.add(ToyTransformerExample.randomWeights(SHAPE, 5 + l, arena));
+            }
             MemorySegment x = ToyTransformerExample.randomRows(SHAPE, SEQ, 7, arena);
             MemorySegment dy = ToyTransformerExample.randomRows(SHAPE, SEQ, 8, arena);
-            double[] dx = gather(ToyTransformerExample.step(world, MESH, SHAPE, layers, x, dy, Staging.HOST, arena),
-                    RankStep::dx, SHAPE.width());
+            double[] dx = gather(model.step(world, MESH, layers, x, dy, arena), RankStep::dx, SHAPE.width());
             for (long[] at : coordinates) {
                 long index = at[0] * SHAPE.width() + at[1];
                 float original = ToyTransformerExample.get(x, SHAPE, index);
                 ToyTransformerExample.set(x, SHAPE, index, (float) (original + eps));
-                double plus = loss(world, layers, x, dy, arena);
+                double plus = loss(model, world, layers, x, dy, arena);
                 ToyTransformerExample.set(x, SHAPE, index, (float) (original - eps));
-                double minus = loss(world, layers, x, dy, arena);
+                double minus = loss(model, world, layers, x, dy, arena);
                 ToyTransformerExample.set(x, SHAPE, index, original);
                 double fd = (plus - minus) / (2 * eps);
                 double analytic = dx[(int) index];
-                assertTrue(Math.abs(fd - analytic) <= 5e-4 + 1e-3 * Math.abs(analytic),
+                assertTrue(Math.abs(fd - analytic) <= absolute + relative * Math.abs(analytic),
                         "dLoss/dx at row " + at[0] + ", column " + at[1] + ": usp4j " + analytic
                                 + ", finite difference " + fd);
             }
@@ -110,9 +155,9 @@ class ToyTransformerExampleTest {
     }
 
     /** loss = sum(y * dy), so that dLoss/dy is dy. */
-    private static double loss(InProcessWorld world, List<Weights> layers, MemorySegment x, MemorySegment dy, Arena arena) {
-        List<RankStep> steps = ToyTransformerExample.step(world, MESH, SHAPE, layers, x, dy, Staging.HOST, arena);
-        double[] y = gather(steps, RankStep::y, SHAPE.width());
+    private static double loss(Model model, InProcessWorld world, List<Weights> layers, MemorySegment x,
+                               MemorySegment dy, Arena arena) {
+        double[] y = gather(model.step(world, MESH, layers, x, dy, arena), RankStep::y, SHAPE.width());
         double sum = 0;
         for (int i = 0; i < y.length; i++) {
             sum += y[i] * ToyTransformerExample.get(dy, SHAPE, i);
@@ -142,8 +187,8 @@ class ToyTransformerExampleTest {
     record Reference(double[] out, double[] dq, double[] dk, double[] dv) {
     }
 
-    /** Float64 causal attention over the whole sequence, forward and backward. */
-    private static Reference reference(double[] q, double[] k, double[] v, double[] dout, Arena arena) {
+    /** The oracle over whole-sequence rows [S x C] (q, dout) and [S x Ckv] (k, v), as [1, S, heads, d]. */
+    private static Reference reference(Oracle oracle, double[] q, double[] k, double[] v, double[] dout, Arena arena) {
         int h = SHAPE.heads();
         int hkv = SHAPE.kvHeads();
         int d = SHAPE.headDim();
@@ -151,15 +196,11 @@ class ToyTransformerExampleTest {
         Tensor tk = tensor(k, arena, 1, SEQ, hkv, d);
         Tensor tv = tensor(v, arena, 1, SEQ, hkv, d);
         Tensor tdout = tensor(dout, arena, 1, SEQ, h, d);
-        Tensor out = Tensor.allocate(arena, DType.F32, 1, SEQ, h, d);
-        Tensor lse = Tensor.allocate(arena, DType.F32, 1, h, SEQ);
-        float scale = (float) (1 / Math.sqrt(d));
-        ReferenceAttention ref = new ReferenceAttention();
-        ref.forward(tq, tk, tv, Mask.CAUSAL, scale, out, lse);
+        Tensor out = Tensor.allocate(arena, DType.F32, tq.shape());
         Tensor dq = Tensor.allocate(arena, DType.F32, tq.shape());
         Tensor dk = Tensor.allocate(arena, DType.F32, tk.shape());
         Tensor dv = Tensor.allocate(arena, DType.F32, tv.shape());
-        ref.backward(tq, tk, tv, out, tdout, lse, Mask.CAUSAL, scale, dq, dk, dv, false);
+        oracle.attend(tq, tk, tv, tdout, out, dq, dk, dv);
         return new Reference(HostTensors.toDoubleArray(out), HostTensors.toDoubleArray(dq),
                 HostTensors.toDoubleArray(dk), HostTensors.toDoubleArray(dv));
     }

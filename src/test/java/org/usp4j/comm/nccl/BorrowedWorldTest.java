@@ -22,6 +22,7 @@ import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.BackendKind;
 import org.usp4j.api.CommunicationException;
 import org.usp4j.api.InProcessWorld;
+import org.usp4j.api.LinearAttentionOptions;
 import org.usp4j.api.Mesh;
 import org.usp4j.api.ProcessRank;
 import org.usp4j.api.RankContext;
@@ -190,6 +191,29 @@ class BorrowedWorldTest {
                     "the caller's communicator is left to its owner: " + calls);
         }
         nccl.kill();
+    }
+
+    @Test
+    void aCudaRankRefusesALinearAttentionLayerBeforeAnyCommunication() throws Exception {
+        FakeNccl nccl = new FakeNccl(2, false);
+        List<String> messages = FakeRanks.values(BorrowedRanks.run(nccl, 2, TIMEOUT, r -> {
+            HostDeviceBackend backend = new HostDeviceBackend(new CpuAttentionKernel());
+            try (ProcessRank rank = new CommunicatorRank(r.world(), backend, BackendKind.CUDA, HostDeviceBackend.DEVICE,
+                    () -> { }, List.of(r.world(), backend))) {
+                UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                        () -> rank.newLinearAttention(new Mesh(1, 2), LinearAttentionOptions.causal(0.9)));
+                assertEquals(0, r.world().traffic().totalBytesSent(), "bytes sent before refusing");
+                try (AttentionLayer softmax = rank.newAttention(new Mesh(1, 2), AttentionOptions.defaults())) {
+                    assertEquals(new Mesh(1, 2), softmax.mesh(), "the rank still makes softmax layers");
+                }
+                return e.getMessage();
+            }
+        }));
+        for (String m : messages) {
+            assertEquals("linear attention layers run on CPU ranks only for now: this rank computes on host-device,"
+                    + " which has no linear attention kernel", m);
+        }
+        assertOwnership(nccl, 2, 2); // the softmax layer's splits only: the refused layer split nothing
     }
 
     /**

@@ -150,6 +150,45 @@ class CudnnAttentionGpuTest {
         }
     }
 
+    /** Packed sequences: one plain graph call per segment; 1-token segments are refused by the backward. */
+    @Test
+    void packedSequencesMatchEachSequenceAttendedAlone() {
+        org.usp4j.kernel.SequenceBoundaries seqs = org.usp4j.kernel.SequenceBoundaries.ofLengths(64, 200, 8, 240);
+        long s = seqs.totalLength(), h = 4, hkv = 2, d = 64;
+        org.usp4j.kernel.SequenceSegments.Builder b = org.usp4j.kernel.SequenceSegments.builder();
+        for (int i = 0; i < seqs.count(); i++) {
+            b.add(seqs.start(i), seqs.end(i), seqs.start(i), seqs.end(i));
+        }
+        Mask mask = Mask.CAUSAL.withSegments(b.build());
+        float scale = 0.125f;
+        try (Arena arena = Arena.ofConfined(); TensorAllocator dev = gpu.newAllocator()) {
+            Tensor q = GpuTests.randomHost(arena, DType.BF16, 31, 1, s, h, d);
+            Tensor k = GpuTests.randomHost(arena, DType.BF16, 32, 1, s, hkv, d);
+            Tensor v = GpuTests.randomHost(arena, DType.BF16, 33, 1, s, hkv, d);
+            Tensor dout = GpuTests.randomHost(arena, DType.BF16, 34, 1, s, h, d);
+            Tensor qd = upload(dev, q), kd = upload(dev, k), vd = upload(dev, v), doutD = upload(dev, dout);
+            Tensor outD = dev.allocate(DType.BF16, 1, s, h, d);
+            Tensor lseD = dev.allocate(DType.F32, 1, h, s);
+            gpu.kernel().validateForward(new org.usp4j.kernel.AttentionShapes(1, s, s, h, hkv, d), DType.BF16, mask);
+            gpu.kernel().forward(qd, kd, vd, mask, scale, outD, lseD);
+            Tensor dq = dev.allocate(DType.F32, 1, s, h, d);
+            Tensor dk = dev.allocate(DType.F32, 1, s, hkv, d);
+            Tensor dv = dev.allocate(DType.F32, 1, s, hkv, d);
+            gpu.kernel().backward(qd, kd, vd, outD, doutD, lseD, mask, scale, dq, dk, dv, false);
+            org.usp4j.kernel.PackedReference ref = org.usp4j.kernel.PackedReference.of(arena, q, k, v, dout, seqs,
+                    true, scale);
+            assertError("out", ref.out(), GpuTests.toHost(gpu, arena, outD), 1e-2);
+            assertError("lse", ref.lse(), GpuTests.toHost(gpu, arena, lseD), 1e-4);
+            assertError("dq", ref.dq(), GpuTests.toHost(gpu, arena, dq), 2e-2);
+            assertError("dk", ref.dk(), GpuTests.toHost(gpu, arena, dk), 2e-2);
+            assertError("dv", ref.dv(), GpuTests.toHost(gpu, arena, dv), 2e-2);
+            Mask withOneToken = Mask.CAUSAL.withSegments(org.usp4j.kernel.SequenceSegments.builder().add(0, 1, 0, 1)
+                    .add(1, 64, 1, 64).build());
+            assertThrows(IllegalArgumentException.class, () -> gpu.kernel().validateBackward(
+                    new org.usp4j.kernel.AttentionShapes(1, 64, 64, h, hkv, d), DType.BF16, withOneToken));
+        }
+    }
+
     @Test
     void refusesWhatCudnnCannotRunBeforeAnyNativeCall() {
         try (Arena arena = Arena.ofConfined(); TensorAllocator dev = gpu.newAllocator()) {

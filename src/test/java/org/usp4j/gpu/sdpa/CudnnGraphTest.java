@@ -61,4 +61,29 @@ class CudnnGraphTest {
             assertTrue(g.engineCount() >= 1, "no engine for " + g.spec());
         }
     }
+
+    /**
+     * Packed sequences run one plain call per sequence segment on views of the packed block (b = 1, row
+     * strides of the whole block): 1-token sequences (forward only: the backward refuses s_q = s_kv = 1),
+     * short causal ones, and a straddling sequence's rows against the keys of an earlier block.
+     */
+    @ParameterizedTest(name = "segment causal={0} sq={1} skv={2} backward={3}")
+    @CsvSource({"true, 1, 1, false", "true, 7, 7, true", "false, 3, 50, true", "true, 64, 64, true",
+            "false, 1, 200, true"})
+    void packedSequenceSegmentsFinalize(boolean causal, long sq, long skv, boolean backward) {
+        long h = 8, hkv = 2, d = 64, block = 512;
+        SdpaGraphs.Shape s = new SdpaGraphs.Shape(1, h, hkv, sq, skv, d);
+        long[] q = {block * h * d, h * d, d, 1};
+        long[] kv = {block * hkv * d, hkv * d, d, 1};
+        try (CudnnGraph f = CudnnGraph.build(SdpaGraphs.forward(s, DataType.BFLOAT16, causal, new long[][] {q, kv, kv, q},
+                Cudnn.versionCode()), null)) {
+            assertTrue(f.engineCount() >= 1, "no engine for " + f.spec());
+        }
+        if (backward) {
+            try (CudnnGraph g = CudnnGraph.build(SdpaGraphs.backward(s, DataType.BFLOAT16, causal,
+                    new long[][] {q, kv, kv, q, q, q, kv, kv}, Cudnn.versionCode()), null)) {
+                assertTrue(g.engineCount() >= 1, "no engine for " + g.spec());
+            }
+        }
+    }
 }
