@@ -17,12 +17,14 @@ import org.usp4j.tensor.Tensor;
 /**
  * Flash-style attention on the CPU: blockwise, multi-threaded, vectorised with the JDK's Vector API,
  * arithmetic in float32 whatever the storage dtype (F32, BF16, F16). It never materialises an
- * s_q x s_kv matrix: a forward work item holds a block of up to 192 query rows and streams 128-key
- * tiles past it with per-row running max and sum; a backward item owns up to 192 keys (their dK, dV)
- * and streams 64-row query tiles past them, recomputing P from lse. Per-thread scratch is a few such
- * tiles (about 0.4 MB at head_dim 64). dQ sums over key chunks that different threads own, so the
- * backward adds dQ tiles into dq under a per-head lock; when dq is not float32 it first sums them in
- * a float32 buffer the size of dq. See {@code FlashForward} and {@code FlashBackward}.
+ * s_q x s_kv matrix: a forward work item holds a block of up to 768 query rows and streams 128-key
+ * tiles past it with per-row running max and sum; a backward item owns up to 576 keys (their dK, dV)
+ * and streams 64-row query tiles past them, recomputing P from lse. Every tile product runs on operands
+ * packed for the micro-kernel ({@code TileGemm}), whose panel width follows the vector width chosen at
+ * run time. Per-thread scratch is a few such tiles (about 1 MB at head_dim 64). dQ sums over key chunks
+ * that different threads own, so the backward adds dQ tiles into dq under a per-head lock; when dq is
+ * not float32 it first sums them in a float32 buffer the size of dq. See {@code FlashForward} and
+ * {@code FlashBackward}.
  *
  * <p>Work runs on a {@link ForkJoinPool}: by default one shared pool with a thread per available
  * processor, shared by every kernel instance (and so by the in-process ranks that each call it), so
@@ -34,9 +36,9 @@ import org.usp4j.tensor.Tensor;
  * run to run. A mask with sequence segments (packed sequences) runs as one plain call per segment on
  * views of the block ({@link SegmentedAttention}); the tiled passes only ever see plain masks.
  *
- * <p>Measured on 2 AMD EPYC (Zen 3, AVX2) cores at s = 4096, h = 16, d = 64 (best calls on a shared
- * machine): forward 85-105 GFLOP/s and backward 80-100 GFLOP/s against an FMA peak ({@link FmaPeak})
- * of 150-165 GFLOP/s, i.e. about 0.5-0.65 of peak.
+ * <p>Measured on 2 AMD EPYC cores (Zen 4, family 25 model 17, AVX-512) at s = 4096, h = 16, bf16, JMH
+ * on a shared machine: see the README's benchmark table for the fractions of the FMA peak
+ * ({@link FmaPeak}) at 512- and 256-bit vectors.
  */
 public final class CpuAttentionKernel implements AttentionKernel {
 
@@ -62,6 +64,15 @@ public final class CpuAttentionKernel implements AttentionKernel {
         this.tiling = Objects.requireNonNull(tiling, "tiling");
         LOG.debug("CPU attention kernel: {} threads, {}-lane float vectors, {}", pool.getParallelism(),
                 TileGemm.LANES, tiling);
+    }
+
+    /**
+     * The width in bits of the float vectors every call computes with: the machine's widest, unless the
+     * system property {@code usp4j.cpu.vectorBits} (128, 256 or 512) named a narrower one before the
+     * kernel classes loaded.
+     */
+    public static int vectorBitSize() {
+        return TileGemm.SPECIES.vectorBitSize();
     }
 
     /** The pool every kernel made without one shares (one thread per available processor). */

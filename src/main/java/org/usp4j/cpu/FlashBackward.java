@@ -1,6 +1,7 @@
 package org.usp4j.cpu;
 
 import static org.usp4j.cpu.TileGemm.LANES;
+import static org.usp4j.cpu.TileGemm.PANEL;
 import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
@@ -55,6 +56,7 @@ final class FlashBackward {
     private final float scale;
     private final float qScale;
     private final int tileRows;
+    private final int rowsStride;  // tileRows padded to a register block: the rows of a packed query tile
     private final int chunkKeys;
     private final int chunks;
     private final int statBlock;
@@ -94,7 +96,8 @@ final class FlashBackward {
         this.scale = scale;
         this.qScale = scale * LOG2_E;
         this.tileRows = Math.min(tiling.backwardRows(), Tiling.roundUp(Math.max(seqQ, 1), TileGemm.BLOCK_ROWS));
-        this.chunkKeys = Tiling.shrinkForParallelism(tiling.backwardKeys(), TileGemm.BLOCK_COLS, seqKv,
+        this.rowsStride = Tiling.roundUp(tileRows, TileGemm.BLOCK_ROWS);
+        this.chunkKeys = Tiling.shrinkForParallelism(tiling.backwardKeys(), TileGemm.PANEL, seqKv,
                 (long) batch * kvHeads, 4 * parallelism);
         this.chunks = Tiling.ceilDiv(seqKv, chunkKeys);
         this.statBlock = 256;
@@ -166,29 +169,42 @@ final class FlashBackward {
     private void runChunk(int b, int kvHead, int k0, Scratch s) {
         int d = headDim;
         int nk = Math.min(chunkKeys, seqKv - k0);
-        int lanes = Tiling.roundUp(nk, TileGemm.BLOCK_COLS); // key count padded to whole micro-kernel blocks
-        s.ensure(tileRows, lanes, rowStride, gradRows);
-        float[] kRows = s.kRows;
+        int lanes = Tiling.roundUp(nk, PANEL); // key count padded to whole panels
+        s.ensure(rowsStride, lanes, rowStride, gradRows, d);
         float[] kT = s.kT;
         float[] vT = s.vT;
+        float[] kPanels = s.kPanels;
         float[] row = s.row;
-        for (int j = 0; j < nk; j++) {
-            k.read(b, k0 + j, kvHead, kRows, j * rowStride, 1f, s.shorts);
-            v.read(b, k0 + j, kvHead, row, 0, 1f, s.shorts);
-            for (int x = 0; x < d; x++) {
-                kT[x * lanes + j] = kRows[j * rowStride + x];
-                vT[x * lanes + j] = row[x];
+        // K^T and V^T in key panels, [lanes / PANEL][d][PANEL], and K in head_dim panels for dQ = dS K,
+        // [ceil(rowStride / PANEL)][lanes][PANEL]; padded keys and columns are zero, so their scores are finite.
+        for (int j = 0; j < lanes; j++) {
+            if (j < nk) {
+                k.read(b, k0 + j, kvHead, row, 0, 1f, s.shorts);
+            } else {
+                Arrays.fill(row, 0, d, 0f);
             }
-        }
-        for (int j = 0; j < nk; j++) {
-            Arrays.fill(kRows, j * rowStride + d, (j + 1) * rowStride, 0f);
-        }
-        for (int x = 0; x < d; x++) { // padded keys: zero columns, so their scores are finite
-            Arrays.fill(kT, x * lanes + nk, (x + 1) * lanes, 0f);
-            Arrays.fill(vT, x * lanes + nk, (x + 1) * lanes, 0f);
+            Arrays.fill(row, d, rowStride, 0f);
+            int at = j / PANEL * d * PANEL + j % PANEL;
+            for (int x = 0; x < d; x++) {
+                kT[at + x * PANEL] = row[x];
+            }
+            for (int x = 0; x < rowStride; x++) {
+                kPanels[x / PANEL * lanes * PANEL + j * PANEL + x % PANEL] = row[x];
+            }
+            if (j < nk) {
+                v.read(b, k0 + j, kvHead, row, 0, 1f, s.shorts);
+            } else {
+                Arrays.fill(row, 0, d, 0f);
+            }
+            for (int x = 0; x < d; x++) {
+                vT[at + x * PANEL] = row[x];
+            }
         }
         Arrays.fill(s.dkT, 0, gradRows * lanes, 0f);
         Arrays.fill(s.dvT, 0, gradRows * lanes, 0f);
+        // The padding rows d .. gradRows of Q'^T and dO^T stay zero for the whole item.
+        Arrays.fill(s.qTBlocks, 0, gradRows * rowsStride, 0f);
+        Arrays.fill(s.doTBlocks, 0, gradRows * rowsStride, 0f);
 
         // Causal: rows before k0 - diagonal see none of these keys.
         int firstRow = causal ? Math.clamp((long) k0 - diagonal, 0, seqQ) : 0;
@@ -202,9 +218,10 @@ final class FlashBackward {
         float[] dkT = s.dkT;
         float[] dvT = s.dvT;
         for (int j = 0; j < nk; j++) {
+            int at = j / PANEL * gradRows * PANEL + j % PANEL;
             for (int x = 0; x < d; x++) {
-                row[x] = dkT[x * lanes + j] * LN_2;
-                s.row2[x] = dvT[x * lanes + j];
+                row[x] = dkT[at + x * PANEL] * LN_2;
+                s.row2[x] = dvT[at + x * PANEL];
             }
             dk.write(b, k0 + j, kvHead, row, 0, accumulate, s.shorts);
             dv.write(b, k0 + j, kvHead, s.row2, 0, accumulate, s.shorts);
@@ -215,52 +232,74 @@ final class FlashBackward {
         int d = headDim;
         int nq = Math.min(tileRows, seqQ - q0);
         int nqBlock = Tiling.roundUp(nq, TileGemm.BLOCK_ROWS);
-        float[] qRows = s.qRows;
-        float[] doRows = s.doRows;
-        for (int i = 0; i < nq; i++) {
-            q.read(b, q0 + i, h, qRows, i * rowStride, qScale, s.shorts);
-            dout.read(b, q0 + i, h, doRows, i * rowStride, 1f, s.shorts);
-            if (d < rowStride) { // the padding columns feed the unused rows d.. of dK^T, dV^T: keep them 0
-                Arrays.fill(qRows, i * rowStride + d, (i + 1) * rowStride, 0f);
-                Arrays.fill(doRows, i * rowStride + d, (i + 1) * rowStride, 0f);
-            }
-        }
-        Arrays.fill(qRows, nq * rowStride, nqBlock * rowStride, 0f);
-        Arrays.fill(doRows, nq * rowStride, nqBlock * rowStride, 0f);
+        float[] row = s.row;
+        // Q' and dO in 4-row blocks ([rows / 4][d][4]) for S and dP, and transposed in 4-column blocks
+        // ([gradRows / 4][rowsStride][4]) for dK^T and dV^T; each row converted from its dtype once.
+        packRows(q, b, q0, h, nq, nqBlock, qScale, s.qBlocks, s.qTBlocks, s);
+        packRows(dout, b, q0, h, nq, nqBlock, 1f, s.doBlocks, s.doTBlocks, s);
 
         // Under a causal mask (where q0 + diagonal >= k0) no row of this tile sees a key at or past q0 + nq: the
-        // products below stop at the last key block any row sees (keyLanes) and leave the rest alone.
+        // products below stop at the last key panel any row sees (keyLanes) and leave the rest alone.
         int keyEnd = causal ? Math.clamp((long) q0 + diagonal + nq - k0, 0, nk) : nk;
-        int keyLanes = Tiling.roundUp(keyEnd, TileGemm.BLOCK_COLS);
+        int keyLanes = Tiling.roundUp(keyEnd, PANEL);
         float[] probs = s.probs;
         float[] dScores = s.dScores;
-        // S = Q' K^T and dP = dO V^T, both [rows][keys]
-        TileGemm.multiply(qRows, 0, rowStride, 1, s.kT, 0, lanes, probs, 0, lanes, nqBlock, keyLanes, d, false);
-        TileGemm.multiply(doRows, 0, rowStride, 1, s.vT, 0, lanes, dScores, 0, lanes, nqBlock, keyLanes, d, false);
+        int panelStride = rowsStride * PANEL;
+        // S = Q' K^T and dP = dO V^T, both [rows][keys] in key panels [lanes / PANEL][rowsStride][PANEL]
+        TileGemm.multiply(s.qBlocks, 0, 4 * d, s.kT, 0, d * PANEL, probs, 0, panelStride, PANEL, nqBlock,
+                keyLanes, d, false, TileGemm.NO_BAND, TileGemm.NO_BAND);
+        TileGemm.multiply(s.doBlocks, 0, 4 * d, s.vT, 0, d * PANEL, dScores, 0, panelStride, PANEL, nqBlock,
+                keyLanes, d, false, TileGemm.NO_BAND, TileGemm.NO_BAND);
         int stats = (b * heads + h) * seqQ + q0;
         for (int i = 0; i < nqBlock; i++) {
             // Keys past s_kv's padding, and under a causal mask keys after row q0 + i, get P = dS = 0.
             int visible = i >= nq ? 0 : causal ? Math.clamp((long) q0 + diagonal + i - k0 + 1, 0, nk) : nk;
             float rowLse = i < nq ? lse2[stats + i] : 0f;
             float rowDelta = i < nq ? delta[stats + i] : 0f;
-            softmaxGradientRow(probs, dScores, i * lanes, keyLanes, visible, rowLse, rowDelta);
+            for (int p = 0; p < keyLanes; p += PANEL) {
+                int at = p / PANEL * panelStride + i * PANEL;
+                softmaxGradientRow(probs, dScores, at, Math.max(0, Math.min(PANEL, visible - p)), rowLse, rowDelta);
+            }
         }
-        // dV^T[x][j] += sum_i dO[i][x] P[i][j];  dK^T[x][j] += sum_i Q'[i][x] dS[i][j]
-        TileGemm.multiply(doRows, 0, 1, rowStride, probs, 0, lanes, s.dvT, 0, lanes, gradRows, keyLanes, nq, true);
-        TileGemm.multiply(qRows, 0, 1, rowStride, dScores, 0, lanes, s.dkT, 0, lanes, gradRows, keyLanes, nq, true);
-        // dQ[i][x] = sum_j dS[i][j] K[j][x]
+        // dV^T[x][j] += sum_i dO^T[x][i] P[i][j];  dK^T[x][j] += sum_i Q'^T[x][i] dS[i][j]
+        TileGemm.multiply(s.doTBlocks, 0, 4 * rowsStride, probs, 0, panelStride, s.dvT, 0, gradRows * PANEL, PANEL,
+                gradRows, keyLanes, nq, true, TileGemm.NO_BAND, TileGemm.NO_BAND);
+        TileGemm.multiply(s.qTBlocks, 0, 4 * rowsStride, dScores, 0, panelStride, s.dkT, 0, gradRows * PANEL, PANEL,
+                gradRows, keyLanes, nq, true, TileGemm.NO_BAND, TileGemm.NO_BAND);
+        // dQ[i][x] = sum_j dS[i][j] K[j][x], dS read in its key panels
         float[] dqTile = s.dqTile;
-        TileGemm.multiply(dScores, 0, lanes, 1, s.kRows, 0, rowStride, dqTile, 0, rowStride, nqBlock, rowStride,
-                keyEnd, false);
+        TileGemm.multiplyPanelA(dScores, 0, panelStride, s.kPanels, 0, lanes * PANEL, dqTile, 0, PANEL, rowStride,
+                nqBlock, rowStride, keyEnd, false);
         addDq(b, h, q0, nq, dqTile, s);
     }
 
+    /** Rows q0 .. q0 + nq of {@code t} (times {@code factor}) into 4-row blocks and 4-column blocks; zeros to nqBlock. */
+    private void packRows(TensorRows t, int b, int q0, int h, int nq, int nqBlock, float factor, float[] blocks,
+                          float[] transposedBlocks, Scratch s) {
+        int d = headDim;
+        float[] row = s.row;
+        for (int i = 0; i < nqBlock; i++) {
+            if (i < nq) {
+                t.read(b, q0 + i, h, row, 0, factor, s.shorts);
+            } else {
+                Arrays.fill(row, 0, d, 0f);
+            }
+            int at = i / 4 * 4 * d + i % 4;
+            for (int x = 0; x < d; x++) {
+                blocks[at + 4 * x] = row[x];
+            }
+            for (int x = 0; x < d; x++) {
+                transposedBlocks[x / 4 * 4 * rowsStride + 4 * i + x % 4] = row[x];
+            }
+        }
+    }
+
     /**
-     * One row of P = 2^(S - lse) (in place of S) and dS = P * (dP - D) (in place of dP) over the first
-     * {@code visible} keys; the rest of the row's first {@code lanes} lanes get 0.
+     * One panel row of P = 2^(S - lse) (in place of S) and dS = P * (dP - D) (in place of dP) over its
+     * first {@code visible} keys; the rest of the panel row gets 0.
      */
-    private static void softmaxGradientRow(float[] probs, float[] dScores, int at, int lanes, int visible,
-                                           float rowLse, float rowDelta) {
+    private static void softmaxGradientRow(float[] probs, float[] dScores, int at, int visible, float rowLse,
+                                           float rowDelta) {
         // Whole vectors up to the visible edge, then plain fills from the edge on: a masked blend here
         // would be the one vector operation that only causal calls run, slow until C2 compiles it.
         for (int j = 0; j < visible; j += LANES) {
@@ -268,8 +307,8 @@ final class FlashBackward {
             p.intoArray(probs, at + j);
             p.mul(FloatVector.fromArray(SPECIES, dScores, at + j).sub(rowDelta)).intoArray(dScores, at + j);
         }
-        Arrays.fill(probs, at + visible, at + lanes, 0f);
-        Arrays.fill(dScores, at + visible, at + lanes, 0f);
+        Arrays.fill(probs, at + visible, at + PANEL, 0f);
+        Arrays.fill(dScores, at + visible, at + PANEL, 0f);
     }
 
     /** dq rows q0 .. q0 + nq += scale * dqTile, under the head's lock. */
@@ -325,40 +364,42 @@ final class FlashBackward {
 
     /** One thread's tile buffers, grown on demand (O(tile), never O(sequence)). */
     private static final class Scratch {
-        float[] kRows = new float[0];    // [keys][rowStride]
-        float[] kT = new float[0];       // [d][lanes]
-        float[] vT = new float[0];       // [d][lanes]
-        float[] dkT = new float[0];      // [gradRows][lanes], scaled by 1 / ln 2 until written
-        float[] dvT = new float[0];      // [gradRows][lanes]
-        float[] qRows = new float[0];    // [rows][rowStride], scaled by scale log2 e
-        float[] doRows = new float[0];   // [rows][rowStride]
-        float[] probs = new float[0];    // S then P: [rows][lanes]
-        float[] dScores = new float[0];  // dP then dS: [rows][lanes]
-        float[] dqTile = new float[0];   // [rows][rowStride]
+        float[] kT = new float[0];        // [lanes / PANEL][d][PANEL]
+        float[] vT = new float[0];        // [lanes / PANEL][d][PANEL]
+        float[] kPanels = new float[0];   // [ceil(rowStride / PANEL)][lanes][PANEL]
+        float[] dkT = new float[0];       // [lanes / PANEL][gradRows][PANEL], scaled by 1 / ln 2 until written
+        float[] dvT = new float[0];       // [lanes / PANEL][gradRows][PANEL]
+        float[] qBlocks = new float[0];   // [rows / 4][d][4], scaled by scale log2 e
+        float[] qTBlocks = new float[0];  // [gradRows / 4][rowsStride][4]
+        float[] doBlocks = new float[0];  // [rows / 4][d][4]
+        float[] doTBlocks = new float[0]; // [gradRows / 4][rowsStride][4]
+        float[] probs = new float[0];     // S then P: [lanes / PANEL][rowsStride][PANEL]
+        float[] dScores = new float[0];   // dP then dS: [lanes / PANEL][rowsStride][PANEL]
+        float[] dqTile = new float[0];    // [rows][rowStride]
         float[] row = new float[0];
         float[] row2 = new float[0];
-        float[] row3 = new float[0];
         short[] shorts = new short[0];
 
-        void ensure(int rows, int lanes, int rowStride, int gradRows) {
-            int rowBlock = Tiling.roundUp(rows, TileGemm.BLOCK_ROWS);
-            kRows = atLeast(kRows, lanes * rowStride);
-            kT = atLeast(kT, rowStride * lanes);
-            vT = atLeast(vT, rowStride * lanes);
+        void ensure(int rowsStride, int lanes, int rowStride, int gradRows, int headDim) {
+            int dqPanels = Tiling.ceilDiv(rowStride, PANEL);
+            kT = atLeast(kT, headDim * lanes);
+            vT = atLeast(vT, headDim * lanes);
+            kPanels = atLeast(kPanels, dqPanels * lanes * PANEL);
             dkT = atLeast(dkT, gradRows * lanes);
             dvT = atLeast(dvT, gradRows * lanes);
-            qRows = atLeast(qRows, rowBlock * rowStride);
-            doRows = atLeast(doRows, rowBlock * rowStride);
-            probs = atLeast(probs, rowBlock * lanes);
-            dScores = atLeast(dScores, rowBlock * lanes);
-            dqTile = atLeast(dqTile, rowBlock * rowStride);
+            qBlocks = atLeast(qBlocks, rowsStride * headDim);
+            doBlocks = atLeast(doBlocks, rowsStride * headDim);
+            qTBlocks = atLeast(qTBlocks, gradRows * rowsStride);
+            doTBlocks = atLeast(doTBlocks, gradRows * rowsStride);
+            probs = atLeast(probs, rowsStride * lanes);
+            dScores = atLeast(dScores, rowsStride * lanes);
+            dqTile = atLeast(dqTile, rowsStride * rowStride);
             ensureRows(rowStride);
         }
 
         void ensureRows(int rowStride) {
             row = atLeast(row, rowStride);
             row2 = atLeast(row2, rowStride);
-            row3 = atLeast(row3, rowStride);
             if (shorts.length < rowStride) {
                 shorts = new short[rowStride];
             }

@@ -1,6 +1,7 @@
 package org.usp4j.cpu;
 
 import static org.usp4j.cpu.TileGemm.LANES;
+import static org.usp4j.cpu.TileGemm.PANEL;
 import static org.usp4j.cpu.TileGemm.SPECIES;
 
 import java.util.Arrays;
@@ -13,10 +14,12 @@ import org.usp4j.kernel.Mask;
  * sum l in base 2, and an unnormalised output that is rescaled by 2^(m_old - m_new) whenever the max
  * grows. At the end out = O / l and lse = ln 2 * m + ln l.
  *
- * <p>Layout: query rows are the vector lanes of every tile. Q is packed transposed ([d][rows], scaled
- * by scale * log2 e), so S^T = K Q^T is [keys][rows] and the softmax runs down the columns, row
- * statistics staying in vectors with no horizontal reductions; the output is kept as O^T [d][rows] and
- * updated by O^T += V^T P^T. K and V tiles are copied as they are ([keys][d]).
+ * <p>Layout: query rows are the vector lanes of every tile. Q is packed transposed (scaled by
+ * scale * log2 e) in panels of {@link TileGemm#PANEL} rows, so S^T = K Q^T is [keys][rows] and the
+ * softmax runs down the columns, row statistics staying in vectors with no horizontal reductions; the
+ * output is kept as O^T [d][rows] and updated by O^T += V^T P^T. Every operand is in the packed layout
+ * {@link TileGemm} reads (S^T and O^T in the same panels as Q^T, K and V^T in blocks of 4 rows), and
+ * each K and V row is converted from its storage dtype once per key tile.
  */
 final class FlashForward {
 
@@ -35,13 +38,14 @@ final class FlashForward {
     private final int heads;
     private final int group;
     private final int headDim;
-    private final int rowStride;   // head_dim padded to whole vectors: the row length of packed K, V
+    private final int rowStride;   // head_dim padded to whole vectors: the length of a row buffer
     private final int outTRows;    // head_dim padded to a register block: the rows of O^T
     private final boolean causal;
     private final int diagonal; // causal: row i sees keys j <= i + diagonal
     private final float qScale;
     private final int blockRows;
     private final int keyTile;
+    private final int keyStride;   // keyTile padded to a register block: the key rows of a packed tile
     private final int rowBlocks;
 
     FlashForward(AttentionDims dims, TensorRows q, TensorRows k, TensorRows v, TensorRows out, LseTensor lse,
@@ -62,9 +66,10 @@ final class FlashForward {
         this.causal = mask.causal();
         this.diagonal = Math.toIntExact(mask.diagonal());
         this.qScale = scale * LOG2_E;
-        this.blockRows = Tiling.shrinkForParallelism(tiling.forwardRows(), TileGemm.BLOCK_COLS, seqQ,
+        this.blockRows = Tiling.shrinkForParallelism(tiling.forwardRows(), TileGemm.PANEL, seqQ,
                 (long) batch * heads, 4 * parallelism);
         this.keyTile = tiling.forwardKeys();
+        this.keyStride = Tiling.roundUp(keyTile, TileGemm.BLOCK_ROWS);
         this.rowBlocks = Tiling.ceilDiv(seqQ, blockRows);
     }
 
@@ -83,11 +88,11 @@ final class FlashForward {
         int kvHead = h / group;
         int d = headDim;
         int nq = Math.min(blockRows, seqQ - q0);
-        int lanes = Tiling.roundUp(nq, TileGemm.BLOCK_COLS); // row count padded to whole micro-kernel blocks
-        s.ensure(lanes, keyTile, rowStride, outTRows);
+        int lanes = Tiling.roundUp(nq, PANEL); // row count padded to whole panels
+        s.ensure(lanes, keyStride, rowStride, outTRows, d);
         float[] qT = s.qT;
-        float[] kTile = s.kTile;
-        float[] vTile = s.vTile;
+        float[] kPacked = s.kPacked;
+        float[] vPacked = s.vPacked;
         float[] scores = s.scores;
         float[] outT = s.outT;
         float[] rowMax = s.rowMax;
@@ -95,18 +100,23 @@ final class FlashForward {
         float[] row = s.row;
         short[] shorts = s.shorts;
 
-        for (int i = 0; i < nq; i++) {
-            q.read(b, q0 + i, h, row, 0, qScale, shorts);
-            for (int x = 0; x < d; x++) {
-                qT[x * lanes + i] = row[x];
+        // Q^T in panels, [lanes / PANEL][d][PANEL]; padding rows are zero.
+        for (int i = 0; i < lanes; i++) {
+            if (i < nq) {
+                q.read(b, q0 + i, h, row, 0, qScale, shorts);
+            } else {
+                Arrays.fill(row, 0, d, 0f);
             }
-        }
-        for (int x = 0; x < d; x++) {
-            Arrays.fill(qT, x * lanes + nq, (x + 1) * lanes, 0f);
+            int at = i / PANEL * d * PANEL + i % PANEL;
+            for (int x = 0; x < d; x++) {
+                qT[at + x * PANEL] = row[x];
+            }
         }
         Arrays.fill(rowMax, 0, lanes, Float.NEGATIVE_INFINITY);
         Arrays.fill(rowSum, 0, lanes, 0f);
         Arrays.fill(outT, 0, outTRows * lanes, 0f);
+        // V^T's padding rows d .. outTRows stay zero for the whole item.
+        Arrays.fill(vPacked, 0, outTRows * keyStride, 0f);
 
         // Causal: row i sees keys j <= i + diagonal, so keys at or past qd + nq are hidden from the block.
         int qd = q0 + diagonal;
@@ -114,23 +124,36 @@ final class FlashForward {
         for (int k0 = 0; k0 < kvEnd; k0 += keyTile) {
             int nk = Math.min(keyTile, kvEnd - k0);
             int nkBlock = Tiling.roundUp(nk, TileGemm.BLOCK_ROWS);
-            for (int j = 0; j < nk; j++) {
-                k.read(b, k0 + j, kvHead, kTile, j * rowStride, 1f, shorts);
-                v.read(b, k0 + j, kvHead, vTile, j * rowStride, 1f, shorts);
-                Arrays.fill(vTile, j * rowStride + d, j * rowStride + outTRows, 0f);
+            // K in 4-key blocks, [keys / 4][d][4], and V^T in 4-column blocks, [outTRows / 4][keyStride][4]:
+            // each row converted from its dtype once per tile.
+            for (int j = 0; j < nkBlock; j++) {
+                if (j < nk) {
+                    k.read(b, k0 + j, kvHead, row, 0, 1f, shorts);
+                } else {
+                    Arrays.fill(row, 0, d, 0f);
+                }
+                int at = j / 4 * 4 * d + j % 4;
+                for (int x = 0; x < d; x++) {
+                    kPacked[at + 4 * x] = row[x];
+                }
+                if (j < nk) {
+                    v.read(b, k0 + j, kvHead, row, 0, 1f, shorts);
+                    for (int x = 0; x < d; x++) {
+                        vPacked[x / 4 * 4 * keyStride + 4 * j + x % 4] = row[x];
+                    }
+                }
             }
-            Arrays.fill(kTile, nk * rowStride, nkBlock * rowStride, 0f);
             boolean onDiagonal = causal && k0 + nk - 1 > qd;
-            // On the diagonal, skip the keys that come after every row of a column block (band = qd - k0):
+            // On the diagonal, skip the keys that come after every row of a panel (band = qd - k0):
             // their scores are masked to -inf anyway and their P is 0.
             int band = onDiagonal ? qd - k0 : TileGemm.NO_BAND;
-            // S^T[j][i] = sum_x K[j][x] Q^T[x][i]
-            TileGemm.multiplyBand(kTile, 0, rowStride, 1, qT, 0, lanes, scores, 0, lanes, nkBlock, lanes, d, false,
-                    band, TileGemm.NO_BAND);
-            softmaxUpdate(scores, nk, lanes, qd, k0, onDiagonal, rowMax, rowSum, s.softmax, outT, outTRows);
-            // O^T[x][i] += sum_j V[j][x] P^T[j][i]
-            TileGemm.multiplyBand(vTile, 0, 1, rowStride, scores, 0, lanes, outT, 0, lanes, outTRows, lanes, nk, true,
-                    TileGemm.NO_BAND, band);
+            // S^T[j][i] = sum_x K[j][x] Q^T[x][i], into panels [lanes / PANEL][keyStride][PANEL]
+            TileGemm.multiply(kPacked, 0, 4 * d, qT, 0, d * PANEL, scores, 0, keyStride * PANEL, PANEL,
+                    nkBlock, lanes, d, false, band, TileGemm.NO_BAND);
+            softmaxUpdate(scores, keyStride, nk, lanes, qd, k0, onDiagonal, rowMax, rowSum, s.softmax, outT, outTRows);
+            // O^T[x][i] += sum_j V^T[x][j] P^T[j][i], O^T in panels [lanes / PANEL][outTRows][PANEL]
+            TileGemm.multiply(vPacked, 0, 4 * keyStride, scores, 0, keyStride * PANEL, outT, 0, outTRows * PANEL,
+                    PANEL, outTRows, lanes, nk, true, TileGemm.NO_BAND, band);
         }
 
         for (int i = 0; i < nq; i++) {
@@ -140,8 +163,9 @@ final class FlashForward {
                 lse.set(b, h, q0 + i, Float.NEGATIVE_INFINITY);
             } else {
                 float inv = 1f / sum;
+                int at = i / PANEL * outTRows * PANEL + i % PANEL;
                 for (int x = 0; x < d; x++) {
-                    row[x] = outT[x * lanes + i] * inv;
+                    row[x] = outT[at + x * PANEL] * inv;
                 }
                 lse.set(b, h, q0 + i, (float) (rowMax[i] * LN_2 + Math.log(sum)));
             }
@@ -150,33 +174,44 @@ final class FlashForward {
     }
 
     /**
-     * One online-softmax step over a score tile S^T [nk][lanes] (base-2 units), turned into P^T in place:
-     * m' = max(m, max_j s_j); alpha = 2^(m - m'); l = alpha l + sum_j 2^(s_j - m'); O^T *= alpha.
-     * Rows that have seen only hidden keys keep m = -inf; subtracting 0 instead keeps them NaN-free.
+     * One online-softmax step over a score tile S^T (base-2 units) in panels [lanes / PANEL][keyStride]
+     * [PANEL], turned into P^T in place: m' = max(m, max_j s_j); alpha = 2^(m - m');
+     * l = alpha l + sum_j 2^(s_j - m'); O^T *= alpha. Rows that have seen only hidden keys keep
+     * m = -inf; subtracting 0 instead keeps them NaN-free.
      *
-     * <p>Each pass is its own small method that sweeps the tile row by row and keeps per-lane state
-     * in arrays, not in loop-carried vector variables: C2 then knows every vector's exact class and
+     * <p>Each pass is its own small method that sweeps one panel row and keeps per-lane state in
+     * arrays, not in loop-carried vector variables: C2 then knows every vector's exact class and
      * compiles each operation to instructions. (Loop-carried vectors and large methods made it fall
      * back to allocating Java code, 3-10x slower.) The state arrays stay in L1.
      */
-    static void softmaxUpdate(float[] scores, int nk, int lanes, int q0, int k0, boolean diagonal,
+    static void softmaxUpdate(float[] scores, int keyStride, int nk, int lanes, int q0, int k0, boolean diagonal,
                               float[] rowMax, float[] rowSum, SoftmaxState state, float[] outT, int outTRows) {
         if (diagonal) {
-            hideLaterKeys(scores, nk, lanes, q0, k0);
+            hideLaterKeys(scores, keyStride, nk, lanes, q0, k0);
         }
+        int panelStride = keyStride * PANEL;
         float[] newMax = state.newMax;
         System.arraycopy(rowMax, 0, newMax, 0, lanes);
-        for (int j = 0; j < nk; j++) {
-            columnMax(scores, j * lanes, newMax, lanes);
+        for (int p = 0; p < lanes; p += PANEL) {
+            int at = p / PANEL * panelStride;
+            for (int j = 0; j < nk; j++) {
+                columnMax(scores, at + j * PANEL, newMax, p);
+            }
         }
         rescaleFactors(rowMax, newMax, state.shift, state.alpha, lanes);
         Arrays.fill(state.sum, 0, lanes, 0f);
-        for (int j = 0; j < nk; j++) {
-            exponentiateRow(scores, j * lanes, state.shift, state.sum, lanes);
+        for (int p = 0; p < lanes; p += PANEL) {
+            int at = p / PANEL * panelStride;
+            for (int j = 0; j < nk; j++) {
+                exponentiateRow(scores, at + j * PANEL, state.shift, state.sum, p);
+            }
         }
         addScaled(rowSum, state.alpha, state.sum, lanes);
-        for (int x = 0; x < outTRows; x++) {
-            scaleRow(outT, x * lanes, state.alpha, lanes);
+        for (int p = 0; p < lanes; p += PANEL) {
+            int at = p / PANEL * outTRows * PANEL;
+            for (int x = 0; x < outTRows; x++) {
+                scaleRow(outT, at + x * PANEL, state.alpha, p);
+            }
         }
     }
 
@@ -203,17 +238,21 @@ final class FlashForward {
      * vector blends also keep this rarely run path fast before the JIT has compiled it: Vector API code
      * is slow until C2 compiles it.)
      */
-    private static void hideLaterKeys(float[] scores, int nk, int lanes, int q0, int k0) {
-        for (int j = 0; j < nk; j++) {
-            int hiddenRows = Math.max(0, Math.min(lanes, k0 + j - q0));
-            Arrays.fill(scores, j * lanes, j * lanes + hiddenRows, Float.NEGATIVE_INFINITY);
+    private static void hideLaterKeys(float[] scores, int keyStride, int nk, int lanes, int q0, int k0) {
+        for (int p = 0; p < lanes; p += PANEL) {
+            int at = p / PANEL * keyStride * PANEL;
+            for (int j = 0; j < nk; j++) {
+                int hiddenRows = Math.max(0, Math.min(PANEL, k0 + j - q0 - p));
+                Arrays.fill(scores, at + j * PANEL, at + j * PANEL + hiddenRows, Float.NEGATIVE_INFINITY);
+            }
         }
     }
 
-    private static void columnMax(float[] scores, int at, float[] max, int lanes) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
-            greater(FloatVector.fromArray(SPECIES, max, iv), FloatVector.fromArray(SPECIES, scores, at + iv))
-                    .intoArray(max, iv);
+    /** max[from ..] = max(max, one panel row of scores at {@code at}). */
+    private static void columnMax(float[] scores, int at, float[] max, int from) {
+        for (int iv = 0; iv < PANEL; iv += LANES) {
+            greater(FloatVector.fromArray(SPECIES, max, from + iv), FloatVector.fromArray(SPECIES, scores, at + iv))
+                    .intoArray(max, from + iv);
         }
     }
 
@@ -232,12 +271,12 @@ final class FlashForward {
         }
     }
 
-    private static void exponentiateRow(float[] scores, int at, float[] shift, float[] sum, int lanes) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
+    private static void exponentiateRow(float[] scores, int at, float[] shift, float[] sum, int from) {
+        for (int iv = 0; iv < PANEL; iv += LANES) {
             FloatVector p = VectorExp2.exp2(FloatVector.fromArray(SPECIES, scores, at + iv)
-                    .sub(FloatVector.fromArray(SPECIES, shift, iv)));
+                    .sub(FloatVector.fromArray(SPECIES, shift, from + iv)));
             p.intoArray(scores, at + iv);
-            p.add(FloatVector.fromArray(SPECIES, sum, iv)).intoArray(sum, iv);
+            p.add(FloatVector.fromArray(SPECIES, sum, from + iv)).intoArray(sum, from + iv);
         }
     }
 
@@ -248,9 +287,9 @@ final class FlashForward {
         }
     }
 
-    private static void scaleRow(float[] values, int at, float[] factor, int lanes) {
-        for (int iv = 0; iv < lanes; iv += LANES) {
-            FloatVector.fromArray(SPECIES, values, at + iv).mul(FloatVector.fromArray(SPECIES, factor, iv))
+    private static void scaleRow(float[] values, int at, float[] factor, int from) {
+        for (int iv = 0; iv < PANEL; iv += LANES) {
+            FloatVector.fromArray(SPECIES, values, at + iv).mul(FloatVector.fromArray(SPECIES, factor, from + iv))
                     .intoArray(values, at + iv);
         }
     }
@@ -266,11 +305,11 @@ final class FlashForward {
 
     /** One thread's tile buffers, grown on demand (O(tile), never O(sequence)). */
     private static final class Scratch {
-        float[] qT = new float[0];      // [d][lanes]
-        float[] kTile = new float[0];   // [keys][rowStride]
-        float[] vTile = new float[0];   // [keys][rowStride]
-        float[] scores = new float[0];  // S^T, then P^T: [keys][lanes]
-        float[] outT = new float[0];    // [outTRows][lanes]
+        float[] qT = new float[0];       // [lanes / PANEL][d][PANEL]
+        float[] kPacked = new float[0];  // [keyStride / 4][d][4]
+        float[] vPacked = new float[0];  // [outTRows / 4][keyStride][4]
+        float[] scores = new float[0];   // S^T, then P^T: [lanes / PANEL][keyStride][PANEL]
+        float[] outT = new float[0];     // [lanes / PANEL][outTRows][PANEL]
         float[] rowMax = new float[0];
         float[] rowSum = new float[0];
         final SoftmaxState softmax = new SoftmaxState();
@@ -278,12 +317,11 @@ final class FlashForward {
         float[] rowAccumulate = new float[0];
         short[] shorts = new short[0];
 
-        void ensure(int lanes, int keys, int rowStride, int outTRows) {
-            int keyBlock = Tiling.roundUp(keys, TileGemm.BLOCK_ROWS);
-            qT = atLeast(qT, rowStride * lanes);
-            kTile = atLeast(kTile, keyBlock * rowStride);
-            vTile = atLeast(vTile, keyBlock * rowStride);
-            scores = atLeast(scores, keyBlock * lanes);
+        void ensure(int lanes, int keyStride, int rowStride, int outTRows, int headDim) {
+            qT = atLeast(qT, headDim * lanes);
+            kPacked = atLeast(kPacked, keyStride * headDim);
+            vPacked = atLeast(vPacked, outTRows * keyStride);
+            scores = atLeast(scores, keyStride * lanes);
             outT = atLeast(outT, outTRows * lanes);
             rowMax = atLeast(rowMax, lanes);
             rowSum = atLeast(rowSum, lanes);

@@ -14,7 +14,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class FmaPeak {
 
-    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> SPECIES = VectorWidth.SPECIES;
     private static final int CHAINS = 12;
     private static final long CHUNK = 1L << 20; // FMA loop trips between clock reads
 
@@ -45,7 +45,17 @@ public final class FmaPeak {
 
     /** FLOPs per loop trip: CHAINS vector FMAs of 2 FLOPs per lane. Public for the JMH suite. */
     public static long flopsPerTrip() {
-        return 2L * CHAINS * SPECIES.length();
+        return flopsPerTrip(SPECIES.vectorBitSize());
+    }
+
+    /** FLOPs per loop trip of the loop compiled for {@code vectorBits}-bit vectors. */
+    public static long flopsPerTrip(int vectorBits) {
+        return 2L * CHAINS * (vectorBits / Float.SIZE);
+    }
+
+    /** The vector width the loop runs with: that of the CPU kernel ({@code -Dusp4j.cpu.vectorBits}). */
+    public static int vectorBitSize() {
+        return SPECIES.vectorBitSize();
     }
 
     private static double runRound(int threads, long millis) {

@@ -118,7 +118,7 @@ final class LinearChunks {
                         scaleRow(q, i * dPad, pow[i + 1], qd, i * dPad, d);
                     }
                 }
-                TileGemm.multiply(qd, 0, dPad, 1, state, 0, dPad, o, 0, dPad, rows, dPad, d, false);
+                StridedTileGemm.multiply(qd, 0, dPad, 1, state, 0, dPad, o, 0, dPad, rows, dPad, d, false);
             }
             if (decays) {
                 float g = pow[m];
@@ -138,11 +138,11 @@ final class LinearChunks {
                             s.kT[x * chunkCols + j] = s.kTile[j * dPad + x];
                         }
                     }
-                    TileGemm.multiply(q, 0, dPad, 1, s.kT, 0, chunkCols, s.scores, 0, chunkCols, rows, cols, d, false);
+                    StridedTileGemm.multiply(q, 0, dPad, 1, s.kT, 0, chunkCols, s.scores, 0, chunkCols, rows, cols, d, false);
                     for (int i = 0; i < m; i++) {
                         weigh(s.scores, i * chunkCols, chunk - 1 - i, cols);
                     }
-                    TileGemm.multiply(s.scores, 0, chunkCols, 1, s.vTile, 0, dPad, o, 0, dPad, rows, dPad, m, true);
+                    StridedTileGemm.multiply(s.scores, 0, chunkCols, 1, s.vTile, 0, dPad, o, 0, dPad, rows, dPad, m, true);
                 }
                 float[] kd = s.kTile;
                 if (decays) {
@@ -152,7 +152,7 @@ final class LinearChunks {
                     }
                 }
                 // S[x][y] += sum_j kd[j][x] V[j][y]: A = kd^T read through its strides.
-                TileGemm.multiply(kd, 0, 1, dPad, s.vTile, 0, dPad, state, 0, dPad, dPad, dPad, m, true);
+                StridedTileGemm.multiply(kd, 0, 1, dPad, s.vTile, 0, dPad, state, 0, dPad, dPad, dPad, m, true);
             }
             if (out != null) {
                 for (int i = 0; i < m; i++) {
@@ -169,7 +169,7 @@ final class LinearChunks {
             for (int i = 0; i < m; i++) {
                 query.rows().read(query.batch(), t0 + i, query.head(), s.qTile, i * dPad, scale, s.shorts);
             }
-            TileGemm.multiply(s.qTile, 0, dPad, 1, s.state, 0, dPad, s.out, 0, dPad,
+            StridedTileGemm.multiply(s.qTile, 0, dPad, 1, s.state, 0, dPad, s.out, 0, dPad,
                     Tiling.roundUp(m, TileGemm.BLOCK_ROWS), dPad, headDim, false);
             for (int i = 0; i < m; i++) {
                 out.rows().write(out.batch(), t0 + i, out.head(), s.out, i * dPad, false, s.shorts);

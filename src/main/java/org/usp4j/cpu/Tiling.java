@@ -3,7 +3,7 @@ package org.usp4j.cpu;
 /**
  * Tile sizes of the CPU kernel. The dimension that runs along the vector lanes of a pass's products
  * (query rows in the forward, keys in the backward) comes in multiples of
- * {@link TileGemm#BLOCK_COLS}; the other is a register-block row dimension, a multiple of
+ * {@link TileGemm#PANEL}; the other is a register-block row dimension, a multiple of
  * {@link TileGemm#BLOCK_ROWS}. The passes shrink the lane tile of a call (never below one block) when
  * the call is too small to give every thread several work items.
  *
@@ -15,16 +15,19 @@ package org.usp4j.cpu;
 record Tiling(int forwardRows, int forwardKeys, int backwardRows, int backwardKeys) {
 
     /**
-     * Sizes chosen by sweeps on an AVX2 core (32 KB L1, 512 KB L2): a forward item's buffers (Q^T, O^T,
-     * the score tile, K and V: about 0.4 MB) stay within L2 up to head_dim 128, a backward item's (K,
-     * K^T, V^T, dK^T, dV^T for 192 keys and a 64-row query tile) up to head_dim 64; larger tiles
-     * measured no faster, smaller ones slower.
+     * Sizes in rows and keys, whatever the vector width (the panel width, 3 vectors, is fixed at run time
+     * by {@code -Dusp4j.cpu.vectorBits} or the machine, and both sizes are multiples of it at 128, 256 and
+     * 512 bits). Each item re-reads and re-packs the K/V (forward) or Q/dO (backward) rows it streams, so
+     * the larger the item's own side, the less that costs: sweeps on 2 Zen 4 cores (1 MB L2) at s = 4096,
+     * d = 64 and 128, measured 768 query rows x 128-key steps forward and 576 keys x 64-row query tiles
+     * backward 3-15% faster than 384 / 288 (0.4-0.8 MB of buffers per thread at d = 64, twice at 128) and
+     * the earlier 8 / 6 panels, at both 256 and 512 bits. The passes shrink them for small calls.
      */
-    static final Tiling DEFAULT = new Tiling(8 * TileGemm.BLOCK_COLS, 128, 64, 6 * TileGemm.BLOCK_COLS);
+    static final Tiling DEFAULT = new Tiling(roundUp(768, TileGemm.PANEL), 128, 64, roundUp(576, TileGemm.PANEL));
 
     Tiling {
-        requireMultiple("forwardRows", forwardRows, TileGemm.BLOCK_COLS);
-        requireMultiple("backwardKeys", backwardKeys, TileGemm.BLOCK_COLS);
+        requireMultiple("forwardRows", forwardRows, TileGemm.PANEL);
+        requireMultiple("backwardKeys", backwardKeys, TileGemm.PANEL);
         requireMultiple("forwardKeys", forwardKeys, TileGemm.BLOCK_ROWS);
         requireMultiple("backwardRows", backwardRows, TileGemm.BLOCK_ROWS);
     }

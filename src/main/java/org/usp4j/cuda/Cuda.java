@@ -63,11 +63,9 @@ public final class Cuda {
     /** The runtime's version, e.g. 13000 for 13.0 ({@code cudaRuntimeGetVersion}). */
     public static int runtimeVersion() {
         library();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment version = arena.allocate(ValueLayout.JAVA_INT);
-            check(cudaRuntimeGetVersion(version), "cudaRuntimeGetVersion");
-            return version.get(ValueLayout.JAVA_INT, 0);
-        }
+        int[] version = new int[1];
+        check(CudaCriticalCalls.runtimeGetVersion(version), "cudaRuntimeGetVersion");
+        return version[0];
     }
 
     /** The newest CUDA version the installed driver supports, e.g. 13000; 0 when there is no driver. */
@@ -143,13 +141,13 @@ public final class Cuda {
     /** The runtime's name for an error code, e.g. "cudaErrorNoDevice"; "unrecognized error code" if unknown. */
     public static String errorName(int code) {
         library();
-        return cudaGetErrorName(code).getString(0);
+        return CudaCriticalCalls.errorName(code);
     }
 
     /** The runtime's description of an error code, e.g. "no CUDA-capable device is detected". */
     public static String errorString(int code) {
         library();
-        return cudaGetErrorString(code).getString(0);
+        return CudaCriticalCalls.errorString(code);
     }
 
     /**

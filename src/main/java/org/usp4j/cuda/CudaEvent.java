@@ -46,7 +46,7 @@ public final class CudaEvent extends NativeResource {
 
     /** Captures the work queued so far on {@code stream}. */
     public void record(CudaStream stream) {
-        Cuda.check(cudaEventRecord(handle(), CudaStream.handleOf(stream)), "cudaEventRecord");
+        Cuda.check(CudaCriticalCalls.eventRecord(handle(), CudaStream.handleOf(stream)), "cudaEventRecord");
     }
 
     /** Blocks until the captured work has finished. */
@@ -56,7 +56,7 @@ public final class CudaEvent extends NativeResource {
 
     /** True when the captured work has finished ({@code cudaEventQuery}); never blocks. */
     public boolean isComplete() {
-        int status = cudaEventQuery(handle());
+        int status = CudaCriticalCalls.eventQuery(handle());
         if (status == cudaErrorNotReady()) {
             return false;
         }

@@ -91,7 +91,7 @@ public final class CudaStream extends NativeResource {
 
     /** True when all queued work has finished ({@code cudaStreamQuery}); never blocks. */
     public boolean isIdle() {
-        int status = cudaStreamQuery(handle());
+        int status = CudaCriticalCalls.streamQuery(handle());
         if (status == cudaErrorNotReady()) {
             return false;
         }

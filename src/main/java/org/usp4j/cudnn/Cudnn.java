@@ -44,7 +44,7 @@ public final class Cudnn {
     /** {@code cudnnGetVersion}: major*10000 + minor*100 + patch, e.g. 90501. */
     public static long versionCode() {
         library();
-        return cudnnGetVersion();
+        return CudnnCriticalCalls.getVersion();
     }
 
     /** The CUDA runtime version cuDNN was built against ({@code cudnnGetCudartVersion}), e.g. 12060. */
@@ -56,7 +56,7 @@ public final class Cudnn {
     /** cuDNN's name for a status code, e.g. "CUDNN_STATUS_BAD_PARAM"; "CUDNN_UNKNOWN_STATUS" if unknown. */
     public static String errorString(int code) {
         library();
-        return cudnnGetErrorString(code).getString(0);
+        return CudnnCriticalCalls.errorString(code);
     }
 
     /** The message of the last error cuDNN recorded on this thread; "" when none. */

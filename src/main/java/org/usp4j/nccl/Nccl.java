@@ -45,23 +45,21 @@ public final class Nccl {
     /** {@code ncclGetVersion}: X*10000 + Y*100 + Z, e.g. 22304. */
     public static int versionCode() {
         library();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment out = arena.allocate(ValueLayout.JAVA_INT);
-            check(ncclGetVersion(out), "ncclGetVersion", MemorySegment.NULL);
-            return out.get(ValueLayout.JAVA_INT, 0);
-        }
+        int[] out = new int[1];
+        check(NcclCriticalCalls.getVersion(out), "ncclGetVersion", MemorySegment.NULL);
+        return out[0];
     }
 
     /** NCCL's description of a result code. */
     public static String errorString(int code) {
         library();
-        return ncclGetErrorString(code).getString(0);
+        return NcclCriticalCalls.errorString(code);
     }
 
     /** NCCL's last error message of this process (not tied to a communicator); "" when none. */
     public static String lastError() {
         library();
-        return ncclGetLastError(MemorySegment.NULL).getString(0);
+        return NcclCriticalCalls.lastError(MemorySegment.NULL);
     }
 
     /** A fresh unique id for a new communicator ({@code ncclGetUniqueId}); needs no GPU. */
@@ -137,6 +135,6 @@ public final class Nccl {
             description += " (the communicator is non-blocking, by its config or NCCL_COMM_BLOCKING=0; usp4j drives "
                     + "blocking communicators only)";
         }
-        return new NcclException(function, status, description, ncclGetLastError(comm).getString(0));
+        return new NcclException(function, status, description, NcclCriticalCalls.lastError(comm));
     }
 }

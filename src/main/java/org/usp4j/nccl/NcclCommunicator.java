@@ -206,7 +206,7 @@ public final class NcclCommunicator extends NativeResource {
 
     /** NCCL's last error message for this communicator. */
     public String lastError() {
-        return ncclGetLastError(handle()).getString(0);
+        return NcclCriticalCalls.lastError(handle());
     }
 
     /**

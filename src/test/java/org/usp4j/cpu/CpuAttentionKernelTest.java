@@ -33,7 +33,7 @@ import org.usp4j.tensor.Tensor;
 class CpuAttentionKernelTest {
 
     private static final long BASE_SEED = Long.getLong("usp4j.test.seed", System.nanoTime());
-    private static final Tiling SMALL_TILES = new Tiling(TileGemm.BLOCK_COLS, 8, 8, TileGemm.BLOCK_COLS);
+    private static final Tiling SMALL_TILES = new Tiling(TileGemm.PANEL, 8, 8, TileGemm.PANEL);
 
     private static ForkJoinPool threePool;
     private static CpuAttentionKernel smallTiles;
@@ -146,6 +146,31 @@ class CpuAttentionKernelTest {
         Case gqa = new Case(2, 200, 260, 4, 2, 72, Mask.NONE, DType.F32);
         checkForward(defaultTiles, gqa);
         checkBackward(defaultTiles, gqa, false);
+    }
+
+    /**
+     * The default tiles' edges on one head pair: more query rows than a forward block (768) and more keys
+     * than a backward chunk (576), neither a multiple of a panel, an odd head_dim that fills no vector,
+     * GQA, and top-left causal offsets both ways (s_q < s_kv, s_q > s_kv). One thread, and 4 heads on 2 KV
+     * heads, so that the passes keep the full tile sizes instead of shrinking them for parallelism.
+     */
+    @Test
+    void defaultTileEdgesMatchReference() {
+        List<Case> edges = List.of(
+                new Case(1, 803, 803, 4, 2, 37, Mask.NONE, DType.BF16),
+                new Case(1, 803, 803, 4, 2, 37, Mask.CAUSAL, DType.F32),
+                new Case(1, 350, 611, 4, 2, 20, Mask.CAUSAL, DType.F32),
+                new Case(1, 790, 300, 4, 2, 9, Mask.CAUSAL, DType.BF16));
+        ForkJoinPool one = new ForkJoinPool(1);
+        try {
+            CpuAttentionKernel kernel = new CpuAttentionKernel(one, Tiling.DEFAULT);
+            for (Case c : edges) {
+                checkForward(kernel, c);
+                checkBackward(kernel, c, false);
+            }
+        } finally {
+            one.shutdownNow();
+        }
     }
 
     @Test

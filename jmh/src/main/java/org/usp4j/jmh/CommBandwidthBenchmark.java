@@ -24,7 +24,10 @@ import org.usp4j.tensor.Tensor;
  *   <li>{@code allToAll}: every rank exchanges {@code bytes} (it sends (P-1)/P of them to its peers);</li>
  *   <li>{@code ringStep}: every rank sends {@code bytes} to its right neighbour and receives as many from
  *       its left, as one ring attention step does with its K/V block, and waits for both;</li>
- *   <li>{@code memoryCopy}: one thread copies {@code bytes} from one buffer to another.</li>
+ *   <li>{@code rankCopy}: the same P rank threads, started and awaited the same way, each copying its own
+ *       {@code bytes} from one buffer to another: the memcpy that an exchange of that size is compared
+ *       with;</li>
+ *   <li>{@code memoryCopy}: one thread (the benchmark's own) copies {@code bytes}.</li>
  * </ul>
  */
 @BenchmarkMode(Mode.AverageTime)
@@ -98,6 +101,14 @@ public class CommBandwidthBenchmark {
         return w.world.run((rank, comm) -> {
             int n = comm.size();
             comm.sendRecv(List.of(w.send[rank]), (rank + 1) % n, List.of(w.recv[rank]), (rank + n - 1) % n).await();
+            return null;
+        });
+    }
+
+    @Benchmark
+    public Object rankCopy(World w) {
+        return w.world.run((rank, comm) -> {
+            MemorySegment.copy(w.send[rank].segment(), 0, w.recv[rank].segment(), 0, w.bytes);
             return null;
         });
     }

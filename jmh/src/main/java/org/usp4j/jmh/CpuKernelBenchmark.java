@@ -20,8 +20,12 @@ import org.usp4j.tensor.Tensor;
 /**
  * The CPU attention kernel on one device's whole problem (b = 1, h = 16), forward and backward, in
  * milliseconds per call. {@link ResultTable} turns the times into GFLOP/s over unmasked pairs (forward
- * 4 b h pairs d, backward 2.5 times that) and a fraction of {@link FmaPeakBenchmark}'s peak from the
- * same run. Inputs live in a shared arena so that the kernel uses all its threads.
+ * 4 b h pairs d, backward 2.5 times that) and a fraction of {@link FmaPeakBenchmark}'s peak of the same
+ * vector width from the same run. Inputs live in a shared arena so that the kernel uses all its threads.
+ *
+ * <p>{@code vectorBits} picks the kernel's vector width: {@code max} (the machine's widest) or a narrower
+ * one, so a 512-bit machine also measures the 256-bit code path. JMH runs every parameter combination in
+ * a fresh fork, and the width is read once when the kernel classes load, so the setup sets it first.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -30,17 +34,20 @@ public class CpuKernelBenchmark {
 
     static final int HEADS = 16;
 
-    @Param({"1024", "4096"})
+    @Param({"4096"})
     public int seq;
 
     @Param({"64", "128"})
     public int headDim;
 
-    @Param({"BF16"})
+    @Param({"BF16", "F32"})
     public String dtype;
 
     @Param({"false"})
     public boolean causal;
+
+    @Param({VectorBits.MAX, "256"})
+    public String vectorBits;
 
     private Arena arena;
     private CpuAttentionKernel kernel;
@@ -50,6 +57,7 @@ public class CpuKernelBenchmark {
 
     @Setup
     public void setup() {
+        VectorBits.select(vectorBits, CpuAttentionKernel::vectorBitSize);
         arena = Arena.ofShared();
         kernel = new CpuAttentionKernel();
         DType type = DType.valueOf(dtype);

@@ -22,9 +22,10 @@ import org.usp4j.nccl.Nccl;
 
 /**
  * The cost of one trivial downcall (a version query) into the real NCCL, cuDNN and CUDA runtime files, by
- * route: usp4j's generated FFM bindings called directly ({@code ffmBinding*}), usp4j's wrappers
- * ({@code ffmWrapper*}: a confined arena for the out-parameter and a status check per call), and the JNI
- * shim ({@code jniShim*}, jmh/src/main/c/usp4j_jni_shim.c) calling the same functions of the same files.
+ * route: usp4j's generated FFM bindings called directly ({@code ffmBinding*}: a plain downcall handle and a
+ * preallocated out-parameter), usp4j's wrappers ({@code ffmWrapper*}: a critical downcall handle, an
+ * {@code int[1]} as the out-parameter and a status check per call), and the JNI shim ({@code jniShim*},
+ * jmh/src/main/c/usp4j_jni_shim.c) calling the same functions of the same files.
  * JavaCPP's presets are in {@link JavaCppDowncallBenchmark}.
  */
 @State(Scope.Benchmark)

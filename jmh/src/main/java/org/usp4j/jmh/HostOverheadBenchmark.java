@@ -16,6 +16,7 @@ import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
 import org.usp4j.sp.Gradients;
 import org.usp4j.sp.MeshGroups;
+import org.usp4j.sp.RingAlgorithms;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.UspAttention;
 import org.usp4j.tensor.DType;
@@ -50,7 +51,8 @@ public class HostOverheadBenchmark {
         MeshGroups groups = new MeshGroups(m, new NoOpRank.NoOpCommunicator(m.ulyssesRank(rank), m.ulysses()),
                 new NoOpRank.NoOpCommunicator(m.ringRank(rank), m.ring()));
         Backend backend = new NoOpRank.NoOpBackend();
-        usp = new UspAttention(groups, backend, new AttentionOptions(true, SequenceLayout.ZIGZAG, null));
+        usp = new UspAttention(groups, backend, new AttentionOptions(true, SequenceLayout.ZIGZAG, null),
+                RingAlgorithms.defaultAlgorithm());
         TensorAllocator inputs = backend.newAllocator();
         q = inputs.allocate(DType.BF16, 1, local, heads, headDim);
         k = inputs.allocate(DType.BF16, 1, local, heads, headDim);

@@ -94,7 +94,16 @@ final class NoOpRank {
 
     /** Rank {@code rank} of a group of {@code size} whose exchanges move nothing. */
     static final class NoOpCommunicator implements Communicator {
-        private static final Transfer DONE = () -> { };
+        private static final Transfer DONE = new Transfer() {
+            @Override
+            public void await() {
+            }
+
+            @Override
+            public boolean cancel() {
+                return true;
+            }
+        };
         private final int rank;
         private final int size;
         private final TrafficCounter traffic = new TrafficCounter();
@@ -120,6 +129,10 @@ final class NoOpRank {
 
         @Override
         public void allGather(Tensor send, Tensor recv) {
+        }
+
+        @Override
+        public void reduceScatter(Tensor send, Tensor recv) {
         }
 
         @Override

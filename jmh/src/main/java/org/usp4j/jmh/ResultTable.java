@@ -5,12 +5,16 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.LocalDate;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
+import jdk.incubator.vector.FloatVector;
 import org.usp4j.bench.AttentionFlops;
 import org.usp4j.cpu.FmaPeak;
 
@@ -18,7 +22,7 @@ import org.usp4j.cpu.FmaPeak;
  * Reads JMH's JSON results ({@code -rf json}) and prints the short Markdown tables of jmh/run: downcall
  * cost by route, the CPU kernel as GFLOP/s and as a fraction of the FMA peak measured in the same run,
  * the host overhead per USP call, and the in-process communicator against a memory copy.
- * Usage: {@code ResultTable RESULTS.json [JAVACPP_NOTE]}.
+ * Usage: {@code ResultTable RESULTS.json [JAVACPP_NOTE [LOAD_NOTE]]}.
  */
 public final class ResultTable {
 
@@ -35,12 +39,16 @@ public final class ResultTable {
 
     public static void main(String[] args) throws IOException {
         if (args.length < 1) {
-            System.err.println("usage: ResultTable RESULTS.json [note on JavaCPP]");
+            System.err.println("usage: ResultTable RESULTS.json [note on JavaCPP [note on the machine's load]]");
             System.exit(2);
         }
         List<Result> results = read(Path.of(args[0]));
         String javaCppNote = args.length > 1 ? args[1] : "";
         System.out.println(machine());
+        if (args.length > 2 && !args[2].isBlank()) {
+            System.out.println();
+            System.out.println(args[2]);
+        }
         System.out.println();
         downcalls(results, javaCppNote);
         double peak = kernel(results);
@@ -70,16 +78,43 @@ public final class ResultTable {
         return list;
     }
 
+    /**
+     * The machine line: the CPU as lscpu names it (model name, family/model), its processors and widest
+     * float vector, the JDK and the date, so that a table can never be taken for another machine's.
+     */
     private static String machine() {
         String cpu = "unknown CPU";
+        String family = "?";
+        String model = "?";
+        boolean avx512 = false;
         try {
-            cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
-                    .map(l -> l.substring(l.indexOf(':') + 1).strip()).findFirst().orElse(cpu);
+            List<String> lines = Files.readAllLines(Path.of("/proc/cpuinfo"));
+            cpu = field(lines, "model name").orElse(cpu);
+            family = field(lines, "cpu family").orElse(family);
+            model = field(lines, "model").orElse(model);
+            avx512 = field(lines, "flags").map(f -> (" " + f + " ").contains(" avx512f ")).orElse(false);
         } catch (IOException | RuntimeException e) {
-            // keep "unknown CPU"
+            // keep the unknowns
         }
-        return String.format(Locale.ROOT, "Machine: %s, %d processors; JDK %s (%s)", cpu,
-                Runtime.getRuntime().availableProcessors(), Runtime.version(), System.getProperty("java.vendor"));
+        return String.format(Locale.ROOT, "Machine: %s (family %s, model %s), %d processors, %d-bit float vectors%s;"
+                        + " JDK %s (%s); %s", cpu, family, model, Runtime.getRuntime().availableProcessors(),
+                widestVectorBits(), avx512 ? " (AVX-512)" : "", Runtime.version(), System.getProperty("java.vendor"),
+                LocalDate.now());
+    }
+
+    private static Optional<String> field(List<String> cpuinfo, String name) {
+        return cpuinfo.stream().filter(l -> l.startsWith(name) && l.substring(0, l.indexOf(':')).strip().equals(name))
+                .map(l -> l.substring(l.indexOf(':') + 1).strip()).findFirst();
+    }
+
+    private static int widestVectorBits() {
+        return FloatVector.SPECIES_PREFERRED.vectorBitSize();
+    }
+
+    /** A vectorBits parameter as bits: "max" is this machine's widest. */
+    private static int vectorBits(Result r) {
+        String bits = r.param("vectorBits");
+        return bits.isEmpty() || bits.equals(VectorBits.MAX) ? widestVectorBits() : Integer.parseInt(bits);
     }
 
     private static List<Result> of(List<Result> results, String simpleClass) {
@@ -96,22 +131,20 @@ public final class ResultTable {
         if (ffm.isEmpty() && jcpp.isEmpty()) {
             return;
         }
-        System.out.println("Downcall cost, ns per call (JMH average time, +- 99.9% error):");
+        System.out.println("Downcall cost, ns per call (JMH average time, +- 99.9% error; FFM binding: the generated"
+                + " jextract handle; FFM wrapper: usp4j's call, a critical handle with its status check):");
         System.out.println();
-        System.out.println("| function | FFM binding | FFM wrapper | JNI shim | JavaCPP (JNI) | binding / JNI shim | binding / JavaCPP |");
-        System.out.println("|---|---|---|---|---|---|---|");
+        System.out.println("| function | FFM binding | FFM wrapper | JNI shim | JavaCPP (JNI) | wrapper / JNI shim | binding / JNI shim | wrapper / JavaCPP |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
         for (String f : new String[] {"NcclGetVersion", "CudnnGetVersion", "CudaRuntimeGetVersion"}) {
             Optional<Result> binding = method(ffm, "ffmBinding" + f);
             Optional<Result> wrapper = method(ffm, "ffmWrapper" + f);
             Optional<Result> jni = method(ffm, "jniShim" + f);
             Optional<Result> javacpp = method(jcpp, "javaCpp" + f);
-            String ratio = binding.isPresent() && jni.isPresent()
-                    ? String.format(Locale.ROOT, "%.2f", binding.get().score() / jni.get().score()) : "-";
-            String ratioJavaCpp = binding.isPresent() && javacpp.isPresent()
-                    ? String.format(Locale.ROOT, "%.2f", binding.get().score() / javacpp.get().score()) : "-";
-            System.out.printf(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n",
+            System.out.printf(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s | %s |%n",
                     Character.toLowerCase(f.charAt(0)) + f.substring(1), ns(binding), ns(wrapper), ns(jni),
-                    javacpp.isPresent() ? ns(javacpp) : "skipped", ratio, ratioJavaCpp);
+                    javacpp.isPresent() ? ns(javacpp) : "skipped", ratio(wrapper, jni), ratio(binding, jni),
+                    ratio(wrapper, javacpp));
         }
         if (!javaCppNote.isBlank()) {
             System.out.println();
@@ -120,40 +153,53 @@ public final class ResultTable {
         System.out.println();
     }
 
+    private static String ratio(Optional<Result> a, Optional<Result> b) {
+        return a.isPresent() && b.isPresent() ? String.format(Locale.ROOT, "%.2f", a.get().score() / b.get().score())
+                : "-";
+    }
+
     private static String ns(Optional<Result> r) {
         return r.map(x -> String.format(Locale.ROOT, "%.1f +- %.1f", x.score(), x.error())).orElse("-");
     }
 
-    /** Prints the kernel table; returns the FMA peak in GFLOP/s (0 when absent). */
+    /** Prints the kernel table; returns the highest FMA peak in GFLOP/s (0 when absent). */
     private static double kernel(List<Result> all) {
-        Optional<Result> fma = of(all, "FmaPeakBenchmark").stream().findFirst();
-        double peak = fma.map(r -> r.score() * FmaPeakBenchmark.TRIPS * FmaPeak.flopsPerTrip() * 1e-9).orElse(0.0);
+        Map<Integer, Double> peaks = new TreeMap<>(Comparator.reverseOrder());
+        for (Result r : of(all, "FmaPeakBenchmark")) {
+            int bits = vectorBits(r);
+            peaks.put(bits, r.score() * FmaPeakBenchmark.TRIPS * FmaPeak.flopsPerTrip(bits) * 1e-9);
+        }
+        int threads = Runtime.getRuntime().availableProcessors();
+        if (!peaks.isEmpty()) {
+            StringBuilder line = new StringBuilder("FMA peak (FmaPeak's loop on " + threads + " threads):");
+            peaks.forEach((bits, peak) -> line.append(String.format(Locale.ROOT, " %d-bit %.1f GFLOP/s;", bits, peak)));
+            System.out.println(line.substring(0, line.length() - 1));
+            System.out.println();
+        }
         List<Result> kernel = of(all, "CpuKernelBenchmark");
-        if (fma.isPresent()) {
-            System.out.printf(Locale.ROOT, "FMA peak (FmaPeak's loop on %d threads): %.1f GFLOP/s%n%n",
-                    Runtime.getRuntime().availableProcessors(), peak);
-        }
         if (kernel.isEmpty()) {
-            return peak;
+            return peaks.values().stream().mapToDouble(Double::doubleValue).max().orElse(0);
         }
-        System.out.println("CPU attention kernel, b=1 h=" + CpuKernelBenchmark.HEADS
-                + " (GFLOP/s over unmasked pairs; fraction of the FMA peak above):");
+        System.out.println("CPU attention kernel on " + threads + " threads, b=1 h=" + CpuKernelBenchmark.HEADS
+                + " (GFLOP/s over unmasked pairs; fraction of the FMA peak of the same vector width):");
         System.out.println();
-        System.out.println("| pass | dtype | causal | seq | head_dim | ms/call | GFLOP/s | of peak |");
-        System.out.println("|---|---|---|---|---|---|---|---|");
+        System.out.println("| pass | dtype | causal | seq | head_dim | vector bits | ms/call | GFLOP/s | of peak |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|");
         for (Result r : kernel) {
             long seq = Long.parseLong(r.param("seq"));
             long d = Long.parseLong(r.param("headDim"));
             boolean causal = Boolean.parseBoolean(r.param("causal"));
+            int bits = vectorBits(r);
             double flops = r.method().equals("forward") ? AttentionFlops.forward(1, CpuKernelBenchmark.HEADS, seq, d, causal)
                     : AttentionFlops.backward(1, CpuKernelBenchmark.HEADS, seq, d, causal);
             double gflops = flops / (r.score() * 1e-3) * 1e-9;
-            System.out.printf(Locale.ROOT, "| %s | %s | %s | %d | %d | %.1f | %.1f | %s |%n", r.method(),
-                    r.param("dtype").toLowerCase(Locale.ROOT), causal, seq, d, r.score(), gflops,
-                    peak > 0 ? String.format(Locale.ROOT, "%.2f", gflops / peak) : "-");
+            Double peak = peaks.get(bits);
+            System.out.printf(Locale.ROOT, "| %s | %s | %s | %d | %d | %d | %.1f +- %.1f | %.1f | %s |%n", r.method(),
+                    r.param("dtype").toLowerCase(Locale.ROOT), causal, seq, d, bits, r.score(), r.error(), gflops,
+                    peak != null ? String.format(Locale.ROOT, "%.2f", gflops / peak) : "-");
         }
         System.out.println();
-        return peak;
+        return peaks.values().stream().mapToDouble(Double::doubleValue).max().orElse(0);
     }
 
     private static void overhead(List<Result> all) {
@@ -180,27 +226,31 @@ public final class ResultTable {
         if (rows.isEmpty()) {
             return;
         }
-        Map<String, Double> copyGbs = new LinkedHashMap<>();
+        // The memcpy each exchange is compared with: the same rank threads, started and awaited the same
+        // way, each copying its own buffer of the same size.
+        Map<String, Double> rankCopyUs = new LinkedHashMap<>();
         for (Result r : rows) {
-            if (r.method().equals("memoryCopy")) {
-                copyGbs.put(r.param("bytes"), Double.parseDouble(r.param("bytes")) / (r.score() * 1e-6) * 1e-9);
+            if (r.method().equals("rankCopy")) {
+                rankCopyUs.put(r.param("ranks") + "/" + r.param("bytes"), r.score());
             }
         }
-        System.out.println("In-process communicator vs a one-thread memory copy (GB/s of payload sent; the ranks"
-                + " are threads sharing the cores):");
+        System.out.println("In-process communicator vs memcpy (ranks are threads sharing the "
+                + Runtime.getRuntime().availableProcessors() + " processors; GB/s of payload sent; rankCopy: every"
+                + " rank thread copies its own buffer of the same size, run the same way; memoryCopy: one thread):");
         System.out.println();
-        System.out.println("| operation | ranks | MiB per rank | us/op | GB/s per rank | GB/s all ranks | all ranks vs copy |");
+        System.out.println("| operation | threads | MiB per rank | us/op | GB/s per rank | GB/s all ranks | rankCopy time / this |");
         System.out.println("|---|---|---|---|---|---|---|");
         for (Result r : rows) {
             double bytes = Double.parseDouble(r.param("bytes"));
             int ranks = r.param("ranks").isEmpty() ? 1 : Integer.parseInt(r.param("ranks"));
-            // all-to-all: a rank sends (P-1)/P of its buffer; a ring step: all of it; a copy: all of it
+            // all-to-all: a rank sends (P-1)/P of its buffer; a ring step and a copy: all of it
             double moved = r.method().equals("allToAll") ? bytes * (ranks - 1) / ranks : bytes;
             double gbs = moved / (r.score() * 1e-6) * 1e-9;
-            Double copy = copyGbs.get(r.param("bytes"));
-            System.out.printf(Locale.ROOT, "| %s | %s | %.0f | %.1f | %.2f | %.2f | %s |%n", r.method(),
-                    r.param("ranks").isEmpty() ? "-" : r.param("ranks"), bytes / (1 << 20), r.score(), gbs, gbs * ranks,
-                    copy != null ? String.format(Locale.ROOT, "%.2f", gbs * ranks / copy) : "-");
+            Double copy = r.method().equals("rankCopy") || r.method().equals("memoryCopy") ? null
+                    : rankCopyUs.get(r.param("ranks") + "/" + r.param("bytes"));
+            System.out.printf(Locale.ROOT, "| %s | %d | %.0f | %.1f +- %.1f | %.2f | %.2f | %s |%n", r.method(), ranks,
+                    bytes / (1 << 20), r.score(), r.error(), gbs, gbs * ranks,
+                    copy != null ? String.format(Locale.ROOT, "%.2f", copy / r.score()) : "-");
         }
         System.out.println();
     }
