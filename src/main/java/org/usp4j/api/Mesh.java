@@ -82,6 +82,52 @@ public record Mesh(int ulysses, int ring) {
         return rank / ulysses;
     }
 
+    /**
+     * The rank with the given coordinates.
+     *
+     * @param ulyssesRank the position inside the Ulysses group, in [0, U)
+     * @param ringRank    the position inside the ring, in [0, R)
+     * @return {@code ringRank x U + ulyssesRank}
+     * @throws IllegalArgumentException when a coordinate is outside the mesh
+     */
+    public int rank(int ulyssesRank, int ringRank) {
+        if (ulyssesRank < 0 || ulyssesRank >= ulysses || ringRank < 0 || ringRank >= ring) {
+            throw new IllegalArgumentException("coordinates (ulysses " + ulyssesRank + ", ring " + ringRank
+                    + ") outside mesh " + this);
+        }
+        return ringRank * ulysses + ulyssesRank;
+    }
+
+    /**
+     * The U ranks of one Ulysses group, in Ulysses-rank order.
+     *
+     * @param ringRank the ring rank the group's ranks share, in [0, R)
+     * @return a new array of the group's ranks
+     * @throws IllegalArgumentException when {@code ringRank} is outside the mesh
+     */
+    public int[] ulyssesGroup(int ringRank) {
+        int[] ranks = new int[ulysses];
+        for (int u = 0; u < ulysses; u++) {
+            ranks[u] = rank(u, ringRank);
+        }
+        return ranks;
+    }
+
+    /**
+     * The R ranks of one ring, in ring order.
+     *
+     * @param ulyssesRank the Ulysses rank the ring's ranks share, in [0, U)
+     * @return a new array of the ring's ranks
+     * @throws IllegalArgumentException when {@code ulyssesRank} is outside the mesh
+     */
+    public int[] ringGroup(int ulyssesRank) {
+        int[] ranks = new int[ring];
+        for (int g = 0; g < ring; g++) {
+            ranks[g] = rank(ulyssesRank, g);
+        }
+        return ranks;
+    }
+
     private void checkRank(int rank) {
         if (rank < 0 || rank >= size()) {
             throw new IllegalArgumentException("rank " + rank + " outside mesh " + this + " of " + size() + " ranks");

@@ -1,7 +1,7 @@
 package org.usp4j.api;
 
 import java.util.Arrays;
-import org.usp4j.api.internal.Conversions;
+import org.usp4j.kernel.SequenceBoundaries;
 
 /**
  * Variable-length sequences packed end to end into one sequence of length S (b = 1), as their global
@@ -32,7 +32,7 @@ public final class PackedSequences {
      */
     public static PackedSequences of(int... cuSeqlens) {
         PackedSequences p = new PackedSequences(cuSeqlens.clone());
-        Conversions.sequences(p); // checks every rule
+        SequenceBoundaries.of(p.cuSeqlens); // checks every rule
         return p;
     }
 
@@ -44,7 +44,11 @@ public final class PackedSequences {
      * @throws IllegalArgumentException when a length is below 1 or they add up to more than an int
      */
     public static PackedSequences ofLengths(int... lengths) {
-        return of(Conversions.offsetsOfLengths(lengths));
+        try {
+            return of(SequenceBoundaries.ofLengths(Arrays.stream(lengths).asLongStream().toArray()).toIntArray());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("the lengths add up to more than " + Integer.MAX_VALUE, e);
+        }
     }
 
     /**

@@ -1,6 +1,9 @@
 package org.usp4j.api;
 
-import org.usp4j.api.internal.Conversions;
+import java.util.List;
+import java.util.Objects;
+import org.usp4j.kernel.SequenceBoundaries;
+import org.usp4j.layout.RankPositions;
 
 /**
  * How a global sequence of length S is dealt to the P = U x R ranks of a {@link Mesh}: which S / P
@@ -29,7 +32,13 @@ public enum SequenceLayout {
      * @throws IllegalArgumentException when S is not positive or does not split over the mesh in this layout
      */
     public long localLength(long seqLen, Mesh mesh) {
-        return Conversions.layout(this).localLength(seqLen, Conversions.mesh(mesh));
+        Objects.requireNonNull(mesh, "mesh");
+        if (this == ZIGZAG) {
+            RankPositions.requireZigzag(seqLen, mesh.size(), mesh);
+        } else {
+            RankPositions.requireDivisible(seqLen, mesh.size(), mesh);
+        }
+        return seqLen / mesh.size();
     }
 
     /**
@@ -42,7 +51,8 @@ public enum SequenceLayout {
      * @throws IllegalArgumentException when S does not split over the mesh or {@code rank} is outside it
      */
     public long[] globalPositions(long seqLen, Mesh mesh, int rank) {
-        return Conversions.layout(this).globalPositions(seqLen, Conversions.mesh(mesh), rank);
+        Objects.requireNonNull(mesh, "mesh");
+        return positions(SequenceBoundaries.single(seqLen), mesh, rank);
     }
 
     /**
@@ -58,6 +68,22 @@ public enum SequenceLayout {
      *                                  divisible by 2P, or {@code rank} is outside the mesh
      */
     public long[] globalPositions(PackedSequences sequences, Mesh mesh, int rank) {
-        return Conversions.layout(this).globalPositions(Conversions.sequences(sequences), Conversions.mesh(mesh), rank);
+        SequenceBoundaries boundaries = SequenceBoundaries.of(Objects.requireNonNull(sequences, "sequences").cuSeqlens());
+        return positions(boundaries, Objects.requireNonNull(mesh, "mesh"), rank);
+    }
+
+    private long[] positions(SequenceBoundaries sequences, Mesh mesh, int rank) {
+        long seqLen = sequences.totalLength();
+        localLength(seqLen, mesh);
+        if (this == ZIGZAG) {
+            RankPositions.requireZigzagSequences(sequences, mesh.size(), mesh);
+        }
+        int u = mesh.ulyssesRank(rank);
+        int g = mesh.ringRank(rank);
+        List<RankPositions.Run> runs = switch (this) {
+            case CONTIGUOUS -> RankPositions.contiguous(seqLen, mesh.ulysses(), mesh.ring(), u, g);
+            case ZIGZAG -> RankPositions.zigzag(sequences, mesh.ulysses(), mesh.ring(), u, g);
+        };
+        return RankPositions.positions(runs, seqLen / mesh.size());
     }
 }

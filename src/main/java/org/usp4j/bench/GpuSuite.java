@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.function.Consumer;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
+import org.usp4j.api.Mesh;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cuda.Cuda;
@@ -16,10 +17,10 @@ import org.usp4j.cuda.CudaEvent;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.gpu.CudaBackend;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.Mask;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.Mesh;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
@@ -70,7 +71,7 @@ public final class GpuSuite {
         meta.put("cuda_runtime", Cuda.library().version().toString());
         meta.put("device", Cuda.deviceProperties(0).name());
         emit.accept(meta);
-        try (CudaBackend backend = CudaBackend.create(0)) {
+        try (CudaBackend backend = CudnnBackends.create(0)) {
             for (long d : config.headDims()) {
                 kernelRows(backend, config, d, emit);
             }
@@ -143,7 +144,7 @@ public final class GpuSuite {
         AttentionOptions options = new AttentionOptions(causal,
                 causal ? SequenceLayout.ZIGZAG : SequenceLayout.CONTIGUOUS, null);
         try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(uspMesh, options),
-                rank -> CudaBackend.create(0), BENCH_TIMEOUT)) {
+                rank -> CudnnBackends.create(0), BENCH_TIMEOUT)) {
             usp.dealRandom(problem.shapes(), problem.dtype(), 7);
             // The first pair builds the plans.
             AttentionEngine.Result m = usp.measure(1, config.uspReps(), true, call -> { });

@@ -1,15 +1,15 @@
 package org.usp4j.cli;
 
+import org.usp4j.api.Mesh;
 import org.usp4j.bench.AttentionProblem;
 import org.usp4j.sp.AttentionOptions;
-import org.usp4j.sp.Mesh;
 import org.usp4j.sp.RingAlgorithm;
 import org.usp4j.sp.RingAlgorithms;
 import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
-import picocli.CommandLine;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
+import picocli.CommandLine;
 
 /**
  * The attention problem options that {@code demo} and {@code bench} share (picocli mixin): shape, dtype,

@@ -6,8 +6,8 @@ import org.usp4j.backend.Backend;
 import org.usp4j.cpu.CpuAttentionKernel;
 import org.usp4j.cpu.CpuBackend;
 import org.usp4j.cuda.Cuda;
-import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuAvailability;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.AttentionKernel;
 
 /**
@@ -67,7 +67,7 @@ final class RankBackends implements AutoCloseable {
             case AUTO -> throw new IllegalStateException("unreachable: auto is resolved in open()");
             case CPU -> new CpuBackend(cpuKernel);
             // In-process GPU ranks share device 0, each with its own stream (see DeviceTransport).
-            case CUDA -> CudaBackend.create(0);
+            case CUDA -> CudnnBackends.create(0);
         };
         opened.add(b);
         return b;

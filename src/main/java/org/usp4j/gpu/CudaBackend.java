@@ -6,7 +6,6 @@ import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.cuda.CudaStream;
-import org.usp4j.gpu.sdpa.CudnnAttention;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
@@ -18,9 +17,23 @@ import org.usp4j.tensor.Tensor;
  * laid out buffers become {@code cudaMemcpyAsync}, head slices (the Ulysses packing) become
  * {@code cudaMemcpy2DAsync}, anything else a strided kernel. Host tensors may be copied to and from the
  * device (dealing and gathering); those copies wait for the stream. Every CUDA and cuDNN call goes
- * through one {@link DeviceCalls}.
+ * through one {@link DeviceCalls}. The attention kernel comes from an {@link AttentionFactory} (cuDNN's
+ * lives in {@code gpu.sdpa}, whose {@code CudnnBackends} makes backends with it), so this package never
+ * names the kernel's.
  */
 public final class CudaBackend implements Backend, LocalTransport.Source {
+
+    /** A backend's attention kernel: it holds device resources, freed once when the backend closes. */
+    public interface Attention extends AttentionKernel, AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** Makes a backend's kernel once the backend's stream and memory exist. */
+    @FunctionalInterface
+    public interface AttentionFactory {
+        Attention create(CudaBackend backend);
+    }
 
     private final DeviceCalls calls;
     private final int device;
@@ -28,11 +41,12 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
     private final boolean ownsStream;
     private final ElementwiseKernels kernels;
     private final DeviceMemoryCache memory;
-    private final CudnnAttention attention;
+    private final Attention attention;
     private DeviceTransport transport;
     private boolean closed;
 
-    private CudaBackend(DeviceCalls calls, int device, CudaStream stream, boolean ownsStream) {
+    private CudaBackend(DeviceCalls calls, int device, CudaStream stream, boolean ownsStream,
+                        AttentionFactory attention) {
         this.calls = calls;
         this.device = device;
         this.stream = stream;
@@ -40,7 +54,7 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
         try {
             this.kernels = new ElementwiseKernels(calls);
             this.memory = new DeviceMemoryCache(calls, stream);
-            this.attention = new CudnnAttention(this);
+            this.attention = attention.create(this);
         } catch (RuntimeException | Error e) {
             if (ownsStream) {
                 calls.destroyStream(stream);
@@ -49,23 +63,26 @@ public final class CudaBackend implements Backend, LocalTransport.Source {
         }
     }
 
-    /** A backend on {@code device} with a stream of its own. */
-    public static CudaBackend create(int device) {
-        return create(device, DeviceCalls.NATIVE);
+    /** A backend on {@code device} with a stream of its own and the kernel {@code attention} makes. */
+    public static CudaBackend create(int device, AttentionFactory attention) {
+        return create(device, DeviceCalls.NATIVE, attention);
     }
 
-    /** As {@link #create(int)}, issuing its CUDA and cuDNN calls through {@code calls}. */
-    static CudaBackend create(int device, DeviceCalls calls) {
+    /** As {@link #create(int, AttentionFactory)}, issuing its CUDA and cuDNN calls through {@code calls}. */
+    public static CudaBackend create(int device, DeviceCalls calls, AttentionFactory attention) {
         requireDeviceOrdinal(device);
+        Objects.requireNonNull(attention, "attention");
         calls.setDevice(device);
-        return new CudaBackend(calls, device, calls.createStream(), true);
+        return new CudaBackend(calls, device, calls.createStream(), true, attention);
     }
 
     /** A backend that enqueues on the caller's {@code stream} (not closed with the backend). */
-    public static CudaBackend onStream(int device, CudaStream stream) {
+    public static CudaBackend onStream(int device, CudaStream stream, AttentionFactory attention) {
         requireDeviceOrdinal(device);
+        Objects.requireNonNull(attention, "attention");
         DeviceCalls.NATIVE.setDevice(device);
-        return new CudaBackend(DeviceCalls.NATIVE, device, Objects.requireNonNull(stream, "stream"), false);
+        return new CudaBackend(DeviceCalls.NATIVE, device, Objects.requireNonNull(stream, "stream"), false,
+                attention);
     }
 
     private static void requireDeviceOrdinal(int device) {

@@ -6,12 +6,11 @@ import java.util.Map;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.cuda.Dim3;
 import org.usp4j.cuda.KernelArg;
-import org.usp4j.gpu.sdpa.GraphSpec;
 import org.usp4j.tensor.DevicePointer;
 
 /**
  * The CUDA and cuDNN operations the GPU orchestration ({@link CudaBackend}, its allocator and transport,
- * {@link org.usp4j.gpu.sdpa.CudnnAttention}) issues: the seam between deciding what to enqueue and the
+ * {@code gpu.sdpa.CudnnAttention}) issues: the seam between deciding what to enqueue and the
  * native calls. {@link #NATIVE} delegates to the typed wrappers of {@code org.usp4j.cuda} and
  * {@code org.usp4j.cudnn}; tests count the calls through a double that needs no GPU.
  *

@@ -16,9 +16,6 @@ import org.usp4j.cuda.PinnedBuffer;
 import org.usp4j.cuda.PtxModule;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.cudnn.CudnnHandle;
-import org.usp4j.gpu.sdpa.CudnnGraph;
-import org.usp4j.gpu.sdpa.GraphSpec;
-import org.usp4j.gpu.sdpa.SdpaPlan;
 import org.usp4j.tensor.DevicePointer;
 
 /** {@link DeviceCalls} on the CUDA runtime and cuDNN, through the typed wrappers. */

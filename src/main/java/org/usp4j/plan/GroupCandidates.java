@@ -3,7 +3,7 @@ package org.usp4j.plan;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
-import org.usp4j.sp.Mesh;
+import org.usp4j.api.Mesh;
 
 /**
  * The group meshes a plan over P ranks may use: sizes that are powers of two up to P, and P itself (so

@@ -15,7 +15,7 @@ import org.ojalgo.optimisation.Expression;
 import org.ojalgo.optimisation.ExpressionsBasedModel;
 import org.ojalgo.optimisation.Optimisation;
 import org.ojalgo.optimisation.Variable;
-import org.usp4j.sp.Mesh;
+import org.usp4j.api.Mesh;
 
 /**
  * The plan as a mixed-integer program (after FlexSP), solved by ojAlgo's branch and bound within a time

@@ -4,7 +4,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.OptionalInt;
-import org.usp4j.sp.Mesh;
+import org.usp4j.api.Mesh;
 
 /**
  * An SP plan for one step: disjoint groups of ranks, each with its own mesh, and every sequence of the

@@ -2,7 +2,7 @@ package org.usp4j.plan;
 
 import java.util.List;
 import java.util.Objects;
-import org.usp4j.sp.Mesh;
+import org.usp4j.api.Mesh;
 
 /**
  * One SP group of a plan: world ranks {@code ranks} (consecutive, so that its Ulysses groups are runs of

@@ -8,7 +8,7 @@ import java.util.Objects;
 import java.util.Optional;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
-import org.usp4j.sp.Mesh;
+import org.usp4j.api.Mesh;
 
 /**
  * Heterogeneity-adaptive sequence parallelism (FlexSP): for one step's batch of sequence lengths on P

@@ -1,15 +1,15 @@
 package org.usp4j.plan;
 
 import java.util.Objects;
+import org.usp4j.api.Mesh;
 import org.usp4j.bench.AttentionFlops;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.SequenceLayout;
-import org.usp4j.sp.UspPlan;
-import org.usp4j.sp.Mesh;
 import org.usp4j.sp.UlyssesAllToAll;
+import org.usp4j.sp.UspPlan;
 
 /**
  * The predicted time and memory of one training step's attention (forward and backward) of a group of

@@ -1,6 +1,7 @@
 package org.usp4j.sp;
 
 import java.util.Objects;
+import org.usp4j.api.Mesh;
 import org.usp4j.comm.Communicator;
 
 /**

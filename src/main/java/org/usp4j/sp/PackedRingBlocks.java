@@ -2,6 +2,7 @@ package org.usp4j.sp;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.usp4j.api.Mesh;
 import org.usp4j.kernel.SequenceBoundaries;
 
 /**

@@ -1,10 +1,12 @@
 package org.usp4j.sp;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.BiConsumer;
+import org.usp4j.api.Mesh;
 import org.usp4j.kernel.SequenceBoundaries;
+import org.usp4j.layout.RankPositions;
+import org.usp4j.layout.RankPositions.Run;
 import org.usp4j.tensor.Tensor;
 
 /**
@@ -28,13 +30,6 @@ public enum SequenceLayout {
     ZIGZAG,
     STRIPED;
 
-    /**
-     * {@code length} consecutive local positions from {@code localStart} are the global positions
-     * {@code globalStart}, {@code globalStart + step}, ... ({@code step} 1 but for striped blocks).
-     */
-    public record Run(long localStart, long globalStart, long length, long step) {
-    }
-
     /** The command-line spelling: "contiguous", "zigzag", "striped". */
     public String label() {
         return name().toLowerCase(Locale.ROOT);
@@ -53,37 +48,22 @@ public enum SequenceLayout {
 
     /** Throws if a sequence of {@code seqLen} cannot be dealt over {@code mesh} in this layout. */
     public void validate(long seqLen, Mesh mesh) {
-        int p = mesh.size();
-        if (seqLen <= 0) {
-            throw new IllegalArgumentException("sequence length must be positive, got " + seqLen);
-        }
-        if (this != ZIGZAG && seqLen % p != 0) {
-            throw new IllegalArgumentException("sequence length S = " + seqLen + " is not divisible by P = " + p
-                    + " ranks of mesh " + mesh);
-        }
-        if (this == ZIGZAG && seqLen % (2L * p) != 0) {
-            throw new IllegalArgumentException("zigzag layout needs S % (2P) == 0, got S = " + seqLen + " and 2P = "
-                    + 2L * p + " (mesh " + mesh + ")");
+        if (this == ZIGZAG) {
+            RankPositions.requireZigzag(seqLen, mesh.size(), mesh);
+        } else {
+            RankPositions.requireDivisible(seqLen, mesh.size(), mesh);
         }
     }
 
     /**
      * Throws if packed sequences with these boundaries cannot be dealt over {@code mesh}: contiguous and
      * striped deal the packed stream (S % P == 0, sequences may straddle ranks); zigzag splits every
-     * sequence into 2R chunks, so each length must be divisible by 2P (as TransformerEngine and
-     * ring-flash-attention require), and the message names the first that is not.
+     * sequence into 2R chunks, so each length must be divisible by 2P.
      */
     public void validate(SequenceBoundaries sequences, Mesh mesh) {
         validate(sequences.totalLength(), mesh);
-        if (this == ZIGZAG && !sequences.isSingle()) {
-            long twoP = 2L * mesh.size();
-            for (int i = 0; i < sequences.count(); i++) {
-                if (sequences.length(i) % twoP != 0) {
-                    throw new IllegalArgumentException("zigzag layout needs every sequence length divisible by 2P = "
-                            + twoP + " (mesh " + mesh + "), but sequence " + i + " has length " + sequences.length(i)
-                            + " (positions " + sequences.start(i) + " to " + (sequences.end(i) - 1) + ")");
-                }
-            }
+        if (this == ZIGZAG) {
+            RankPositions.requireZigzagSequences(sequences, mesh.size(), mesh);
         }
     }
 
@@ -104,23 +84,13 @@ public enum SequenceLayout {
      */
     public List<Run> runs(SequenceBoundaries sequences, Mesh mesh, int rank) {
         validate(sequences, mesh);
-        long local = sequences.totalLength() / mesh.size();
-        long from = mesh.ulyssesRank(rank) * local; // this rank's piece of its ring block
-        if (this == STRIPED) {
-            int ring = mesh.ring();
-            return List.of(new Run(0, mesh.ringRank(rank) + ring * from, local, ring));
-        }
-        List<Run> runs = new ArrayList<>(2);
-        long blockPos = 0; // position within the ring block's concatenation
-        for (long[] part : ringBlock(sequences, mesh.ring(), mesh.ringRank(rank))) {
-            long start = Math.max(from, blockPos);
-            long end = Math.min(from + local, blockPos + part[1]);
-            if (start < end) {
-                runs.add(new Run(start - from, part[0] + (start - blockPos), end - start, 1));
-            }
-            blockPos += part[1];
-        }
-        return runs;
+        int u = mesh.ulyssesRank(rank);
+        int g = mesh.ringRank(rank);
+        return switch (this) {
+            case CONTIGUOUS -> RankPositions.contiguous(sequences.totalLength(), mesh.ulysses(), mesh.ring(), u, g);
+            case ZIGZAG -> RankPositions.zigzag(sequences, mesh.ulysses(), mesh.ring(), u, g);
+            case STRIPED -> RankPositions.striped(sequences.totalLength(), mesh.ulysses(), mesh.ring(), u, g);
+        };
     }
 
     /** Global position of every local position of {@code rank}. */
@@ -130,13 +100,7 @@ public enum SequenceLayout {
 
     /** Global position of every local position of {@code rank}, for packed sequences. */
     public long[] globalPositions(SequenceBoundaries sequences, Mesh mesh, int rank) {
-        long[] positions = new long[Math.toIntExact(sequences.totalLength() / mesh.size())];
-        for (Run run : runs(sequences, mesh, rank)) {
-            for (long i = 0; i < run.length(); i++) {
-                positions[(int) (run.localStart() + i)] = run.globalStart() + i * run.step();
-            }
-        }
-        return positions;
+        return RankPositions.positions(runs(sequences, mesh, rank), sequences.totalLength() / mesh.size());
     }
 
     /**
@@ -181,21 +145,6 @@ public enum SequenceLayout {
         shape[seqDim] = run.length();
         strides[seqDim] *= run.step();
         return global.withGeometry(shape, strides, offset);
-    }
-
-    /** Ring rank g's block as (global start, length) parts in block order (contiguous and zigzag). */
-    private List<long[]> ringBlock(SequenceBoundaries sequences, int ring, int g) {
-        if (this == CONTIGUOUS) {
-            long block = sequences.totalLength() / ring;
-            return List.of(new long[] {g * block, block});
-        }
-        List<long[]> parts = new ArrayList<>(2 * sequences.count());
-        for (int i = 0; i < sequences.count(); i++) {
-            long chunk = sequences.length(i) / (2L * ring);
-            parts.add(new long[] {sequences.start(i) + g * chunk, chunk});
-            parts.add(new long[] {sequences.start(i) + (2L * ring - 1 - g) * chunk, chunk});
-        }
-        return parts;
     }
 
     private void requireLocal(Tensor global, Tensor local, int seqDim, Mesh mesh, SequenceBoundaries sequences) {

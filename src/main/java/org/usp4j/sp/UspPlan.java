@@ -2,6 +2,7 @@ package org.usp4j.sp;
 
 import java.util.Objects;
 import java.util.function.IntFunction;
+import org.usp4j.api.Mesh;
 import org.usp4j.backend.Backend;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.SequenceBoundaries;

@@ -1,5 +1,5 @@
 /**
- * Sequence-parallel attention strategies: the {@link org.usp4j.sp.Mesh} of U x R ranks, how the sequence is
+ * Sequence-parallel attention strategies: the {@link org.usp4j.api.Mesh} of U x R ranks, how the sequence is
  * dealt ({@link org.usp4j.sp.SequenceLayout}), USP ({@link org.usp4j.sp.UspAttention}: Ulysses around a
  * {@link org.usp4j.sp.RingAlgorithm} from the {@link org.usp4j.sp.RingAlgorithms} registry, such as
  * {@link org.usp4j.sp.RingAttention}, {@link org.usp4j.sp.AllGatherAttention},

@@ -116,14 +116,14 @@ class LayerKindsTest {
         }
         org.usp4j.sp.AttentionOptions causal = new org.usp4j.sp.AttentionOptions(true,
                 org.usp4j.sp.SequenceLayout.CONTIGUOUS, null);
-        assertBytes(new UspPlan(new org.usp4j.sp.Mesh(2, 2), causal, RUNS.get(algorithm)), mesh,
+        assertBytes(new UspPlan(new Mesh(2, 2), causal, RUNS.get(algorithm)), mesh,
                 rank -> rank.newAttention(mesh, options));
     }
 
     @Test
     void aLinearLayerSendsLasp2sBytesAndTheChoiceIsSeenInThem() {
         Mesh mesh = new Mesh(2, 2);
-        org.usp4j.sp.Mesh internal = new org.usp4j.sp.Mesh(2, 2);
+        Mesh internal = new Mesh(2, 2);
         UspPlan lasp2 = Lasp2Attention.plan(internal, org.usp4j.sp.linear.LinearAttentionOptions.of(true, 0.9, null));
         assertBytes(lasp2, mesh, rank -> rank.newLinearAttention(mesh, LinearAttentionOptions.causal(0.9)));
         org.usp4j.sp.AttentionOptions causal = new org.usp4j.sp.AttentionOptions(true,

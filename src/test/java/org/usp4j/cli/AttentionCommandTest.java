@@ -498,7 +498,7 @@ class AttentionCommandTest {
                 "--ring", "2", "--backward", "--dry-run");
         r.assertOk();
         MemoryEstimate expected = MemoryEstimate.of(new org.usp4j.kernel.AttentionShapes(1, 64, 64, 4, 4, 16),
-                DType.F32, new org.usp4j.sp.UspPlan(new org.usp4j.sp.Mesh(2, 2),
+                DType.F32, new org.usp4j.sp.UspPlan(new org.usp4j.api.Mesh(2, 2),
                         new org.usp4j.sp.AttentionOptions(false, org.usp4j.sp.SequenceLayout.CONTIGUOUS, null)), true);
         assertTrue(r.out().contains("memory: " + expected.describe() + " on the host"), r.out());
         assertTrue(r.out().contains("dry run, nothing computed"), r.out());

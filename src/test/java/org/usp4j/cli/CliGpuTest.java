@@ -12,9 +12,9 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.usp4j.api.Mesh;
 import org.usp4j.bench.GpuSuite;
 import org.usp4j.gpu.GpuAvailability;
-import org.usp4j.sp.Mesh;
 
 /**
  * demo, bench and the GPU suite on a real GPU, on small sizes: the demo's own check (USP on device ranks

@@ -7,7 +7,7 @@ import static org.usp4j.cudnn.BackendAttribute.*;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
-import org.usp4j.gpu.sdpa.CudnnGraph;
+import org.usp4j.gpu.CudnnGraph;
 import org.usp4j.gpu.sdpa.SdpaGraphs;
 
 /** Graph building through the backend API needs no GPU: descriptors up to op-graph finalize. */

@@ -9,9 +9,9 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
-import org.usp4j.gpu.sdpa.CudnnGraph;
+import org.usp4j.gpu.CudnnGraph;
 import org.usp4j.gpu.sdpa.SdpaGraphs;
-import org.usp4j.gpu.sdpa.SdpaPlan;
+import org.usp4j.gpu.SdpaPlan;
 import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaStream;
 

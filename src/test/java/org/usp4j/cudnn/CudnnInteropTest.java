@@ -12,7 +12,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
-import org.usp4j.gpu.sdpa.CudnnGraph;
+import org.usp4j.gpu.CudnnGraph;
 import org.usp4j.gpu.sdpa.SdpaGraphs;
 import org.usp4j.bindings.cudnn.CudnnApi;
 import org.usp4j.cuda.Cuda;

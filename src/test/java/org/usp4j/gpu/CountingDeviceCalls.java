@@ -14,7 +14,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.cuda.Dim3;
 import org.usp4j.cuda.KernelArg;
-import org.usp4j.gpu.sdpa.GraphSpec;
 import org.usp4j.tensor.DevicePointer;
 
 /**

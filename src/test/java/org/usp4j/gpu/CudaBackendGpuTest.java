@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.cpu.CpuBackend;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
@@ -28,7 +29,7 @@ class CudaBackendGpuTest {
         if (!GpuTests.deviceAvailable()) {
             return;
         }
-        gpu = CudaBackend.create(0);
+        gpu = CudnnBackends.create(0);
         cpu = new CpuBackend(new ReferenceAttention());
     }
 

@@ -14,6 +14,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.gpu.CountingDeviceCalls.Call;
+import org.usp4j.gpu.sdpa.CudnnAttention;
 import org.usp4j.kernel.Mask;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.Forward;
@@ -93,7 +94,7 @@ class DeviceCallBudgetTest {
     @Test
     void sdpaForwardInSteadyStateIsOneExecuteAndNothingElse() {
         calls = new CountingDeviceCalls(new CountingDeviceCalls.Device());
-        try (CudaBackend gpu = CudaBackend.create(0, calls); TensorAllocator memory = gpu.newAllocator()) {
+        try (CudaBackend gpu = CudaBackend.create(0, calls, CudnnAttention::new); TensorAllocator memory = gpu.newAllocator()) {
             Tensor q = memory.allocate(DType.BF16, B, S, H, D), k = memory.allocate(DType.BF16, B, S, H, D);
             Tensor v = memory.allocate(DType.BF16, B, S, H, D), out = memory.allocate(DType.BF16, B, S, H, D);
             Tensor lse = memory.allocate(DType.F32, B, H, S);
@@ -108,7 +109,7 @@ class DeviceCallBudgetTest {
     @Test
     void sdpaBackwardInSteadyStateIsOneExecuteAndNothingElse() {
         calls = new CountingDeviceCalls(new CountingDeviceCalls.Device());
-        try (CudaBackend gpu = CudaBackend.create(0, calls); TensorAllocator memory = gpu.newAllocator()) {
+        try (CudaBackend gpu = CudaBackend.create(0, calls, CudnnAttention::new); TensorAllocator memory = gpu.newAllocator()) {
             Tensor[] t = tensors(memory, DType.BF16, 8);
             Tensor lse = memory.allocate(DType.F32, B, H, S);
             for (int i = 0; i < 2; i++) {
@@ -129,7 +130,7 @@ class DeviceCallBudgetTest {
     @Test
     void beforeCudnn96TheBackwardZeroesDqAccumOnce() {
         calls = new CountingDeviceCalls(new CountingDeviceCalls.Device(90500));
-        try (CudaBackend gpu = CudaBackend.create(0, calls); TensorAllocator memory = gpu.newAllocator()) {
+        try (CudaBackend gpu = CudaBackend.create(0, calls, CudnnAttention::new); TensorAllocator memory = gpu.newAllocator()) {
             Tensor[] t = tensors(memory, DType.BF16, 8);
             Tensor lse = memory.allocate(DType.F32, B, H, S);
             for (int i = 0; i < 2; i++) {
@@ -242,7 +243,7 @@ class DeviceCallBudgetTest {
         List<CudaBackend> backends = new ArrayList<>();
         for (int r = 0; r < ranks; r++) {
             calls.add(new CountingDeviceCalls(device));
-            backends.add(CudaBackend.create(0, calls.get(r)));
+            backends.add(CudaBackend.create(0, calls.get(r), CudnnAttention::new));
         }
         return backends;
     }

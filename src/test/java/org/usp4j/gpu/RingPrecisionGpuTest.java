@@ -9,15 +9,16 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.usp4j.api.Mesh;
 import org.usp4j.engine.AttentionEngine;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.Mesh;
-import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 import org.usp4j.tensor.HostTensors;
 import org.usp4j.tensor.Tensor;
@@ -62,7 +63,7 @@ class RingPrecisionGpuTest {
             Map<Integer, double[]> errors = new LinkedHashMap<>();
             for (int r : RINGS) {
                 try (AttentionEngine ring = AttentionEngine.inProcess(new UspPlan(new Mesh(1, r), options),
-                        rank -> CudaBackend.create(0))) {
+                        rank -> CudnnBackends.create(0))) {
                     ForwardResult f = ring.forward(q, k, v, arena);
                     Gradients g = ring.backward(dout, arena);
                     errors.put(r, new double[] {HostTensors.relativeError(f.out(), refOut),

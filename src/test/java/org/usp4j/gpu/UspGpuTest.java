@@ -9,15 +9,16 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.usp4j.api.Mesh;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.engine.AttentionEngine;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.Mesh;
 import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.UspPlan;
@@ -60,11 +61,11 @@ class UspGpuTest {
 
             ForwardResult single;
             Gradients singleGrads;
-            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(new Mesh(1, 1), options), rank -> CudaBackend.create(0))) {
+            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(new Mesh(1, 1), options), rank -> CudnnBackends.create(0))) {
                 single = one.forward(q, k, v, arena);
                 singleGrads = one.backward(dout, arena);
             }
-            try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudaBackend.create(0))) {
+            try (AttentionEngine usp = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudnnBackends.create(0))) {
                 ForwardResult f = usp.forward(q, k, v, arena);
                 List<RankBytes> forwardBytes = usp.lastForward().ranks().stream().map(AttentionEngine.RankPass::bytes)
                         .toList();

@@ -12,7 +12,7 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
-import org.usp4j.sp.Mesh;
+import org.usp4j.api.Mesh;
 import org.usp4j.sp.UlyssesAllToAll;
 import org.usp4j.tensor.DType;
 

@@ -12,6 +12,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.usp4j.api.Mesh;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.comm.local.LocalCommunicationException;
 import org.usp4j.cpu.CpuBackend;

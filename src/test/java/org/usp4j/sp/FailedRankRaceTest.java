@@ -16,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.usp4j.api.Mesh;
 import org.usp4j.comm.local.LocalTransport;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cpu.CpuBackend;

@@ -14,6 +14,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.usp4j.api.Mesh;
 import org.usp4j.backend.Backend;
 import org.usp4j.comm.Communicator;
 import org.usp4j.cpu.CpuAttentionKernel;

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
+import org.usp4j.api.Mesh;
 import org.usp4j.comm.TrafficCounter;
 import org.usp4j.comm.local.LocalWorld;
 import org.usp4j.cpu.CpuBackend;

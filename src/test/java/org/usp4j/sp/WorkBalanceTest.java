@@ -10,6 +10,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.usp4j.api.Mesh;
 import org.usp4j.cpu.CpuBackend;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.kernel.AttentionShapes;

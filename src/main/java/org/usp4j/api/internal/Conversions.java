@@ -4,8 +4,8 @@ import java.util.Objects;
 import org.usp4j.api.AttentionOptions;
 import org.usp4j.api.LinearAttentionOptions;
 import org.usp4j.api.Mesh;
-import org.usp4j.api.RingAlgorithm;
 import org.usp4j.api.PackedSequences;
+import org.usp4j.api.RingAlgorithm;
 import org.usp4j.api.SequenceLayout;
 import org.usp4j.kernel.LinearMask;
 import org.usp4j.sp.RingAlgorithms;
@@ -16,12 +16,6 @@ import org.usp4j.sp.linear.Lasp2Attention;
 public final class Conversions {
 
     private Conversions() {
-    }
-
-    /** The internal mesh of the same degrees. */
-    public static org.usp4j.sp.Mesh mesh(Mesh mesh) {
-        Objects.requireNonNull(mesh, "mesh");
-        return new org.usp4j.sp.Mesh(mesh.ulysses(), mesh.ring());
     }
 
     /** The internal layout of the same name. */
@@ -48,7 +42,7 @@ public final class Conversions {
 
     /** What a softmax layer runs: USP on the mesh with the options' ring algorithm. */
     public static UspPlan plan(Mesh mesh, AttentionOptions options) {
-        return new UspPlan(mesh(mesh), options(options), ringAlgorithm(options.ringAlgorithm()));
+        return new UspPlan(Objects.requireNonNull(mesh, "mesh"), options(options), ringAlgorithm(options.ringAlgorithm()));
     }
 
     /** The internal linear options: the same mask (causality and decay) and scale. */
@@ -60,22 +54,12 @@ public final class Conversions {
 
     /** What a linear layer runs: USP on the mesh with LASP-2 across the rings. */
     public static UspPlan plan(Mesh mesh, LinearAttentionOptions options) {
-        return Lasp2Attention.plan(mesh(mesh), linearOptions(options));
+        return Lasp2Attention.plan(Objects.requireNonNull(mesh, "mesh"), linearOptions(options));
     }
 
     /** The internal boundaries of the same offsets (checked). */
     public static org.usp4j.kernel.SequenceBoundaries sequences(PackedSequences sequences) {
         Objects.requireNonNull(sequences, "sequences");
         return org.usp4j.kernel.SequenceBoundaries.of(sequences.cuSeqlens());
-    }
-
-    /** cu_seqlens of sequences of these lengths (each >= 1, adding up to an int). */
-    public static int[] offsetsOfLengths(int... lengths) {
-        try {
-            return org.usp4j.kernel.SequenceBoundaries.ofLengths(java.util.Arrays.stream(lengths).asLongStream()
-                    .toArray()).toIntArray();
-        } catch (ArithmeticException e) {
-            throw new IllegalArgumentException("the lengths add up to more than " + Integer.MAX_VALUE, e);
-        }
     }
 }

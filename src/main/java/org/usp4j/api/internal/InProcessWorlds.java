@@ -9,8 +9,8 @@ import org.usp4j.backend.Backend;
 import org.usp4j.cpu.CpuAttentionKernel;
 import org.usp4j.cpu.CpuBackend;
 import org.usp4j.cuda.Cuda;
-import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuAvailability;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 
 /** Makes the in-process worlds of {@link org.usp4j.api.Usp4j}. */
 public final class InProcessWorlds {
@@ -44,7 +44,7 @@ public final class InProcessWorlds {
         Backend[] backends = new Backend[ranks];
         try {
             for (int r = 0; r < ranks; r++) {
-                backends[r] = CudaBackend.create(device);
+                backends[r] = CudnnBackends.create(device);
             }
             return new LocalRanksWorld(BackendKind.CUDA, device, backends, timeout);
         } catch (RuntimeException | Error e) {

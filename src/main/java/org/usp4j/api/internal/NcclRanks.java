@@ -14,6 +14,7 @@ import org.usp4j.cuda.Cuda;
 import org.usp4j.cuda.CudaStream;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuAvailability;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.nccl.Nccl;
 import org.usp4j.nccl.NcclCommunicator;
 
@@ -59,7 +60,7 @@ public final class NcclRanks {
             }
             CudaStream stream = CudaStream.borrow(handles.stream());
             created.add(stream);
-            CudaBackend backend = CudaBackend.onStream(handles.device(), stream);
+            CudaBackend backend = CudnnBackends.onStream(handles.device(), stream);
             created.add(0, backend); // closed before the stream it enqueues on
             Communicator world = NcclWorldAdapter.world(comm, stream, timeout);
             created.add(0, world);   // closed first: it may still use the backend's stream

@@ -266,7 +266,7 @@ final class UspLayer implements AttentionLayer {
         }
         MeshGroups groups;
         try {
-            groups = MeshGroups.split(Conversions.mesh(mesh), world);
+            groups = MeshGroups.split(mesh, world);
         } catch (RuntimeException e) {
             throw Failures.translate(e);
         }

@@ -9,6 +9,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.usp4j.backend.Backend;
 import org.usp4j.cuda.Cuda;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.launch.LaunchedRank;
 import org.usp4j.launch.LaunchEnvironment;
 import org.usp4j.launch.Rendezvous;
@@ -93,7 +94,7 @@ public final class NcclProcessRank implements LaunchedRank, AutoCloseable {
             LOG.warn("rank {}: local rank {} but {} visible CUDA device(s): sharing device {} (NCCL refuses two ranks on "
                     + "one GPU unless each process has its own NCCL_HOSTID)", env.rank(), env.localRank(), visible, device);
         }
-        CudaBackend backend = CudaBackend.create(device);
+        CudaBackend backend = CudnnBackends.create(device);
         Rendezvous rendezvous = null;
         try {
             rendezvous = Rendezvous.join(env);

@@ -11,6 +11,7 @@ import org.apache.logging.log4j.Logger;
 import org.usp4j.cudnn.DataType;
 import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.DeviceCalls;
+import org.usp4j.gpu.GraphSpec;
 import org.usp4j.kernel.AttentionKernel;
 import org.usp4j.kernel.AttentionShapes;
 import org.usp4j.kernel.Mask;
@@ -38,7 +39,7 @@ import org.usp4j.tensor.Tensor;
  * the graphs express, and the backward refuses 1-token segments (s_q = s_kv = 1 has no engine), both
  * in {@link #validateForward}/{@link #validateBackward}, before any transfer.
  */
-public final class CudnnAttention implements AttentionKernel, AutoCloseable {
+public final class CudnnAttention implements CudaBackend.Attention {
 
     private static final Logger LOG = LogManager.getLogger(CudnnAttention.class);
     private static final int MAX_CACHED_PLANS = 64;

@@ -5,12 +5,13 @@ import java.util.List;
 import org.usp4j.cudnn.DataType;
 import org.usp4j.cudnn.PointwiseMode;
 import org.usp4j.cudnn.ReductionOperator;
-import org.usp4j.gpu.sdpa.GraphSpec.Matmul;
-import org.usp4j.gpu.sdpa.GraphSpec.Op;
-import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
-import org.usp4j.gpu.sdpa.GraphSpec.Reduction;
-import org.usp4j.gpu.sdpa.GraphSpec.Reshape;
-import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
+import org.usp4j.gpu.GraphSpec.Matmul;
+import org.usp4j.gpu.GraphSpec.Op;
+import org.usp4j.gpu.GraphSpec.Pointwise;
+import org.usp4j.gpu.GraphSpec.Reduction;
+import org.usp4j.gpu.GraphSpec.Reshape;
+import org.usp4j.gpu.GraphSpec.Tensor;
+import org.usp4j.gpu.GraphSpec;
 import org.usp4j.kernel.Mask;
 
 /**

@@ -1,5 +1,6 @@
 /**
- * Attention blocks on cuDNN: the composite SDPA graphs (forward with softmax stats, backward) built through
- * the backend API, their finalized plans and the plan cache, behind the kernel interface.
+ * Attention blocks on cuDNN: the composite SDPA graphs (forward with softmax stats, backward), the plan
+ * cache behind the kernel interface, and {@link org.usp4j.gpu.sdpa.CudnnBackends}, which makes CUDA
+ * backends with this kernel.
  */
 package org.usp4j.gpu.sdpa;

@@ -56,7 +56,7 @@ class BorrowedWorldTest {
     @Test
     void barrierAndSplitsRunOverTheCallersCommunicatorWithoutAStore() throws Exception {
         FakeNccl nccl = new FakeNccl(4, false);
-        org.usp4j.sp.Mesh mesh = new org.usp4j.sp.Mesh(2, 2);
+        Mesh mesh = new Mesh(2, 2);
         List<List<List<Integer>>> groups = FakeRanks.values(BorrowedRanks.run(nccl, 4, TIMEOUT, r -> {
             NcclGroupCommunicator world = r.world();
             assertEquals(r.rank(), world.rank());
@@ -134,7 +134,7 @@ class BorrowedWorldTest {
             for (int i = 0; i < 4; i++) {
                 assertEquals(0, HostTensors.relativeError(got[i], expected[i]), names[i]);
             }
-            RankBytes model = new UspPlan(new org.usp4j.sp.Mesh(2, 2), org.usp4j.sp.AttentionOptions.defaults())
+            RankBytes model = new UspPlan(new Mesh(2, 2), org.usp4j.sp.AttentionOptions.defaults())
                     .forwardBytes(new AttentionShapes(b, s, s, h, hkv, d), dtype);
             for (int r = 0; r < mesh.size(); r++) {
                 assertEquals(model, new RankBytes(forwardBytes.get(r)), "forward bytes of rank " + r);

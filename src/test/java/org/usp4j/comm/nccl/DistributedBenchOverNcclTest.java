@@ -8,20 +8,20 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.usp4j.api.Mesh;
 import org.usp4j.backend.Backend;
 import org.usp4j.bench.AttentionProblem;
 import org.usp4j.comm.Communicator;
 import org.usp4j.comm.TrafficKind;
-import org.usp4j.launch.LaunchedRank;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.engine.ProcessRanks;
-import org.usp4j.launch.Rendezvous;
 import org.usp4j.kernel.ReferenceAttention;
+import org.usp4j.launch.LaunchedRank;
+import org.usp4j.launch.Rendezvous;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.RankBytes;
-import org.usp4j.sp.UspPlan;
-import org.usp4j.sp.Mesh;
 import org.usp4j.sp.SequenceLayout;
+import org.usp4j.sp.UspPlan;
 import org.usp4j.tensor.DType;
 
 /**

@@ -13,18 +13,18 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.usp4j.api.Mesh;
 import org.usp4j.comm.TrafficKind;
-import org.usp4j.launch.LaunchEnvironment;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.engine.ProcessRanks;
-import org.usp4j.gpu.CudaBackend;
 import org.usp4j.gpu.GpuTests;
+import org.usp4j.gpu.sdpa.CudnnBackends;
 import org.usp4j.kernel.Mask;
 import org.usp4j.kernel.ReferenceAttention;
+import org.usp4j.launch.LaunchEnvironment;
 import org.usp4j.sp.AttentionOptions;
 import org.usp4j.sp.ForwardResult;
 import org.usp4j.sp.Gradients;
-import org.usp4j.sp.Mesh;
 import org.usp4j.sp.RankBytes;
 import org.usp4j.sp.SequenceLayout;
 import org.usp4j.sp.UspPlan;
@@ -64,7 +64,7 @@ class NcclWorldGpuTest {
             Tensor dout = GpuTests.randomHost(arena, DType.BF16, 44, b, s, h, d);
             ForwardResult single;
             Gradients singleGrads;
-            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudaBackend.create(0))) {
+            try (AttentionEngine one = AttentionEngine.inProcess(new UspPlan(mesh, options), rank -> CudnnBackends.create(0))) {
                 single = one.forward(q, k, v, arena);
                 singleGrads = one.backward(dout, arena);
             }

@@ -36,7 +36,7 @@ class CudnnAttentionGpuTest {
         if (!GpuTests.deviceAvailable()) {
             return;
         }
-        gpu = CudaBackend.create(0);
+        gpu = CudnnBackends.create(0);
     }
 
     @BeforeEach

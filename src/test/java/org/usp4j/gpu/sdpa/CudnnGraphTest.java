@@ -6,6 +6,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.cudnn.DataType;
+import org.usp4j.gpu.CudnnGraph;
 
 /**
  * Every SDPA graph usp4j builds, lowered through the real cuDNN (9.5 in CI) and finalized as an

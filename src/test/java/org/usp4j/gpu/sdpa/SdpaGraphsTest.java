@@ -13,10 +13,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
 import org.usp4j.cudnn.DataType;
-import org.usp4j.gpu.sdpa.GraphSpec.Op;
-import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
+import org.usp4j.gpu.GraphSpec.Op;
+import org.usp4j.gpu.GraphSpec.Pointwise;
 import org.usp4j.cudnn.PointwiseMode;
-import org.usp4j.gpu.sdpa.GraphSpec.Tensor;
+import org.usp4j.gpu.GraphSpec.Tensor;
+import org.usp4j.gpu.GraphSpec;
 
 /** Structure of the composite SDPA graphs (no native code involved). */
 class SdpaGraphsTest {

@@ -9,7 +9,9 @@ import org.junit.jupiter.api.Test;
 import org.usp4j.cudnn.BackendDescriptor;
 import org.usp4j.cudnn.Cudnn;
 import org.usp4j.cudnn.DataType;
+import org.usp4j.gpu.CudnnGraph;
 import org.usp4j.gpu.GpuTests;
+import org.usp4j.gpu.SdpaPlan;
 
 /**
  * Plan building where no engine can be had (no GPU: heuristics give nothing): every heuristics mode

@@ -1,4 +1,4 @@
-package org.usp4j.gpu.sdpa;
+package org.usp4j.gpu;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -9,11 +9,11 @@ import org.usp4j.cudnn.BackendDescriptor;
 import org.usp4j.cudnn.CudnnHandle;
 import org.usp4j.cudnn.DataType;
 import org.usp4j.cudnn.DescriptorType;
-import org.usp4j.gpu.sdpa.GraphSpec.Matmul;
-import org.usp4j.gpu.sdpa.GraphSpec.Op;
-import org.usp4j.gpu.sdpa.GraphSpec.Pointwise;
-import org.usp4j.gpu.sdpa.GraphSpec.Reduction;
-import org.usp4j.gpu.sdpa.GraphSpec.Reshape;
+import org.usp4j.gpu.GraphSpec.Matmul;
+import org.usp4j.gpu.GraphSpec.Op;
+import org.usp4j.gpu.GraphSpec.Pointwise;
+import org.usp4j.gpu.GraphSpec.Reduction;
+import org.usp4j.gpu.GraphSpec.Reshape;
 
 /**
  * A {@link GraphSpec} lowered to cuDNN backend descriptors and finalized as an operation graph. This

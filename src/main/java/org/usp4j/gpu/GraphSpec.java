@@ -1,4 +1,4 @@
-package org.usp4j.gpu.sdpa;
+package org.usp4j.gpu;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -130,7 +130,8 @@ public final class GraphSpec {
     private final List<Tensor> tensors;
     private final List<Op> ops;
 
-    GraphSpec(String name, List<Tensor> tensors, List<Op> ops) {
+    /** A graph of these tensors and operations (gpu.sdpa builds the attention ones). */
+    public GraphSpec(String name, List<Tensor> tensors, List<Op> ops) {
         this.name = name;
         this.tensors = List.copyOf(tensors);
         this.ops = List.copyOf(ops);

@@ -1,4 +1,4 @@
-package org.usp4j.gpu.sdpa;
+package org.usp4j.gpu;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -18,12 +18,11 @@ import org.usp4j.cudnn.CudnnException;
 import org.usp4j.cudnn.CudnnHandle;
 import org.usp4j.cudnn.DescriptorType;
 import org.usp4j.cudnn.HeuristicMode;
-import org.usp4j.gpu.DeviceCalls;
 
 /**
  * A finalized cuDNN execution plan for one SDPA graph, with what executing it needs: the uids to bind,
  * the workspace size and host memory for the by-value scalars. Plans are expensive to build, so
- * {@link CudnnAttention} keeps them. Owns its graph, heuristics and engine configs (the plan references
+ * {@code gpu.sdpa.CudnnAttention} keeps them. Owns its graph, heuristics and engine configs (the plan references
  * them) and frees everything once on {@link #close}.
  */
 public final class SdpaPlan implements DeviceCalls.Plan, AutoCloseable {
