@@ -1,7 +1,6 @@
 package org.usp4j.sp;
 
 import java.util.EnumSet;
-import java.util.Objects;
 import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
@@ -29,7 +28,7 @@ import org.usp4j.tensor.Tensor;
  * that share no sequence with mine, but every block is gathered (and every dK/dV reduce-scattered)
  * as for plain attention: the same bytes.
  */
-public final class AllGatherAttention implements SequenceParallelAttention {
+public final class AllGatherAttention extends RingGroupAttention {
 
     /** {@code --ring-algo allgather}. */
     public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
@@ -73,50 +72,8 @@ public final class AllGatherAttention implements SequenceParallelAttention {
         }
     };
 
-    private final Communicator ring;
-    private final Backend backend;
-    private final AttentionOptions options;
-
     public AllGatherAttention(Communicator ring, Backend backend, AttentionOptions options) {
-        this.ring = Objects.requireNonNull(ring, "ring");
-        this.backend = Objects.requireNonNull(backend, "backend");
-        this.options = Objects.requireNonNull(options, "options");
-    }
-
-    @Override
-    public void validate(AttentionShapes local, DType dtype) {
-        validate(local, dtype, null);
-    }
-
-    @Override
-    public void validateBackward(AttentionShapes local, DType dtype) {
-        validateBackward(local, dtype, (SequenceBoundaries) null);
-    }
-
-    @Override
-    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
-        RingStep.requireBlock("all-gather attention", local, options);
-        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks(local, sequences),
-                false);
-    }
-
-    @Override
-    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
-        RingStep.requireBlock("all-gather attention", local, options);
-        validateBlocksBackward(local, dtype, blocks(local, sequences));
-    }
-
-    private void validateBlocksBackward(AttentionShapes local, DType dtype, PackedRingBlocks blocks) {
-        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, true);
-    }
-
-    private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
-        return PackedRingBlocks.forRing(sequences, options.layout(), ring.size(), local.seqQ());
-    }
-
-    @Override
-    public Forward forward(Tensor q, Tensor k, Tensor v) {
-        return forward(q, k, v, null);
+        super("all-gather attention", ring, backend, options);
     }
 
     @Override
@@ -174,7 +131,7 @@ public final class AllGatherAttention implements SequenceParallelAttention {
         f.requireOpen();
         f.shapes().requireQueryShaped("dout", dout);
         RingStep.requireBlock("all-gather attention", f.shapes(), options);
-        validateBlocksBackward(f.shapes(), f.out().dtype(), f.blocks); // before the reduce-scatter: every rank refuses alike
+        validateSteps(f.shapes(), f.out().dtype(), f.blocks, true); // before the reduce-scatter: every rank refuses alike
         int size = ring.size();
         int me = ring.rank();
         long rows = f.shapes().seqQ();

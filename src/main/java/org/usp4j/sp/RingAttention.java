@@ -2,7 +2,6 @@ package org.usp4j.sp;
 
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Objects;
 import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
@@ -33,7 +32,7 @@ import org.usp4j.tensor.Tensor;
  * work, but its K/V block and dK/dV accumulator still travel on, because the ranks after me need them:
  * the bytes are those of plain attention.
  */
-public final class RingAttention implements SequenceParallelAttention {
+public final class RingAttention extends RingGroupAttention {
 
     /** {@code --ring-algo ring}: K/V blocks passed around the ring, every layout. */
     public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
@@ -82,60 +81,14 @@ public final class RingAttention implements SequenceParallelAttention {
         }
     };
 
-    private final Communicator ring;
-    private final Backend backend;
-    private final AttentionOptions options;
-
     public RingAttention(Communicator ring, Backend backend, AttentionOptions options) {
-        this.ring = Objects.requireNonNull(ring, "ring");
-        this.backend = Objects.requireNonNull(backend, "backend");
-        this.options = Objects.requireNonNull(options, "options");
-    }
-
-    @Override
-    public void validate(AttentionShapes local, DType dtype) {
-        validate(local, dtype, null);
-    }
-
-    @Override
-    public void validateBackward(AttentionShapes local, DType dtype) {
-        validateBackward(local, dtype, (SequenceBoundaries) null);
-    }
-
-    @Override
-    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
-        requireBlock(local);
-        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks(local, sequences),
-                false);
-    }
-
-    @Override
-    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
-        requireBlock(local);
-        validateBlocksBackward(local, dtype, blocks(local, sequences));
-    }
-
-    private void validateBlocksBackward(AttentionShapes local, DType dtype, PackedRingBlocks blocks) {
-        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, true);
-    }
-
-    private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
-        return PackedRingBlocks.forRing(sequences, options.layout(), ring.size(), local.seqQ());
-    }
-
-    private void requireBlock(AttentionShapes local) {
-        RingStep.requireBlock("ring attention", local, options);
+        super("ring attention", ring, backend, options);
     }
 
     /** X = b * s_block * h_kv * d: the elements of one K (or V) block. */
     static long kvElements(AttentionShapes block) {
         return Math.multiplyExact(Math.multiplyExact(block.batch(), block.seqKv()),
                 Math.multiplyExact(block.kvHeads(), block.headDim()));
-    }
-
-    @Override
-    public Forward forward(Tensor q, Tensor k, Tensor v) {
-        return forward(q, k, v, null);
     }
 
     @Override
@@ -186,7 +139,7 @@ public final class RingAttention implements SequenceParallelAttention {
         }
         f.requireOpen();
         f.shapes().requireQueryShaped("dout", dout);
-        validateBlocksBackward(f.shapes(), f.q().dtype(), f.blocks);
+        validateSteps(f.shapes(), f.q().dtype(), f.blocks, true);
         int size = ring.size();
         int me = ring.rank();
         int right = (me + 1) % size;

@@ -2,7 +2,6 @@ package org.usp4j.sp;
 
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Objects;
 import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
@@ -34,7 +33,7 @@ import org.usp4j.tensor.Tensor;
  * (R-1) (Q e + Q e + 4 L); backward (R-1) (3 Q e + 4 L + 4 Q). Every step sends full blocks, rows a
  * mask skips included (out 0, lse -inf), so every rank sends the same under every mask.
  */
-public final class TokenRingAttention implements SequenceParallelAttention {
+public final class TokenRingAttention extends RingGroupAttention {
 
     /** {@code --ring-algo tokenring}: every layout (the ring's masks, with the roles of the ranks swapped). */
     public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
@@ -81,14 +80,8 @@ public final class TokenRingAttention implements SequenceParallelAttention {
         }
     };
 
-    private final Communicator ring;
-    private final Backend backend;
-    private final AttentionOptions options;
-
     public TokenRingAttention(Communicator ring, Backend backend, AttentionOptions options) {
-        this.ring = Objects.requireNonNull(ring, "ring");
-        this.backend = Objects.requireNonNull(backend, "backend");
-        this.options = Objects.requireNonNull(options, "options");
+        super("tokenring attention", ring, backend, options);
     }
 
     /** Q = b * s_block * h * d: the elements of one query block. */
@@ -100,42 +93,6 @@ public final class TokenRingAttention implements SequenceParallelAttention {
     /** L = b * h * s_block: the elements of one query block's lse. */
     static long lseElements(AttentionShapes block) {
         return Math.multiplyExact(Math.multiplyExact(block.batch(), block.heads()), block.seqQ());
-    }
-
-    @Override
-    public void validate(AttentionShapes local, DType dtype) {
-        validate(local, dtype, null);
-    }
-
-    @Override
-    public void validateBackward(AttentionShapes local, DType dtype) {
-        validateBackward(local, dtype, (SequenceBoundaries) null);
-    }
-
-    @Override
-    public void validate(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
-        RingStep.requireBlock("tokenring attention", local, options);
-        validateSteps(local, dtype, blocks(local, sequences), false);
-    }
-
-    @Override
-    public void validateBackward(AttentionShapes local, DType dtype, SequenceBoundaries sequences) {
-        RingStep.requireBlock("tokenring attention", local, options);
-        validateSteps(local, dtype, blocks(local, sequences), true);
-    }
-
-    /** Every (queries of o, keys of g) step any rank runs, as the ring's plans cut them: the ring's own set. */
-    private void validateSteps(AttentionShapes local, DType dtype, PackedRingBlocks blocks, boolean backward) {
-        RingStep.validateKernelSteps(backend.kernel(), options, ring.size(), local, dtype, blocks, backward);
-    }
-
-    private PackedRingBlocks blocks(AttentionShapes local, SequenceBoundaries sequences) {
-        return PackedRingBlocks.forRing(sequences, options.layout(), ring.size(), local.seqQ());
-    }
-
-    @Override
-    public Forward forward(Tensor q, Tensor k, Tensor v) {
-        return forward(q, k, v, null);
     }
 
     @Override
