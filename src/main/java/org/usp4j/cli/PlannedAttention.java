@@ -65,7 +65,8 @@ final class PlannedAttention {
                 inputs.requireFinite(c.input);
             }
             Plan plan = plan(inputs, p);
-            String what = inputs.describe() + ", plan of " + plan.groups().size() + " groups on " + plan.ranksUsed()
+            String what = inputs.describe() + ", plan of " + plan.groups().size()
+                    + (plan.groups().size() == 1 ? " group" : " groups") + " on " + plan.ranksUsed()
                     + " of " + p + " ranks" + (c.causal ? ", causal" : "") + ", backend cpu";
             LOG.info("attention: {}", what);
             PlanRunner.Result result;
