@@ -21,12 +21,15 @@ import org.usp4j.io.SafetensorsFile;
 import org.usp4j.io.SafetensorsWriter;
 import org.usp4j.launch.LaunchEnvironment;
 import org.usp4j.sp.AttentionOptions;
+import org.usp4j.sp.ForwardResult;
+import org.usp4j.sp.Gradients;
 import org.usp4j.sp.RingAlgorithm;
 import org.usp4j.sp.RingAlgorithms;
 import org.usp4j.sp.UspPlan;
 import org.usp4j.sp.linear.Lasp2Attention;
 import org.usp4j.sp.linear.LinearAttentionOptions;
 import org.usp4j.tensor.Tensor;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -138,12 +141,25 @@ final class AttentionCommand implements Callable<Integer> {
             description = "Check everything, print the memory the run would need, and stop before computing.")
     boolean dryRun;
 
+    @Option(names = "--plan", paramLabel = "auto",
+            description = "Plan the packed input's sequences over --ranks in-process cpu ranks (FlexSP: groups of "
+                    + "their own sizes and meshes, built-in cost profile) and run every group at once; needs "
+                    + "cu_seqlens in IN, instead of --ulysses, --ring, --ring-algo and --layout.")
+    String planMode;
+
+    @Option(names = "--ranks", paramLabel = "P",
+            description = "With --plan: the ranks to plan over (default: " + PlannedAttention.DEFAULT_RANKS + ").")
+    Integer ranks;
+
     /** Where the launch environment is read from (a launcher's RANK, WORLD_SIZE, ...); tests put their own. */
     Map<String, String> environment = System.getenv();
 
     @Override
     public Integer call() throws IOException {
         checkOptions();
+        if (planMode != null) {
+            return new PlannedAttention(this).call();
+        }
         boolean linear = attention == AttentionKindOption.LINEAR;
         LaunchEnvironment launch = LaunchEnvironment.detect(environment);
         boolean distributed = launch.isDistributed();
@@ -197,23 +213,10 @@ final class AttentionCommand implements Callable<Integer> {
                 if (!root) {
                     return ExitCodes.OK;
                 }
-                Map<String, Tensor> results = new LinkedHashMap<>();
-                results.put("out", result.forward().out());
-                if (result.forward().lse() != null) {
-                    results.put("lse", result.forward().lse());
-                }
-                if (result.gradients() != null) {
-                    results.put("dq", result.gradients().dq());
-                    results.put("dk", result.gradients().dk());
-                    results.put("dv", result.gradients().dv());
-                }
+                Map<String, Tensor> results = results(result.forward(), result.gradients());
                 try {
                     status.show("writing " + output + " ...");
-                    Map<String, String> metadata = new LinkedHashMap<>();
-                    metadata.put("generator", "usp4j attention " + VersionProvider.version());
-                    metadata.put("run", what);
-                    SafetensorsWriter.write(output, results, inputs.sequences() == null ? Map.of()
-                            : Map.of(AttentionInputs.CU_SEQLENS, inputs.sequences().toIntArray()), metadata);
+                    write(output, results, inputs, what);
                     if (report != null) {
                         TrafficReport.of(result.ranks()).write(report);
                     }
@@ -240,6 +243,30 @@ final class AttentionCommand implements Callable<Integer> {
             }
         }
         return ExitCodes.OK;
+    }
+
+    /** What OUT holds: out, lse (absent for linear attention) and, after a backward, dq, dk, dv. */
+    static Map<String, Tensor> results(ForwardResult forward, Gradients gradients) {
+        Map<String, Tensor> results = new LinkedHashMap<>();
+        results.put("out", forward.out());
+        if (forward.lse() != null) {
+            results.put("lse", forward.lse());
+        }
+        if (gradients != null) {
+            results.put("dq", gradients.dq());
+            results.put("dk", gradients.dk());
+            results.put("dv", gradients.dv());
+        }
+        return results;
+    }
+
+    /** Writes OUT: the results, the input's cu_seqlens when packed, and what ran. */
+    static void write(Path output, Map<String, Tensor> results, AttentionInputs inputs, String what) throws IOException {
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("generator", "usp4j attention " + VersionProvider.version());
+        metadata.put("run", what);
+        SafetensorsWriter.write(output, results, inputs.sequences() == null ? Map.of()
+                : Map.of(AttentionInputs.CU_SEQLENS, inputs.sequences().toIntArray()), metadata);
     }
 
     /**
@@ -339,6 +366,36 @@ final class AttentionCommand implements Callable<Integer> {
         return new CommandFailure(message.startsWith("rank ") ? message : who + ": " + message, e);
     }
 
+    /** {@code --plan auto} picks the meshes and layouts itself; {@code --ranks} belongs to it. */
+    private void checkPlanOptions() {
+        CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+        if (planMode == null) {
+            if (ranks != null) {
+                throw new ParameterException(spec.commandLine(), "--ranks goes with --plan auto (a mesh run has "
+                        + "--ulysses x --ring ranks)");
+            }
+            return;
+        }
+        if (!planMode.equals("auto")) {
+            throw new ParameterException(spec.commandLine(), "--plan must be auto, got '" + planMode + "'");
+        }
+        for (String option : new String[] {"--ulysses", "--ring", "--ring-algo", "--layout"}) {
+            if (parsed.hasMatchedOption(option)) {
+                throw new ParameterException(spec.commandLine(), "--plan auto chooses each group's mesh and layout; "
+                        + "leave out " + option);
+            }
+        }
+        if (dryRun) {
+            throw new ParameterException(spec.commandLine(), "--plan has no --dry-run");
+        }
+        if (attention == AttentionKindOption.LINEAR) {
+            throw new ParameterException(spec.commandLine(), "--plan runs softmax attention only, not --attention linear");
+        }
+        if (ranks != null && ranks < 1) {
+            throw new ParameterException(spec.commandLine(), "--ranks must be >= 1, got " + ranks);
+        }
+    }
+
     /** Usage errors (exit 2) that need no file: ranges the option types cannot express. */
     private void checkOptions() {
         if (ulysses < 1) {
@@ -355,6 +412,7 @@ final class AttentionCommand implements Callable<Integer> {
         if (scale != null && !(Double.isFinite(scale) && scale > 0)) {
             throw new ParameterException(spec.commandLine(), "--scale must be a finite number > 0, got " + scale);
         }
+        checkPlanOptions();
         attention.check(spec.commandLine(), causal, decay, layout,
                 spec.commandLine().getParseResult().hasMatchedOption("--ring-algo"));
         // real paths (symbolic links, "..", hard links), so that no spelling of the input can be overwritten

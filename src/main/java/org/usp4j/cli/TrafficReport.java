@@ -1,5 +1,6 @@
 package org.usp4j.cli;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -15,18 +16,22 @@ import java.util.Set;
 import org.usp4j.comm.TrafficKind;
 import org.usp4j.engine.AttentionEngine;
 import org.usp4j.io.AtomicFiles;
+import org.usp4j.plan.PlanRunner;
+import org.usp4j.plan.StepTimeModel;
 
 /**
  * The {@code --report} file: {@code {"ranks":[{"rank":0,"bytes_sent":{"all_to_all":N,"p2p":N,
  * "all_gather":N},"attention_pairs":{"forward":N,"backward":N}}, ...]}}, one entry per rank in rank
  * order. Attention pairs are the unmasked (query, key) pairs the rank's kernel calls computed, summed
- * over batch and heads: the measure of each rank's share of the work.
+ * over batch and heads: the measure of each rank's share of the work. A planned run ({@code --plan})
+ * adds each rank's {@code "group"} (index into the plan) and {@code "mesh"} ("UxR" of its group).
  */
 record TrafficReport(List<RankTraffic> ranks) {
 
     private static final ObjectMapper JSON = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
 
-    record RankTraffic(int rank, @JsonProperty("bytes_sent") Map<String, Long> bytesSent,
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    record RankTraffic(int rank, Integer group, String mesh, @JsonProperty("bytes_sent") Map<String, Long> bytesSent,
                        @JsonProperty("attention_pairs") Map<String, Long> attentionPairs) {
     }
 
@@ -35,6 +40,15 @@ record TrafficReport(List<RankTraffic> ranks) {
      * other kind any rank used.
      */
     static TrafficReport of(List<AttentionEngine.RankFigures> perRank) {
+        return of(perRank, java.util.Collections.nCopies(perRank.size(), null));
+    }
+
+    /** As {@link #of(List)}, for the ranks of a planned run, with each rank's group and mesh. */
+    static TrafficReport ofPlan(List<PlanRunner.RankRun> perRank) {
+        return of(perRank.stream().map(PlanRunner.RankRun::figures).toList(), perRank);
+    }
+
+    private static TrafficReport of(List<AttentionEngine.RankFigures> perRank, List<PlanRunner.RankRun> planned) {
         Set<TrafficKind> listed = EnumSet.noneOf(TrafficKind.class);
         for (TrafficKind kind : TrafficKind.values()) {
             if (kind.alwaysReported()) {
@@ -45,7 +59,9 @@ record TrafficReport(List<RankTraffic> ranks) {
             listed.addAll(f.bytesSent().used());
         }
         List<RankTraffic> ranks = new ArrayList<>();
-        for (AttentionEngine.RankFigures f : perRank) {
+        for (int i = 0; i < perRank.size(); i++) {
+            AttentionEngine.RankFigures f = perRank.get(i);
+            PlanRunner.RankRun p = planned.get(i);
             Map<String, Long> bytes = new LinkedHashMap<>();
             for (TrafficKind kind : listed) {
                 bytes.put(kind.jsonName(), f.bytesSent().get(kind));
@@ -53,7 +69,8 @@ record TrafficReport(List<RankTraffic> ranks) {
             Map<String, Long> pairs = new LinkedHashMap<>();
             pairs.put("forward", f.forwardPairs());
             pairs.put("backward", f.backwardPairs());
-            ranks.add(new RankTraffic(f.rank(), bytes, pairs));
+            ranks.add(p == null ? new RankTraffic(f.rank(), null, null, bytes, pairs)
+                    : new RankTraffic(p.rank(), p.group(), StepTimeModel.label(p.mesh()), bytes, pairs));
         }
         return new TrafficReport(List.copyOf(ranks));
     }

@@ -81,6 +81,62 @@ class PackedAttentionCommandTest {
     }
 
     @Test
+    void aPlannedRunMatchesEachSequenceAttendedAloneAndReportsEachRanksGroup() throws IOException {
+        Path in = dir.resolve("in.safetensors");
+        Path out = dir.resolve("out.safetensors");
+        Path report = dir.resolve("report.json");
+        Cli.run("random-input", "--lengths", "24,8,40,16", "--heads", "4", "--kv-heads", "2", "--head-dim", "8",
+                "--dtype", "f32", "--seed", "5", "--output", in.toString()).assertOk();
+        Cli.Result r = Cli.run("attention", "--plan", "auto", "--ranks", "4", "--input", in.toString(), "--output",
+                out.toString(), "--causal", "--backward", "--report", report.toString());
+        r.assertOk();
+        assertTrue(r.out().contains("group 0: ranks ["), r.out());
+        try (SafetensorsFile input = SafetensorsFile.open(in); SafetensorsFile result = SafetensorsFile.open(out);
+             Arena arena = Arena.ofConfined()) {
+            SequenceBoundaries seqs = SequenceBoundaries.of(input.int32s("cu_seqlens"));
+            assertArrayEquals(seqs.toIntArray(), result.int32s("cu_seqlens"), "the output keeps cu_seqlens");
+            PackedReference ref = PackedReference.of(arena, input.tensor("q"), input.tensor("k"), input.tensor("v"),
+                    input.tensor("do"), seqs, true, (float) (1 / Math.sqrt(8)));
+            check(result.tensor("out"), ref.out(), 1e-4);
+            check(result.tensor("lse"), ref.lse(), 1e-5);
+            check(result.tensor("dq"), ref.dq(), 1e-4);
+            check(result.tensor("dk"), ref.dk(), 1e-4);
+            check(result.tensor("dv"), ref.dv(), 1e-4);
+        }
+        String json = Files.readString(report);
+        assertTrue(json.contains("\"group\" : 0") && json.contains("\"mesh\" : \"")
+                && json.contains("\"attention_pairs\""), json);
+    }
+
+    @Test
+    void planCombinationsThatCannotRunAreOneErrorLine() throws IOException {
+        Path packed = dir.resolve("packed.safetensors");
+        Path plain = dir.resolve("plain.safetensors");
+        Path out = dir.resolve("out.safetensors");
+        Cli.run("random-input", "--lengths", "8,8", "--heads", "2", "--head-dim", "8", "--output", packed.toString())
+                .assertOk();
+        Cli.run("random-input", "--seq", "16", "--heads", "2", "--head-dim", "8", "--output", plain.toString())
+                .assertOk();
+        String[][] usage = {
+            {"--plan", "auto", "--ulysses", "2"}, {"--plan", "auto", "--ring", "2"},
+            {"--plan", "auto", "--ring-algo", "allgather"}, {"--plan", "static"}, {"--ranks", "2"},
+            {"--plan", "auto", "--ranks", "0"}};
+        String[] messages = {"leave out --ulysses", "leave out --ring", "leave out --ring-algo", "--plan must be auto",
+            "--ranks goes with --plan auto", "--ranks must be >= 1"};
+        for (int i = 0; i < usage.length; i++) {
+            List<String> args = new ArrayList<>(List.of("attention", "--input", packed.toString(), "--output",
+                    out.toString()));
+            args.addAll(List.of(usage[i]));
+            String line = Cli.run(args.toArray(String[]::new)).assertOneErrorLine(ExitCodes.USAGE);
+            assertTrue(line.contains(messages[i]), line);
+        }
+        String line = Cli.run("attention", "--plan", "auto", "--input", plain.toString(), "--output", out.toString())
+                .assertOneErrorLine(ExitCodes.FAILURE);
+        assertTrue(line.contains("--plan needs packed sequences"), line);
+        assertTrue(!Files.exists(out), "nothing written");
+    }
+
+    @Test
     void malformedCuSeqlensAreOneErrorLineAndWriteNothing() throws IOException {
         assertRefused(new int[] {0, 8, 16}, null, 1, "", "cu_seqlens ends at 16 but the sequence length s is 32");
         assertRefused(new int[] {1, 8, 32}, null, 1, "", "cu_seqlens must start at 0, got 1");
