@@ -1,7 +1,6 @@
 package org.usp4j.sp;
 
 import java.util.EnumSet;
-import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
@@ -31,46 +30,21 @@ import org.usp4j.tensor.Tensor;
 public final class AllGatherAttention extends RingGroupAttention {
 
     /** {@code --ring-algo allgather}. */
-    public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
-        @Override
-        public String name() {
-            return "allgather";
-        }
+    public static final RingAlgorithm ALGORITHM = RingAlgorithm.of("allgather",
+            EnumSet.allOf(SequenceLayout.class), true, AllGatherAttention::new, AllGatherAttention::forwardBytes,
+            AllGatherAttention::backwardBytes);
 
-        @Override
-        public Set<SequenceLayout> layouts() {
-            return EnumSet.allOf(SequenceLayout.class);
-        }
+    /** all_gather = 2 X e. */
+    static RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+        return RankBytes.of(TrafficKind.ALL_GATHER,
+                Math.multiplyExact(2L * (ringSize - 1) * RingAttention.kvElements(block), (long) dtype.byteSize()));
+    }
 
-        @Override
-        public boolean supportsPackedSequences() {
-            return true;
-        }
-
-        @Override
-        public SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options) {
-            return new AllGatherAttention(ring, backend, options);
-        }
-
-        /** all_gather = 2 X e. */
-        @Override
-        public RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
-            return RankBytes.of(TrafficKind.ALL_GATHER,
-                    Math.multiplyExact(2L * (ringSize - 1) * RingAttention.kvElements(block), (long) dtype.byteSize()));
-        }
-
-        /** reduce_scatter = 2 X 4 (float32 dK and dV). */
-        @Override
-        public RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
-            return RankBytes.of(TrafficKind.REDUCE_SCATTER,
-                    Math.multiplyExact(2L * (ringSize - 1) * RingAttention.kvElements(block), (long) DType.F32.byteSize()));
-        }
-
-        @Override
-        public String toString() {
-            return name();
-        }
-    };
+    /** reduce_scatter = 2 X 4 (float32 dK and dV). */
+    static RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+        return RankBytes.of(TrafficKind.REDUCE_SCATTER,
+                Math.multiplyExact(2L * (ringSize - 1) * RingAttention.kvElements(block), (long) DType.F32.byteSize()));
+    }
 
     public AllGatherAttention(Communicator ring, Backend backend, AttentionOptions options) {
         super("all-gather attention", ring, backend, options);

@@ -56,4 +56,61 @@ public interface RingAlgorithm {
                                     AttentionOptions options) {
         return backwardBytes(block, dtype, ringSize);
     }
+
+    /** Makes one rank's instance of an algorithm over its ring group. */
+    @FunctionalInterface
+    interface Factory {
+        SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options);
+    }
+
+    /** Bytes one ring rank sends in one pass, the same on every rank: block shapes, dtype, ring size R. */
+    @FunctionalInterface
+    interface PassBytes {
+        RankBytes of(AttentionShapes block, DType dtype, int ringSize);
+    }
+
+    /**
+     * An algorithm that sends the same bytes on every rank under every mask: its name, layouts, whether it
+     * takes packed sequences, how to make it, and its forward and backward byte formulas.
+     */
+    static RingAlgorithm of(String name, Set<SequenceLayout> layouts, boolean packedSequences, Factory factory,
+                            PassBytes forward, PassBytes backward) {
+        Set<SequenceLayout> supported = Set.copyOf(layouts);
+        return new RingAlgorithm() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public Set<SequenceLayout> layouts() {
+                return supported;
+            }
+
+            @Override
+            public boolean supportsPackedSequences() {
+                return packedSequences;
+            }
+
+            @Override
+            public SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options) {
+                return factory.create(ring, backend, options);
+            }
+
+            @Override
+            public RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+                return forward.of(block, dtype, ringSize);
+            }
+
+            @Override
+            public RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+                return backward.of(block, dtype, ringSize);
+            }
+
+            @Override
+            public String toString() {
+                return name;
+            }
+        };
+    }
 }

@@ -2,7 +2,6 @@ package org.usp4j.sp;
 
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
@@ -35,51 +34,24 @@ import org.usp4j.tensor.Tensor;
 public final class RingAttention extends RingGroupAttention {
 
     /** {@code --ring-algo ring}: K/V blocks passed around the ring, every layout. */
-    public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
-        @Override
-        public String name() {
-            return "ring";
-        }
+    public static final RingAlgorithm ALGORITHM = RingAlgorithm.of("ring", EnumSet.allOf(SequenceLayout.class),
+            true, RingAttention::new, RingAttention::forwardBytes, RingAttention::backwardBytes);
 
-        @Override
-        public Set<SequenceLayout> layouts() {
-            return EnumSet.allOf(SequenceLayout.class);
-        }
+    /** p2p = 2 X e: K and V passed on at every step but the last. */
+    static RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+        return RankBytes.of(TrafficKind.P2P, kvPasses(block, dtype, ringSize));
+    }
 
-        /** Skipped steps of packed sequences still pass their blocks on: the bytes stay the same. */
-        @Override
-        public boolean supportsPackedSequences() {
-            return true;
-        }
+    /** p2p = 2 X e (K and V again) + 2 R X 4 (the float32 dK/dV accumulators, R hops home); 0 for R = 1. */
+    static RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+        long accumulators = ringSize > 1
+                ? Math.multiplyExact(2L * ringSize * kvElements(block), (long) DType.F32.byteSize()) : 0;
+        return RankBytes.of(TrafficKind.P2P, Math.addExact(kvPasses(block, dtype, ringSize), accumulators));
+    }
 
-        @Override
-        public SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options) {
-            return new RingAttention(ring, backend, options);
-        }
-
-        /** p2p = 2 X e: K and V passed on at every step but the last. */
-        @Override
-        public RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
-            return RankBytes.of(TrafficKind.P2P, kvPasses(block, dtype, ringSize));
-        }
-
-        /** p2p = 2 X e (K and V again) + 2 R X 4 (the float32 dK/dV accumulators, R hops home); 0 for R = 1. */
-        @Override
-        public RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
-            long accumulators = ringSize > 1
-                    ? Math.multiplyExact(2L * ringSize * kvElements(block), (long) DType.F32.byteSize()) : 0;
-            return RankBytes.of(TrafficKind.P2P, Math.addExact(kvPasses(block, dtype, ringSize), accumulators));
-        }
-
-        private static long kvPasses(AttentionShapes block, DType dtype, int ringSize) {
-            return Math.multiplyExact(2L * (ringSize - 1) * kvElements(block), (long) dtype.byteSize());
-        }
-
-        @Override
-        public String toString() {
-            return name();
-        }
-    };
+    private static long kvPasses(AttentionShapes block, DType dtype, int ringSize) {
+        return Math.multiplyExact(2L * (ringSize - 1) * kvElements(block), (long) dtype.byteSize());
+    }
 
     public RingAttention(Communicator ring, Backend backend, AttentionOptions options) {
         super("ring attention", ring, backend, options);

@@ -2,7 +2,6 @@ package org.usp4j.sp;
 
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Set;
 import org.usp4j.backend.Backend;
 import org.usp4j.backend.TensorAllocator;
 import org.usp4j.comm.Communicator;
@@ -36,49 +35,23 @@ import org.usp4j.tensor.Tensor;
 public final class TokenRingAttention extends RingGroupAttention {
 
     /** {@code --ring-algo tokenring}: every layout (the ring's masks, with the roles of the ranks swapped). */
-    public static final RingAlgorithm ALGORITHM = new RingAlgorithm() {
-        @Override
-        public String name() {
-            return "tokenring";
-        }
+    public static final RingAlgorithm ALGORITHM = RingAlgorithm.of("tokenring",
+            EnumSet.allOf(SequenceLayout.class), true, TokenRingAttention::new, TokenRingAttention::forwardBytes,
+            TokenRingAttention::backwardBytes);
 
-        @Override
-        public Set<SequenceLayout> layouts() {
-            return EnumSet.allOf(SequenceLayout.class);
-        }
+    /** p2p = (R-1) (2 Q e + 4 L): the query block one way, block out and lse the other. */
+    static RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+        long perStep = Math.addExact(Math.multiplyExact(2 * queryElements(block), (long) dtype.byteSize()),
+                4 * lseElements(block));
+        return RankBytes.of(TrafficKind.P2P, Math.multiplyExact(ringSize - 1L, perStep));
+    }
 
-        /** Queries of packed sequences skip the key blocks they share no sequence with; the bytes stay the same. */
-        @Override
-        public boolean supportsPackedSequences() {
-            return true;
-        }
-
-        @Override
-        public SequenceParallelAttention create(Communicator ring, Backend backend, AttentionOptions options) {
-            return new TokenRingAttention(ring, backend, options);
-        }
-
-        /** p2p = (R-1) (2 Q e + 4 L): the query block one way, block out and lse the other. */
-        @Override
-        public RankBytes forwardBytes(AttentionShapes block, DType dtype, int ringSize) {
-            long perStep = Math.addExact(Math.multiplyExact(2 * queryElements(block), (long) dtype.byteSize()),
-                    4 * lseElements(block));
-            return RankBytes.of(TrafficKind.P2P, Math.multiplyExact(ringSize - 1L, perStep));
-        }
-
-        /** p2p = (R-1) (3 Q e + 4 L + 4 Q): q, out, dO and lse one way, the float32 partial dQ the other. */
-        @Override
-        public RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
-            long perStep = Math.addExact(Math.multiplyExact(3 * queryElements(block), (long) dtype.byteSize()),
-                    Math.addExact(4 * lseElements(block), 4 * queryElements(block)));
-            return RankBytes.of(TrafficKind.P2P, Math.multiplyExact(ringSize - 1L, perStep));
-        }
-
-        @Override
-        public String toString() {
-            return name();
-        }
-    };
+    /** p2p = (R-1) (3 Q e + 4 L + 4 Q): q, out, dO and lse one way, the float32 partial dQ the other. */
+    static RankBytes backwardBytes(AttentionShapes block, DType dtype, int ringSize) {
+        long perStep = Math.addExact(Math.multiplyExact(3 * queryElements(block), (long) dtype.byteSize()),
+                Math.addExact(4 * lseElements(block), 4 * queryElements(block)));
+        return RankBytes.of(TrafficKind.P2P, Math.multiplyExact(ringSize - 1L, perStep));
+    }
 
     public TokenRingAttention(Communicator ring, Backend backend, AttentionOptions options) {
         super("tokenring attention", ring, backend, options);
