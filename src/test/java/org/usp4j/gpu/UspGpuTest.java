@@ -30,7 +30,7 @@ import org.usp4j.tensor.Tensor;
  * USP on in-process device ranks (P ranks on one GPU, each with its own stream, exchanging through
  * device copies) equals single-device cuDNN SDPA on the whole sequence, forward and backward, and the
  * bytes each rank moved equal the cost model. Relative Frobenius error: out 1e-2, gradients 2e-2 (both
- * sides round to bf16 per block), and each against the float64 reference too.
+ * sides round to bf16 per block), and the single-device forward and gradients against the float64 reference.
  */
 @Tag("gpu")
 class UspGpuTest {
@@ -81,12 +81,22 @@ class UspGpuTest {
                     assertTrue(expected.equals(rank), () -> "forward bytes " + rank + " != cost model " + expected);
                 }
             }
-            // And the single-device result itself against float64.
+            // And the single-device result itself against float64, forward and backward: comparing two cuDNN
+            // paths alone is how a wrong dQ once passed here.
+            Mask mask = causal ? Mask.CAUSAL : Mask.NONE;
+            float scale = (float) (1 / Math.sqrt(d));
+            ReferenceAttention ref = new ReferenceAttention();
             Tensor refOut = Tensor.allocate(arena, DType.F32, b, s, h, d);
             Tensor refLse = Tensor.allocate(arena, DType.F32, b, h, s);
-            new ReferenceAttention().forward(q, k, v, causal ? Mask.CAUSAL : Mask.NONE, (float) (1 / Math.sqrt(d)),
-                    refOut, refLse);
+            ref.forward(q, k, v, mask, scale, refOut, refLse);
+            Tensor refDq = Tensor.allocate(arena, DType.F32, b, s, h, d);
+            Tensor refDk = Tensor.allocate(arena, DType.F32, b, s, hkv, d);
+            Tensor refDv = Tensor.allocate(arena, DType.F32, b, s, hkv, d);
+            ref.backward(q, k, v, refOut, dout, refLse, mask, scale, refDq, refDk, refDv, false);
             check("single-device out vs float64", refOut, single.out(), 1e-2);
+            check("single-device dq vs float64", refDq, singleGrads.dq(), 2e-2);
+            check("single-device dk vs float64", refDk, singleGrads.dk(), 2e-2);
+            check("single-device dv vs float64", refDv, singleGrads.dv(), 2e-2);
         }
     }
 
